@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// How highproxy is started: parse flags, load config, register the plugin, listen.
+// Subcommands: `lab` (the fault lab alone) and `probe <url>` (dial one URL and explain).
+
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import closeWithGrace from 'close-with-grace'
+import { CONFIG_SETTING, SETTINGS, loadConfig } from './config/load.js'
+import type { Config } from './config/schema.js'
+import { startDemo, type Demo } from './demo.js'
+import { createLogger } from './log.js'
+import { buildServer } from './server.js'
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+export const EXIT_CONFIG = 2
+export const EXIT_RUNTIME = 1
+
+const USAGE = `highproxy ${VERSION}: an edge reverse proxy that answers origin failures like Cloudflare's edge
+
+Usage:
+  highproxy [options]              proxy to --origin (or the routes of --config);
+                                   with neither, run the demo with a built-in origin and fault lab
+  highproxy lab [--json]           start one real faulty origin per edge status on loopback
+  highproxy probe <url> [--json]   dial <url> phase by phase and say what the proxy would answer
+
+Options:
+${[...SETTINGS.map(s => [`--${s.flag}${s.kind === 'boolean' ? '' : ' <value>'}`, s.help, s.env]),
+  [`--${CONFIG_SETTING.flag} <file>`, 'YAML config file (see config.example.yaml)', CONFIG_SETTING.env]]
+  .map(([flag, help, env]) => `  ${(flag as string).padEnd(28)}${help as string}  [${env as string}]`).join('\n')}
+  --json                      lab, probe: print JSON
+  --help                      show this help
+  --version                   show the version
+
+Durations take ms, s or m (500ms, 15s, 2m). Precedence: flag > env > file > default.
+`
+
+const OPTIONS = {
+  ...Object.fromEntries(SETTINGS.map(s => [s.flag, { type: s.kind }])),
+  [CONFIG_SETTING.flag]: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' }
+} as const
+
+/** One line on stderr and an exit code: how every startup problem ends. */
+export function fail (message: string, code: number): never {
+  process.stderr.write(`highproxy: ${message}\n`)
+  process.exit(code)
+}
+
+function parse (argv: string[]): ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPositionals: true }>> {
+  try {
+    return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
+  } catch (err) {
+    return fail(`${(err as Error).message.split('\n')[0]} (see --help)`, EXIT_CONFIG)
+  }
+}
+
+function loadOrExit (flags: Record<string, string | boolean | undefined>): Config {
+  try {
+    return loadConfig({ flags, env: process.env, isTTY: process.stdout.isTTY === true })
+  } catch (err) {
+    if ((err as { code?: string }).code === 'HPX_ERR_CONFIG') fail((err as Error).message, EXIT_CONFIG)
+    throw err
+  }
+}
+
+function printDemo (config: Config, demo: Demo, base: string): void {
+  const lines = [
+    '',
+    `highproxy demo: the proxy on ${base} in front of a built-in origin and a real fault lab`,
+    `connect timeout ${config.connectTimeoutMs} ms, response timeout ${config.responseTimeoutMs} ms`,
+    '',
+    'Try:',
+    ...demo.links.map(l => `  curl -i ${base}${l.path}`.padEnd(48) +
+      `${l.status ?? 200}  ${l.available ? l.description : `unavailable here: ${l.reason ?? ''}`}`),
+    `  curl -i -H 'accept: application/json' ${base}/lab/522`,
+    `  open ${base}/lab in a browser for the list`,
+    ''
+  ]
+  process.stderr.write(lines.join('\n') + '\n')
+}
+
+async function serve (flags: Record<string, string | boolean | undefined>): Promise<void> {
+  let config = loadOrExit(flags)
+  const logger = createLogger(config.log.level, config.log.format)
+  let demo: Demo | null = null
+  if (config.edge.routes.length === 0) {
+    demo = await startDemo(config)
+    config = demo.config
+  }
+  const app = await buildServer(config.edge, logger)
+  try {
+    await app.listen({ host: config.listen.host, port: config.listen.port })
+  } catch (err) {
+    await demo?.close()
+    const e = err as NodeJS.ErrnoException
+    fail(e.code === 'EADDRINUSE'
+      ? `cannot listen on ${config.listen.host}:${config.listen.port}: address already in use`
+      : `cannot listen on ${config.listen.host}:${config.listen.port}: ${e.message}`, EXIT_RUNTIME)
+  }
+  const address = app.server.address()
+  const base = typeof address === 'object' && address !== null
+    ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+    : String(address)
+  if (demo !== null) printDemo(config, demo, base)
+  logger.info({ listen: base, routes: config.edge.routes.map(r => `${r.host}${r.path} → ${r.origin.origin}`) }, 'highproxy listening')
+
+  closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
+    if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')
+    else logger.info({ signal }, 'shutting down')
+    await app.close()
+    await demo?.close()
+    logger.flush()
+  })
+}
+
+async function main (argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv)
+  if (values.help === true) { process.stdout.write(USAGE); return }
+  if (values.version === true) { process.stdout.write(`${VERSION}\n`); return }
+  const [command, ...rest] = positionals
+  const flags = values as Record<string, string | boolean | undefined>
+  switch (command) {
+    case undefined: return serve(flags)
+    case 'lab': return (await import('./lab/command.js')).runLab(values.json === true)
+    case 'probe': return (await import('./probe.js')).runProbe(rest, flags, loadOrExit(flags))
+    default: fail(`unknown command "${command}" (see --help)`, EXIT_CONFIG)
+  }
+}
+
+main(process.argv.slice(2)).catch(err => {
+  process.stderr.write(`highproxy: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(EXIT_RUNTIME)
+})

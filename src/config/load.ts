@@ -1,0 +1,182 @@
+// Where configuration comes from and how it is checked: flag > env > file > default.
+// Every problem becomes a ConfigError naming the key (or file) and what is wrong.
+
+import { readFileSync } from 'node:fs'
+import { FormatRegistry, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import { parse as parseYaml } from 'yaml'
+import { ConfigError } from '../errors.js'
+import {
+  ConfigSchema, type Config, type ConfigInput, type RouteConfig, type RouteInput, type TlsConfig, type TlsInput
+} from './schema.js'
+
+FormatRegistry.Set('origin-url', value => {
+  try {
+    const url = new URL(value)
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== ''
+  } catch {
+    return false
+  }
+})
+
+/** One setting reachable from the command line and the environment. */
+export interface Setting {
+  flag: string
+  env: string
+  /** Where it lands in the config file's shape. */
+  path: string[]
+  kind: 'string' | 'boolean'
+  help: string
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { flag: 'origin', env: 'HIGHPROXY_ORIGIN', path: ['origin'], kind: 'string', help: 'proxy every request to this origin URL' },
+  { flag: 'port', env: 'HIGHPROXY_PORT', path: ['listen', 'port'], kind: 'string', help: 'port to listen on (default 8080)' },
+  { flag: 'host', env: 'HIGHPROXY_HOST', path: ['listen', 'host'], kind: 'string', help: 'address to listen on (default 127.0.0.1)' },
+  { flag: 'connect-timeout', env: 'HIGHPROXY_CONNECT_TIMEOUT', path: ['timeouts', 'connect'], kind: 'string', help: 'TCP connect timeout, e.g. 15s (default 15s) → 522' },
+  { flag: 'response-timeout', env: 'HIGHPROXY_RESPONSE_TIMEOUT', path: ['timeouts', 'response'], kind: 'string', help: 'time to response headers (default 100s) → 524' },
+  { flag: 'log-format', env: 'HIGHPROXY_LOG_FORMAT', path: ['log', 'format'], kind: 'string', help: 'json | pretty (default: pretty at a TTY, else json)' },
+  { flag: 'fault-injection', env: 'HIGHPROXY_FAULT_INJECTION', path: ['fault_injection'], kind: 'boolean', help: 'honour x-highproxy-fault request headers (default off)' }
+]
+
+export const CONFIG_SETTING = { flag: 'config', env: 'HIGHPROXY_CONFIG' } as const
+
+type Tree = Record<string, unknown>
+
+function setPath (tree: Tree, path: string[], value: unknown): void {
+  let node = tree
+  for (const key of path.slice(0, -1)) {
+    const next = node[key]
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {}
+    node = node[key] as Tree
+  }
+  node[path[path.length - 1] as string] = value
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 }
+
+/** The schema has already checked the shape; this only scales it. */
+export function durationMs (value: string): number {
+  const match = /^([0-9.]+)(ms|s|m)$/.exec(value)
+  if (match === null) throw new ConfigError('duration', `"${value}" is not a duration like 500ms, 15s or 2m`)
+  return Math.round(Number(match[1]) * (UNITS[match[2] as string] as number))
+}
+
+function readFile (file: string): Tree {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(file, `cannot read file (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+  let doc: unknown
+  try {
+    doc = parseYaml(text)
+  } catch (err) {
+    throw new ConfigError(file, `invalid YAML: ${(err as Error).message.split('\n')[0]}`)
+  }
+  if (doc === null || doc === undefined) return {}
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(file, 'must be a YAML mapping of keys')
+  return doc as Tree
+}
+
+function describe (schema: TSchema & { errorMessage?: string, format?: string }, message: string): string {
+  if (schema.errorMessage !== undefined) return `expected ${schema.errorMessage}`
+  if (schema.format === 'origin-url') return 'expected an http:// or https:// URL'
+  if (message === 'Unexpected property') return 'unknown key'
+  return message.charAt(0).toLowerCase() + message.slice(1)
+}
+
+/** Defaults, conversion of env/flag strings, and the first error as one line. */
+export function validate (raw: Tree, origins: ReadonlyMap<string, string> = new Map()): ConfigInput {
+  const converted = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, structuredClone(raw)))
+  const first = Value.Errors(ConfigSchema, converted).First()
+  if (first !== undefined) {
+    const path = first.path.slice(1).replaceAll('/', '.')
+    const from = origins.get(path)
+    const key = (path || '(top level)') + (from === undefined ? '' : ` (from ${from})`)
+    const shown = first.value === undefined ? '' : ` (got ${JSON.stringify(first.value)})`
+    throw new ConfigError(key, describe(first.schema, first.message) + shown)
+  }
+  return converted as ConfigInput
+}
+
+function readCa (file: string | undefined, key: string): string | undefined {
+  if (file === undefined) return undefined
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(key, `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+}
+
+function resolveTls (tls: TlsInput, key: string): TlsConfig {
+  return { verify: tls.verify, ca: readCa(tls.ca_file, `${key}.ca_file`), servername: tls.servername }
+}
+
+function resolveRoute (route: RouteInput, index: number, input: ConfigInput, globalTls: TlsConfig): RouteConfig {
+  return {
+    name: route.name ?? `${route.host}${route.path}`,
+    host: route.host.toLowerCase(),
+    path: route.path,
+    origin: new URL(route.origin),
+    stripPrefix: route.strip_prefix,
+    hostHeader: route.host_header,
+    connectTimeoutMs: durationMs(route.connect_timeout ?? input.timeouts.connect),
+    responseTimeoutMs: durationMs(route.response_timeout ?? input.timeouts.response),
+    tls: route.tls === undefined ? globalTls : resolveTls(route.tls, `routes.${index}.tls`),
+    faultInjection: route.fault_injection ?? input.fault_injection
+  }
+}
+
+export function resolve (input: ConfigInput, isTTY: boolean): Config {
+  const globalTls = resolveTls(input.tls, 'tls')
+  const routes = input.routes.map((r, i) => resolveRoute(r, i, input, globalTls))
+  if (input.origin !== undefined) {
+    routes.push(resolveRoute(validate({ routes: [{ origin: input.origin, name: 'origin' }] }).routes[0] as RouteInput,
+      routes.length, input, globalTls))
+  }
+  return {
+    edge: {
+      routes,
+      edgeName: input.edge.name,
+      rayHeader: input.edge.ray_header.toLowerCase(),
+      tlsTimeoutMs: durationMs(input.timeouts.tls),
+      bodyIdleTimeoutMs: durationMs(input.timeouts.body_idle),
+      keepAliveTimeoutMs: durationMs(input.timeouts.keep_alive),
+      maxResponseHeaderBytes: input.limits.max_response_header_size
+    },
+    listen: input.listen,
+    log: { level: input.log.level, format: input.log.format === 'auto' ? (isTTY ? 'pretty' : 'json') : input.log.format },
+    connectTimeoutMs: durationMs(input.timeouts.connect),
+    responseTimeoutMs: durationMs(input.timeouts.response),
+    tlsVerify: input.tls.verify
+  }
+}
+
+export interface Sources {
+  /** Parsed flag values by flag name (strings, or true for booleans). */
+  flags: Record<string, string | boolean | undefined>
+  env: NodeJS.ProcessEnv
+  isTTY: boolean
+}
+
+/** Layer file, env and flags (in that order, later wins), validate, resolve. */
+export function loadConfig ({ flags, env, isTTY }: Sources): Config {
+  const file = (flags[CONFIG_SETTING.flag] as string | undefined) ?? env[CONFIG_SETTING.env]
+  const tree: Tree = file === undefined || file === '' ? {} : readFile(file)
+  const origins = new Map<string, string>()
+  for (const s of SETTINGS) {
+    const fromEnv = env[s.env]
+    if (fromEnv === undefined || fromEnv === '') continue
+    setPath(tree, s.path, fromEnv)
+    origins.set(s.path.join('.'), s.env)
+  }
+  for (const s of SETTINGS) {
+    const fromFlag = flags[s.flag]
+    if (fromFlag === undefined) continue
+    setPath(tree, s.path, fromFlag)
+    origins.set(s.path.join('.'), `--${s.flag}`)
+  }
+  return resolve(validate(tree, origins), isTTY)
+}

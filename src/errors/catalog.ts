@@ -1,0 +1,194 @@
+// What each edge status means: data only. Wording follows Cloudflare's public 5xx
+// pages so that users' clients and runbooks keep working; nothing here may expose
+// origin internals (addresses, error text), because it is shown to visitors.
+
+export type ErrorCategory = 'origin' | 'ssl' | 'dns' | 'edge'
+
+/** Which hop of the You — Edge — Host diagram failed. */
+export type FailedHop = 'browser' | 'edge' | 'host'
+
+export interface EdgeErrorEntry {
+  status: number
+  /** Stable machine name (`error_name`), listed in the README. */
+  name: string
+  /** Short title: "Connection timed out". */
+  title: string
+  category: ErrorCategory
+  /** Seconds for `Retry-After`, or null for none. */
+  retryAfter: number | null
+  retryable: boolean
+  ownerActionRequired: boolean
+  failedHop: FailedHop
+  /** Cloudflare's body error code where it differs from the status (530 → 1016). */
+  errorCode: number
+  whatHappened: string
+  visitorAction: string
+  ownerAction: string
+}
+
+/** Reasons behind a 520, each told apart in the log and in `detail`. */
+export type UnknownErrorCause = 'reset' | 'empty' | 'invalid' | 'headers_too_large'
+
+export const UNKNOWN_ERROR_DETAIL: Record<UnknownErrorCause, string> = {
+  reset: 'The origin web server reset the connection before sending a response.',
+  empty: 'The origin web server closed the connection without sending a response.',
+  invalid: 'The origin web server sent a response that is not valid HTTP.',
+  headers_too_large: 'The origin web server sent response headers larger than the edge accepts.'
+}
+
+const VISITOR_RETRY = 'Please try again in a few minutes.'
+
+const entries: EdgeErrorEntry[] = [
+  {
+    status: 520,
+    name: 'unknown_error',
+    title: 'Web server is returning an unknown error',
+    category: 'origin',
+    retryAfter: 60,
+    retryable: true,
+    ownerActionRequired: true,
+    failedHop: 'host',
+    errorCode: 520,
+    whatHappened: 'There is an unknown connection issue between the edge and the origin web server. As a result, the web page can not be displayed.',
+    visitorAction: VISITOR_RETRY,
+    ownerAction: 'Check the origin web server logs for crashes or resets around the time of this request, and check that it answers with a valid HTTP response and headers under the size limit. Quote the Ray ID below.'
+  },
+  {
+    status: 521,
+    name: 'web_server_down',
+    title: 'Web server is down',
+    category: 'origin',
+    retryAfter: 120,
+    retryable: true,
+    ownerActionRequired: true,
+    failedHop: 'host',
+    errorCode: 521,
+    whatHappened: 'The web server is not returning a connection. As a result, the web page is not displaying.',
+    visitorAction: VISITOR_RETRY,
+    ownerAction: 'Check that the origin web server is running and listening on the configured port, and that no firewall rejects connections from the edge.'
+  },
+  {
+    status: 522,
+    name: 'connection_timeout',
+    title: 'Connection timed out',
+    category: 'origin',
+    retryAfter: 120,
+    retryable: true,
+    ownerActionRequired: true,
+    failedHop: 'host',
+    errorCode: 522,
+    whatHappened: 'The initial connection between the edge and the origin web server timed out. As a result, the web page can not be displayed.',
+    visitorAction: VISITOR_RETRY,
+    ownerAction: 'Check, in order: whether the origin\'s CPU or memory is exhausted so its accept queue overflows; whether a firewall or rate limiter silently drops packets from the edge; whether the return route is broken; whether the link is congested.'
+  },
+  {
+    status: 523,
+    name: 'origin_unreachable',
+    title: 'Origin is unreachable',
+    category: 'origin',
+    retryAfter: 120,
+    retryable: true,
+    ownerActionRequired: true,
+    failedHop: 'host',
+    errorCode: 523,
+    whatHappened: 'The edge could not reach the origin web server: there is no route to its address.',
+    visitorAction: VISITOR_RETRY,
+    ownerAction: 'Check that the origin address configured at the edge is correct and that the network route to it is up.'
+  },
+  {
+    status: 524,
+    name: 'timeout',
+    title: 'A timeout occurred',
+    category: 'origin',
+    retryAfter: 120,
+    retryable: true,
+    ownerActionRequired: true,
+    failedHop: 'host',
+    errorCode: 524,
+    whatHappened: 'The edge connected to the origin web server, but the origin did not answer with an HTTP response before the response timeout.',
+    visitorAction: VISITOR_RETRY,
+    ownerAction: 'Look for slow queries or long jobs run inside the request; move long work to a background job, or raise the response timeout for this route.'
+  },
+  {
+    status: 525,
+    name: 'ssl_handshake_failed',
+    title: 'SSL handshake failed',
+    category: 'ssl',
+    retryAfter: null,
+    retryable: false,
+    ownerActionRequired: true,
+    failedHop: 'host',
+    errorCode: 525,
+    whatHappened: 'The edge could not negotiate a TLS handshake with the origin web server.',
+    visitorAction: 'Please try again later; the site owner has to fix this.',
+    ownerAction: 'Check that TLS is enabled on the origin port, that it supports a current protocol version and cipher, and that it answers for the server name (SNI) the edge sends.'
+  },
+  {
+    status: 526,
+    name: 'invalid_ssl_certificate',
+    title: 'Invalid SSL certificate',
+    category: 'ssl',
+    retryAfter: null,
+    retryable: false,
+    ownerActionRequired: true,
+    failedHop: 'host',
+    errorCode: 526,
+    whatHappened: 'The edge could not validate the TLS certificate of the origin web server.',
+    visitorAction: 'Please try again later; the site owner has to fix this.',
+    ownerAction: 'Check that the origin certificate is not expired or self-signed, is issued by a trusted CA (or the CA file configured at the edge), and covers the origin host name.'
+  },
+  {
+    status: 530,
+    name: 'origin_dns_error',
+    title: 'Origin DNS error',
+    category: 'dns',
+    retryAfter: null,
+    retryable: false,
+    ownerActionRequired: true,
+    failedHop: 'edge',
+    errorCode: 1016,
+    whatHappened: 'The edge could not resolve the host name of the origin web server.',
+    visitorAction: 'Please try again later; the site owner has to fix this.',
+    ownerAction: 'Check the DNS record of the origin host name configured at the edge.'
+  },
+  {
+    status: 502,
+    name: 'bad_gateway',
+    title: 'Bad gateway',
+    category: 'origin',
+    retryAfter: 60,
+    retryable: true,
+    ownerActionRequired: true,
+    failedHop: 'host',
+    errorCode: 502,
+    whatHappened: 'The edge could not get a valid response from the origin web server.',
+    visitorAction: VISITOR_RETRY,
+    ownerAction: 'Look up the Ray ID below in the edge logs for the exact failure.'
+  },
+  {
+    status: 404,
+    name: 'no_route',
+    title: 'No route for this host',
+    category: 'edge',
+    retryAfter: null,
+    retryable: false,
+    ownerActionRequired: true,
+    failedHop: 'edge',
+    errorCode: 404,
+    whatHappened: 'The edge has no route configured for this host and path.',
+    visitorAction: 'Check the address you typed.',
+    ownerAction: 'Add a route for this host and path to the edge configuration.'
+  }
+]
+
+export const CATALOG: ReadonlyMap<number, EdgeErrorEntry> = new Map(entries.map(e => [e.status, e]))
+
+/** The statuses a real origin fault can produce (what the lab and fault injection offer). */
+export const ORIGIN_FAULT_STATUSES = [520, 521, 522, 523, 524, 525, 526, 530] as const
+export type OriginFaultStatus = typeof ORIGIN_FAULT_STATUSES[number]
+
+export function catalogEntry (status: number): EdgeErrorEntry {
+  const entry = CATALOG.get(status)
+  if (entry === undefined) throw new RangeError(`no catalog entry for status ${status}`)
+  return entry
+}

@@ -1,0 +1,27 @@
+// `highproxy lab`: every fault origin on loopback, a table of status → URL, until Ctrl-C.
+
+import closeWithGrace from 'close-with-grace'
+import { startFaults } from './faults.js'
+import { healthyOrigin } from './healthy-origin.js'
+
+export async function runLab (json: boolean): Promise<void> {
+  const origins = [await healthyOrigin(), ...await startFaults()]
+  const table = origins.map(o => ({
+    key: o.key,
+    status: o.status ?? 200,
+    url: o.url,
+    description: o.description,
+    available: o.available,
+    ...(o.reason === undefined ? {} : { reason: o.reason })
+  }))
+  if (json) {
+    process.stdout.write(JSON.stringify(table) + '\n')
+  } else {
+    process.stdout.write('highproxy fault lab (Ctrl-C to stop)\n\nstatus  key           url                            the fault\n')
+    for (const row of table) {
+      process.stdout.write(`${String(row.status).padEnd(8)}${row.key.padEnd(14)}${row.url.padEnd(31)}` +
+        `${row.available ? row.description : `unavailable: ${row.reason ?? ''}`}\n`)
+    }
+  }
+  closeWithGrace({ delay: 5000 }, async () => { await Promise.all(origins.map(o => o.close())) })
+}

@@ -1,0 +1,78 @@
+// What is written down: one access line per request, one failure line per failed
+// origin attempt. The record shapes are declared here once; tests parse them as such.
+
+import pino, { type Logger } from 'pino'
+import pretty from 'pino-pretty'
+import type { DialAttempt } from './errors.js'
+import type { UnknownErrorCause } from './errors/catalog.js'
+import type { Phase } from './errors/classify.js'
+
+export interface Timings {
+  dns_ms: number | null
+  connect_ms: number | null
+  tls_ms: number | null
+  ttfb_ms: number | null
+  total_ms: number
+}
+
+export interface FailureRecord {
+  msg: 'origin failure'
+  edge_status: number
+  ray_id: string
+  origin: { url: string, address: string | null, port: number | null }
+  error: { code: string | null, message: string }
+  timings: Timings
+  attempt: number
+  /** Where the request was when it failed. */
+  phase: Phase
+  /** Why this status, in words (from the classification table). */
+  why: string
+  /** 520's sub-cause: reset, empty, invalid, headers_too_large. */
+  cause: UnknownErrorCause | null
+  /** False when no classification rule matched (the 502 fallback). */
+  classified: boolean
+  /** Every address tried, with its error code (null for the one that connected). */
+  dialled: DialAttempt[]
+  /** The proxy's own end of the connection: what the origin's firewall saw. */
+  source: { address: string, port: number } | null
+  /** The status could not change (headers were already sent): the client got a truncated body. */
+  truncated: boolean
+  injected: boolean
+  route: string | null
+}
+
+export interface AccessRecord {
+  msg: 'access'
+  method: string
+  host: string
+  path: string
+  /** 499 when the client left before the response was complete. */
+  status: number
+  ray_id: string
+  duration_ms: number
+  route: string | null
+  /** Set when the status was produced by the edge rather than the origin. */
+  edge_status: number | null
+}
+
+export type LogFormat = 'json' | 'pretty'
+
+export function createLogger (level: string, format: LogFormat, stream?: NodeJS.WritableStream): Logger {
+  const options = { level, base: null, timestamp: pino.stdTimeFunctions.isoTime }
+  if (format === 'pretty') {
+    // Only loaded for humans at a TTY; synchronous stream, no worker thread.
+    return pino(options, createPrettyStream(stream))
+  }
+  return pino(options, stream ?? pino.destination({ dest: 1, sync: false }))
+}
+
+function createPrettyStream (stream?: NodeJS.WritableStream): pino.DestinationStream {
+  // Synchronous and in-process: pretty output is for a human at a terminal, not for load.
+  return pretty({
+    colorize: stream === undefined,
+    destination: stream ?? 1,
+    sync: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname'
+  })
+}

@@ -1,0 +1,25 @@
+// One Fastify instance with the edge plugin: what the CLI, the demo and the tests start.
+
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { EdgeConfig } from './config/schema.js'
+import { edgeProxy } from './edge/plugin.js'
+import { newRayId } from './edge/ray.js'
+
+export async function buildServer (edge: EdgeConfig, logger: Logger): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // The plugin writes one access line per request itself.
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: newRayId,
+    // An edge must not trust forwarding headers from the internet.
+    trustProxy: false,
+    return503OnClosing: true
+  })
+  await app.register(edgeProxy, { ...edge, logger })
+  // Node answers CONNECT by dropping the socket; an edge that is not a forward proxy says so.
+  app.server.on('connect', (_req, socket: import('node:net').Socket) => {
+    socket.end('HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+  })
+  return app
+}

@@ -1,0 +1,79 @@
+// Shared by the tests: a real proxy on loopback with its log lines captured.
+
+import { Writable } from 'node:stream'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { request as undiciRequest, Agent } from 'undici'
+import { resolve, validate } from '../src/config/load.js'
+import type { Config } from '../src/config/schema.js'
+import { createLogger } from '../src/log.js'
+import { buildServer } from '../src/server.js'
+
+export type LogLine = Record<string, any>
+
+export interface TestProxy {
+  url: string
+  port: number
+  app: FastifyInstance
+  config: Config
+  logs: LogLine[]
+  /** Resolves with the first log line matching, waiting up to `ms`. */
+  waitForLog: (match: (l: LogLine) => boolean, ms?: number) => Promise<LogLine>
+  close: () => Promise<void>
+}
+
+/** Starts a proxy from a config-file-shaped object (it goes through the real schema). */
+export async function startProxy (raw: Record<string, unknown>): Promise<TestProxy> {
+  const config = resolve(validate(raw), false)
+  const logs: LogLine[] = []
+  const waiters: Array<{ match: (l: LogLine) => boolean, resolve: (l: LogLine) => void }> = []
+  const sink = new Writable({
+    write (chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) {
+        if (line.trim() === '') continue
+        const parsed = JSON.parse(line) as LogLine
+        logs.push(parsed)
+        for (const w of [...waiters]) {
+          if (w.match(parsed)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(parsed) }
+        }
+      }
+      cb()
+    }
+  })
+  const logger = createLogger('info', 'json', sink)
+  const app = await buildServer(config.edge, logger)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as AddressInfo).port
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    app,
+    config,
+    logs,
+    waitForLog: (match, ms = 5000) => {
+      const found = logs.find(match)
+      if (found !== undefined) return Promise.resolve(found)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('log line not seen')), ms)
+        waiters.push({ match, resolve: l => { clearTimeout(timer); resolve(l) } })
+      })
+    },
+    close: () => app.close()
+  }
+}
+
+/** A client with its own connection pool, so tests never share sockets by accident. */
+export const client = new Agent({ keepAliveTimeout: 10, pipelining: 0 })
+
+export interface Got { status: number, headers: Record<string, string>, body: string, ms: number }
+
+export async function get (url: string, opts: { method?: string, headers?: Record<string, string>, body?: string } = {}): Promise<Got> {
+  const start = performance.now()
+  const res = await undiciRequest(url, { dispatcher: client, method: (opts.method ?? 'GET') as 'GET', headers: opts.headers, body: opts.body })
+  const body = await res.body.text()
+  return { status: res.statusCode, headers: res.headers as Record<string, string>, body, ms: performance.now() - start }
+}
+
+export const failureFor = (ray: string) => (l: LogLine): boolean => l.msg === 'origin failure' && l.ray_id === ray
+export const accessFor = (ray: string) => (l: LogLine): boolean => l.msg === 'access' && l.ray_id === ray
+export const rayOf = (g: Got): string => String(g.headers['cf-ray']).slice(0, 16)

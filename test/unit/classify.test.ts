@@ -1,0 +1,113 @@
+import net from 'node:net'
+import t from 'tap'
+import { classify, errorCodes, RULES } from '../../src/errors/classify.js'
+import { CATALOG } from '../../src/errors/catalog.js'
+
+/** A real system error from a real socket (loopback only). */
+function connectError (opts: net.NetConnectOpts): Promise<NodeJS.ErrnoException> {
+  return new Promise(resolve => {
+    const s = net.connect(opts)
+    s.once('error', resolve)
+    s.once('connect', () => { s.destroy(); resolve(Object.assign(new Error('connected'), { code: 'CONNECTED' })) })
+  })
+}
+
+async function freePort (): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as net.AddressInfo).port
+  await new Promise<void>(resolve => server.close(() => resolve()))
+  return port
+}
+
+t.test('a real refused connect is 521', async t => {
+  const err = await connectError({ host: '127.0.0.1', port: await freePort() })
+  t.equal(err.code, 'ECONNREFUSED')
+  t.same(classify(err, 'connect'), { status: 521, cause: null, code: 'ECONNREFUSED', why: RULES.find(r => r.status === 521)?.why, known: true })
+})
+
+t.test("Node's happy-eyeballs AggregateError (empty message) is unpacked", async t => {
+  const port = await freePort()
+  // Two loopback addresses for one name, as `localhost` resolves on many machines.
+  const lookup = ((_h: string, _o: unknown, cb: (e: null, a: Array<{ address: string, family: number }>) => void) =>
+    cb(null, [{ address: '::1', family: 6 }, { address: '127.0.0.1', family: 4 }])) as unknown as net.LookupFunction
+  const err = await connectError({ host: 'twoaddrs.test', port, lookup, autoSelectFamily: true })
+  t.equal(err.message, '', 'Node gives the aggregate an empty message')
+  t.ok(Array.isArray((err as unknown as AggregateError).errors), 'it is an AggregateError')
+  t.same(errorCodes(err).filter(c => c === 'ECONNREFUSED'), ['ECONNREFUSED'])
+  t.equal(classify(err, 'connect').status, 521, 'all refused → 521')
+})
+
+t.test('aggregate precedence: a timeout outranks a refusal, a refusal outranks unreachable', async t => {
+  const refused = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })
+  const timedOut = Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })
+  const unreachable = Object.assign(new Error('unreachable'), { code: 'ENETUNREACH' })
+  t.equal(classify(new AggregateError([refused, timedOut], ''), 'connect').status, 522)
+  t.equal(classify(new AggregateError([unreachable, refused], ''), 'connect').status, 521)
+  t.equal(classify(new AggregateError([unreachable], ''), 'connect').status, 523)
+})
+
+t.test('the table, row by row', async t => {
+  const cases: Array<[string, Parameters<typeof classify>[1], number, string | null]> = [
+    ['HPX_ERR_CONNECT_TIMEOUT', 'connect', 522, null],
+    ['UND_ERR_CONNECT_TIMEOUT', 'connect', 522, null],
+    ['ECONNREFUSED', 'connect', 521, null],
+    ['EHOSTUNREACH', 'connect', 523, null],
+    ['ENETUNREACH', 'connect', 523, null],
+    ['EADDRNOTAVAIL', 'connect', 523, null],
+    ['ENOTFOUND', 'dns', 530, null],
+    ['EAI_AGAIN', 'dns', 530, null],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', 'tls', 526, null],
+    ['CERT_HAS_EXPIRED', 'tls', 526, null],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', 'tls', 526, null],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', 'tls', 525, null],
+    ['ECONNRESET', 'tls', 525, null],
+    ['HPX_ERR_TLS_TIMEOUT', 'tls', 525, null],
+    ['UND_ERR_HEADERS_TIMEOUT', 'response', 524, null],
+    ['UND_ERR_HEADERS_OVERFLOW', 'response', 520, 'headers_too_large'],
+    ['HPE_INVALID_CONSTANT', 'response', 520, 'invalid'],
+    ['ECONNRESET', 'response', 520, 'reset'],
+    ['UND_ERR_SOCKET', 'response', 520, 'empty'],
+    ['ECONNRESET', 'body', 520, 'reset'],
+    ['UND_ERR_ABORTED', 'response', 499, null],
+    ['HPX_ERR_CLIENT_ABORT', 'connect', 499, null]
+  ]
+  for (const [code, phase, status, cause] of cases) {
+    const c = classify(Object.assign(new Error(code), { code }), phase)
+    t.equal(c.status, status, `${code} in ${phase} → ${status}`)
+    t.equal(c.cause, cause, `${code} in ${phase}: cause ${String(cause)}`)
+  }
+})
+
+t.test('the phase decides: the same code means different things', async t => {
+  const reset = { code: 'ECONNRESET' }
+  t.equal(classify(reset, 'tls').status, 525)
+  t.equal(classify(reset, 'response').status, 520)
+  t.equal(classify({ code: 'ETIMEDOUT' }, 'connect').status, 522)
+  t.not(classify({ code: 'ETIMEDOUT' }, 'response').status, 522, 'a timeout after connect is never a 522')
+})
+
+t.test('codes are found through wrappers, innermost reported', async t => {
+  const inner = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+  const wrapped = Object.assign(new Error('wrapper', { cause: Object.assign(new Error('dial', { cause: inner }), { code: 'HPX_ERR_CONNECT' }) }), { code: 'FST_REPLY_FROM_INTERNAL_SERVER_ERROR' })
+  const c = classify(wrapped, 'connect')
+  t.equal(c.status, 521)
+  t.equal(c.code, 'ECONNREFUSED')
+})
+
+t.test('messages never decide', async t => {
+  t.equal(classify(new Error('ECONNREFUSED connection refused'), 'response').status, 502)
+})
+
+t.test('unknown failures fall back to 502, marked unclassified', async t => {
+  const c = classify({ code: 'SOMETHING_NEW' }, 'response')
+  t.same(c, { status: 502, cause: null, code: 'SOMETHING_NEW', why: 'unclassified failure in the response phase', known: false })
+  t.equal(classify(null, 'connect').known, false)
+})
+
+t.test('every status the table produces has a catalog entry', async t => {
+  for (const rule of RULES) {
+    if (rule.status === 499) continue
+    t.ok(CATALOG.has(rule.status), `catalog has ${rule.status}`)
+  }
+})
