@@ -131,7 +131,7 @@ export class ClientAbortError extends Error {
   }
 }
 
-/** The DialError somewhere in an error chain (reply-from wraps what undici passes on). */
+/** The DialError somewhere in an error chain (undici or a caller may wrap it). */
 export function dialErrorIn (err: unknown): DialError | null {
   for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 8; depth++) {
     if ((e as { retrySafe?: unknown }).retrySafe === true) return e as DialError

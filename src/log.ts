@@ -58,7 +58,13 @@ export interface AccessRecord {
 export type LogFormat = 'json' | 'pretty'
 
 export function createLogger (level: string, format: LogFormat, stream?: NodeJS.WritableStream): Logger {
-  const options = { level, base: null, timestamp: pino.stdTimeFunctions.isoTime }
+  const options: pino.LoggerOptions = {
+    level,
+    base: null,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // "warn" reads better than 40 in a log line an operator greps at 3 a.m.
+    formatters: { level: (label: string) => ({ level: label }) }
+  }
   if (format === 'pretty') {
     // Only loaded for humans at a TTY; synchronous stream, no worker thread.
     return pino(options, createPrettyStream(stream))

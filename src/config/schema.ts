@@ -5,8 +5,13 @@
 import { Type, type Static } from '@sinclair/typebox'
 
 /** `250ms`, `15s`, `2m`. Bare numbers are refused: "15" could mean seconds or ms. */
-const Duration = (def: string, description: string) =>
-  Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m)$', default: def, description, errorMessage: 'a duration like 500ms, 15s or 2m' })
+const Duration = (def: string | undefined, description: string) =>
+  Type.String({
+    pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m)$',
+    ...(def === undefined ? {} : { default: def }),
+    description,
+    errorMessage: 'a duration like 500ms, 15s or 2m'
+  })
 
 const OriginUrl = Type.String({ format: 'origin-url', description: 'http:// or https:// URL of an origin' })
 
@@ -33,8 +38,8 @@ const RouteSchema = Type.Object({
   host_header: Type.Union([Type.Literal('origin'), Type.Literal('keep')], {
     default: 'origin', description: 'Host sent to the origin: the origin\'s own, or the client\'s'
   }),
-  connect_timeout: Type.Optional(Duration('15s', 'overrides timeouts.connect for this route')),
-  response_timeout: Type.Optional(Duration('100s', 'overrides timeouts.response for this route')),
+  connect_timeout: Type.Optional(Duration(undefined, 'overrides timeouts.connect for this route')),
+  response_timeout: Type.Optional(Duration(undefined, 'overrides timeouts.response for this route')),
   tls: Type.Optional(TlsSchema),
   fault_injection: Type.Optional(Type.Boolean({ description: 'overrides fault_injection for this route' }))
 }, { additionalProperties: false })

@@ -8,6 +8,8 @@ export interface EdgeContext {
   ray: string
   /** performance.now() when the request arrived. */
   start: number
+  /** Read once at arrival: the client socket may be gone by the time we answer. */
+  clientIp: string
   /** Which route served it (for logs and metrics), null before routing. */
   route: string | null
   /** The origin URL of the current attempt. */
@@ -21,6 +23,8 @@ export interface EdgeContext {
   /** Cancels the origin request: set once undici has it. */
   abortOrigin: ((reason?: Error) => void) | null
   clientAborted: boolean
+  /** The origin failed after headers were sent: the client got a truncated body. */
+  truncated: boolean
   attempt: number
   /** The edge status we answered with, when we answered with one. */
   edgeStatus: number | null
@@ -28,10 +32,11 @@ export interface EdgeContext {
   logged: boolean
 }
 
-export function newContext (ray: string, start: number): EdgeContext {
+export function newContext (ray: string, start: number, clientIp: string): EdgeContext {
   return {
     ray,
     start,
+    clientIp,
     route: null,
     originUrl: null,
     socket: null,
@@ -39,6 +44,7 @@ export function newContext (ray: string, start: number): EdgeContext {
     ttfbMs: null,
     abortOrigin: null,
     clientAborted: false,
+    truncated: false,
     attempt: 0,
     edgeStatus: null,
     logged: false

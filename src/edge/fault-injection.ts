@@ -2,7 +2,10 @@
 // the edge answer as if that fault happened, without touching the origin, so a client
 // can rehearse its retry and error handling against every edge status.
 
-import { ORIGIN_FAULT_STATUSES, type OriginFaultStatus } from '../errors/catalog.js'
+import type { RouteConfig } from '../config/schema.js'
+import { ORIGIN_FAULT_STATUSES, catalogEntry, type OriginFaultStatus } from '../errors/catalog.js'
+import type { Classification, Phase } from '../errors/classify.js'
+import type { FailureExtras } from './records.js'
 
 export const FAULT_HEADER = 'x-highproxy-fault'
 
@@ -30,4 +33,29 @@ export function parseFault (value: string | string[] | undefined): FaultRequest 
 
 export function applies (fault: FaultRequest, random: () => number = Math.random): boolean {
   return fault.percent >= 100 || random() * 100 < fault.percent
+}
+
+/** The phase each status would have failed in, had it been real. */
+const PHASE: Record<OriginFaultStatus, Phase> = {
+  520: 'response', 521: 'connect', 522: 'connect', 523: 'connect', 524: 'response', 525: 'tls', 526: 'tls', 530: 'dns'
+}
+
+export interface InjectedFailure {
+  error: { code: string, message: string }
+  phase: Phase
+  classification: Classification
+  extras: FailureExtras
+  /** 522 and 524 take as long as the real thing. */
+  waitMs: number
+}
+
+export function injectedFailure (status: OriginFaultStatus, route: RouteConfig): InjectedFailure {
+  const waitMs = status === 522 ? route.connectTimeoutMs : status === 524 ? route.responseTimeoutMs : 0
+  return {
+    error: { code: 'HPX_ERR_INJECTED', message: `fault ${status} injected on request` },
+    phase: PHASE[status],
+    classification: { status, cause: status === 520 ? 'reset' : null, code: 'HPX_ERR_INJECTED', why: `injected: ${catalogEntry(status).title}`, known: true },
+    extras: { injected: true, timings: status === 522 ? { connect_ms: waitMs } : {} },
+    waitMs
+  }
 }

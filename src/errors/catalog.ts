@@ -166,6 +166,20 @@ const entries: EdgeErrorEntry[] = [
     ownerAction: 'Look up the Ray ID below in the edge logs for the exact failure.'
   },
   {
+    status: 400,
+    name: 'bad_request',
+    title: 'Bad request',
+    category: 'edge',
+    retryAfter: null,
+    retryable: false,
+    ownerActionRequired: false,
+    failedHop: 'browser',
+    errorCode: 400,
+    whatHappened: 'The edge refused this request: its path has dot segments (".." or "."), which could reach a different resource at the origin than the one routed.',
+    visitorAction: 'Check the address you typed.',
+    ownerAction: 'No action needed unless your own links produce such paths.'
+  },
+  {
     status: 404,
     name: 'no_route',
     title: 'No route for this host',

@@ -1,8 +1,7 @@
 // Which edge status does a failure get? A pure function over one table.
 //
-// The input is the error as it reached us (undici's, Node's, reply-from's wrapper or
-// our own DialError) and the phase the request was in. We collect every `code` in the
-// error chain (`cause`, and `errors` of an AggregateError, as happy-eyeballs dialling
+// The input is the error as it reached us (undici's, Node's, or our own DialError)
+// and the phase the request was in. We collect every `code` in the error chain (`cause`, and `errors` of an AggregateError, as happy-eyeballs dialling
 // produces) and return the first row of RULES that matches the phase and any code.
 // Row order is precedence: for a multi-address origin where one address timed out and
 // another refused, the timeout row comes first (something is eating packets), and a
@@ -94,7 +93,7 @@ export const RULES: readonly Rule[] = [
     why: 'the TLS handshake with the origin failed (no TLS on that port, no common protocol or cipher, or a stall)'
   },
   {
-    codes: ['UND_ERR_HEADERS_TIMEOUT', 'FST_REPLY_FROM_TIMEOUT'],
+    codes: ['UND_ERR_HEADERS_TIMEOUT'],
     phases: ['response'],
     status: 524,
     cause: null,
@@ -108,7 +107,7 @@ export const RULES: readonly Rule[] = [
     why: 'the origin sent response headers over the size limit'
   },
   {
-    codes: ['HPE_*', 'FST_REPLY_FROM_BAD_GATEWAY', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'],
+    codes: ['HPE_*', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'HPX_ERR_BAD_STATUS'],
     phases: AFTER_CONNECT,
     status: 520,
     cause: 'invalid',

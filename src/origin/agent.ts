@@ -1,24 +1,16 @@
-// The undici Agent we own: its connector is our dial(), its limits are ours (not
-// @fastify/reply-from's defaults, which turn certificate checks off), and a thin
-// dispatcher in front of it ties each origin request back to the edge request that
-// caused it, so the failure record can name the socket, time to first byte and the
-// abort of a request whose client left.
+// The undici Agent we own: its connector is our dial(), its limits are ours (not a
+// library's defaults; @fastify/reply-from's turn certificate checks off), and undici's
+// sendHeaders channel tells us which socket carried which edge request, so a failure
+// after connect can still name the address, the source port and the dial timings.
 
 import diagnostics from 'node:diagnostics_channel'
-import { performance } from 'node:perf_hooks'
-import type { Socket } from 'node:net'
-import { Agent, Dispatcher, errors as undiciErrors, type buildConnector } from 'undici'
+import { Agent, errors as undiciErrors, type buildConnector } from 'undici'
 import { dial, kDialInfo, type DialOptions, type DialTarget, type DialedSocket } from './dial.js'
 import type { EdgeContext } from '../edge/context.js'
-
-/** Carried on the outgoing headers object (a symbol key: never sent on the wire). */
-export const kEdgeContext = Symbol('highproxy.edgeContext')
 
 export interface OriginAgentOptions {
   /** Dial options for origins that were not registered with their own. */
   dial: DialOptions
-  /** No response headers within this → 524. */
-  responseTimeoutMs: number
   /** Longest pause between two body chunks from the origin. */
   bodyIdleTimeoutMs: number
   keepAliveTimeoutMs: number
@@ -44,7 +36,7 @@ const originKey = (protocol: string, hostname: string, port: number | string): s
 
 const defaultPort = (protocol: string): number => protocol === 'https:' ? 443 : 80
 
-/** undici hands us URL host names, where IPv6 literals keep their brackets. */
+/** URL host names keep the brackets of IPv6 literals; sockets want them bare. */
 const bare = (hostname: string): string =>
   hostname.startsWith('[') ? hostname.slice(1, -1) : hostname
 
@@ -53,55 +45,14 @@ export function originTarget (url: URL): DialTarget {
   return { protocol, hostname: bare(url.hostname), port: Number(url.port) || defaultPort(protocol) }
 }
 
-// undici 7 still drives handlers written to its legacy callback API (reply-from's are);
-// forwarding that API avoids converting headers twice per response.
-type LegacyHandler = Record<string, ((...args: any[]) => unknown) | undefined>
-
-/** Forwards every callback to undici's own handler, noting what the edge needs on the way. */
-class TrackingHandler {
-  constructor (private readonly inner: LegacyHandler, private readonly ctx: EdgeContext,
-    private readonly done: (ctx: EdgeContext) => void) {}
-
-  onConnect (abort: (reason?: Error) => void, context?: unknown): unknown {
-    this.ctx.abortOrigin = abort
-    return this.inner.onConnect?.(abort, context)
-  }
-
-  onHeaders (statusCode: number, headers: Buffer[], resume: () => void, statusText: string): unknown {
-    this.ctx.ttfbMs = performance.now() - this.ctx.start
-    return this.inner.onHeaders?.(statusCode, headers, resume, statusText)
-  }
-
-  onData (chunk: Buffer): unknown { return this.inner.onData?.(chunk) }
-  onResponseStarted (): unknown { return this.inner.onResponseStarted?.() }
-  onBodySent (chunk: Buffer): unknown { return this.inner.onBodySent?.(chunk) }
-  onRequestSent (): unknown { return this.inner.onRequestSent?.() }
-  onUpgrade (statusCode: number, headers: Buffer[], socket: Socket): unknown {
-    this.done(this.ctx)
-    return this.inner.onUpgrade?.(statusCode, headers, socket)
-  }
-
-  onComplete (trailers: Buffer[]): unknown {
-    this.done(this.ctx)
-    return this.inner.onComplete?.(trailers)
-  }
-
-  onError (err: Error): unknown {
-    this.done(this.ctx)
-    return this.inner.onError?.(normalizeOriginError(err))
-  }
-}
-
-export class OriginAgent extends Dispatcher {
-  readonly agent: Agent
+export class OriginAgent {
+  readonly dispatcher: Agent
   private readonly dialOptions = new Map<string, DialOptions>()
   /** Edge requests whose origin request is in flight, by ray id: for the sendHeaders channel. */
   private readonly inflight = new Map<string, EdgeContext>()
-  private readonly release = (ctx: EdgeContext): void => { this.inflight.delete(ctx.ray) }
   private readonly onSendHeaders: (message: unknown) => void
 
-  constructor (private readonly opts: OriginAgentOptions) {
-    super()
+  constructor (opts: OriginAgentOptions) {
     const connect: buildConnector.connector = (params, callback) => {
       const protocol = params.protocol === 'https:' ? 'https:' : 'http:'
       const hostname = bare(params.hostname)
@@ -112,12 +63,11 @@ export class OriginAgent extends Dispatcher {
         (err: Error) => callback(err, null)
       )
     }
-    this.agent = new Agent({
+    this.dispatcher = new Agent({
       connect,
       // A pending connect must never hold a slot other requests queue behind.
       connections: null,
       pipelining: 1,
-      headersTimeout: opts.responseTimeoutMs,
       bodyTimeout: opts.bodyIdleTimeoutMs,
       keepAliveTimeout: opts.keepAliveTimeoutMs,
       maxHeaderSize: opts.maxResponseHeaderBytes
@@ -127,40 +77,30 @@ export class OriginAgent extends Dispatcher {
       const { request, socket } = message as { request: { headers: unknown[] }, socket: DialedSocket }
       const headers = request.headers
       for (let i = 0; i < headers.length; i += 2) {
-        if (headers[i] === rayHeader) {
-          const ctx = this.inflight.get(String(headers[i + 1]).slice(0, 16))
-          const info = socket[kDialInfo]
-          if (ctx === undefined || info === undefined) return
-          info.uses++
-          ctx.socket = socket
-          ctx.socketFresh = info.uses === 1
-          return
-        }
+        if (headers[i] !== rayHeader) continue
+        const ctx = this.inflight.get(String(headers[i + 1]).slice(0, 16))
+        const info = socket[kDialInfo]
+        if (ctx === undefined || info === undefined) return
+        info.uses++
+        ctx.socket = socket
+        ctx.socketFresh = info.uses === 1
+        return
       }
     }
     diagnostics.subscribe('undici:client:sendHeaders', this.onSendHeaders)
   }
 
-  /** Per-origin dial options (a pool's own timeouts and TLS settings). */
+  /** Per-origin dial options (a route's own timeouts and TLS settings). */
   register (url: URL, options: DialOptions): void {
     const t = originTarget(url)
     this.dialOptions.set(originKey(t.protocol, t.hostname, t.port), options)
   }
 
-  override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const ctx = (opts.headers as Record<symbol, EdgeContext | undefined> | null)?.[kEdgeContext]
-    if (ctx === undefined) return this.agent.dispatch(opts, handler)
-    this.inflight.set(ctx.ray, ctx)
-    return this.agent.dispatch(opts, new TrackingHandler(handler as unknown as LegacyHandler, ctx, this.release) as never)
-  }
+  track (ctx: EdgeContext): void { this.inflight.set(ctx.ray, ctx) }
+  release (ctx: EdgeContext): void { this.inflight.delete(ctx.ray) }
 
-  override async close (): Promise<void> {
+  async close (): Promise<void> {
     diagnostics.unsubscribe('undici:client:sendHeaders', this.onSendHeaders)
-    await this.agent.close()
-  }
-
-  override async destroy (): Promise<void> {
-    diagnostics.unsubscribe('undici:client:sendHeaders', this.onSendHeaders)
-    await this.agent.destroy()
+    await this.dispatcher.destroy()
   }
 }

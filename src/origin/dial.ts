@@ -125,16 +125,25 @@ function connectAny (addresses: Resolved[], target: DialTarget, opts: DialOption
       clearTimeout(stagger)
       timings.connect_ms = since(start)
     }
-    const deadline = setTimeout(() => {
+    // Node timers run on the loop's millisecond clock and may fire up to 1 ms early by
+    // performance.now(); a 522 must never come before the configured timeout.
+    const expire = (): void => {
+      const left = opts.connectTimeoutMs - (performance.now() - start)
+      if (left > 0) { deadline = setTimeout(expire, Math.ceil(left)); return }
       finish()
+      // A socket still in SYN_SENT has its local port: the one a firewall saw drop us.
+      let last: net.Socket | undefined
       for (const [socket, attempt] of pending) {
         attempt.code = 'ETIMEDOUT'
         attempt.ms = since(start)
-        socket.destroy()
+        last = socket
       }
+      const error = new ConnectTimeoutError(facts('connect', timings, attempts, target.port, last), opts.connectTimeoutMs)
+      for (const socket of pending.keys()) socket.destroy()
       pending.clear()
-      reject(new ConnectTimeoutError(facts('connect', timings, attempts, target.port), opts.connectTimeoutMs))
-    }, opts.connectTimeoutMs)
+      reject(error)
+    }
+    let deadline = setTimeout(expire, opts.connectTimeoutMs)
 
     const startNext = (): void => {
       clearTimeout(stagger)

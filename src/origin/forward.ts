@@ -1,0 +1,89 @@
+// Forwarding one request to an origin and streaming the answer back, straight from
+// undici's callbacks to the client's socket. This replaced @fastify/reply-from on the
+// hot path (see the README's Performance section for the profile): no per-request URL
+// parsing, no copy of the headers into a stream object and back, and the client's
+// request stream is never handed to code that destroys it when the origin fails.
+
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import type { Dispatcher } from 'undici'
+import type { EdgeContext } from '../edge/context.js'
+import { droppedFromResponse } from '../edge/forward-headers.js'
+import { normalizeOriginError } from './agent.js'
+
+export interface ForwardRequest {
+  origin: string
+  path: string
+  method: string
+  headers: IncomingHttpHeaders
+  body: IncomingMessage | null
+  headersTimeoutMs: number
+}
+
+export interface ForwardCallbacks {
+  /** Headers the edge adds to every response (ray id, server), as a flat name/value list. */
+  edgeHeaders: string[]
+  /** The origin failed; `headersSent` tells whether the status could still change. */
+  onError: (err: Error, headersSent: boolean) => void
+  onDone: () => void
+}
+
+/** undici's callback API (what its own request() uses), written to the client directly. */
+class ForwardHandler {
+  private resume: (() => void) | null = null
+  private readonly drain = (): void => { this.resume?.() }
+
+  constructor (private readonly res: ServerResponse, private readonly ctx: EdgeContext,
+    private readonly callbacks: ForwardCallbacks) {}
+
+  onConnect (abort: (reason?: Error) => void): void {
+    this.ctx.abortOrigin = abort
+  }
+
+  onHeaders (statusCode: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    // 1xx (e.g. 103 Early Hints) are not forwarded: the final response follows.
+    if (statusCode < 200) return true
+    this.ctx.ttfbMs = performance.now() - this.ctx.start
+    this.resume = resume
+    const headers = this.callbacks.edgeHeaders.slice()
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = (raw[i] as Buffer).toString('latin1')
+      if (droppedFromResponse(name)) continue
+      headers.push(name, (raw[i + 1] as Buffer).toString('latin1'))
+    }
+    this.res.writeHead(statusCode, statusText, headers)
+    return true
+  }
+
+  onData (chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true
+    this.res.once('drain', this.drain)
+    return false
+  }
+
+  onComplete (): void {
+    this.res.end()
+    this.callbacks.onDone()
+  }
+
+  onError (err: Error): void {
+    this.callbacks.onDone()
+    this.callbacks.onError(normalizeOriginError(err), this.res.headersSent)
+  }
+
+  onUpgrade (): void {
+    // Upgrades are never dispatched through this handler.
+  }
+}
+
+export function forward (dispatcher: Dispatcher, req: ForwardRequest, res: ServerResponse,
+  ctx: EdgeContext, callbacks: ForwardCallbacks): void {
+  dispatcher.dispatch({
+    origin: req.origin,
+    path: req.path,
+    method: req.method as Dispatcher.HttpMethod,
+    headers: req.headers as Record<string, string>,
+    body: req.body,
+    headersTimeout: req.headersTimeoutMs
+  }, new ForwardHandler(res, ctx, callbacks) as unknown as Dispatcher.DispatchHandler)
+}

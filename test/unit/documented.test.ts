@@ -1,0 +1,24 @@
+// Every stable name a user can see is documented in the README.
+
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import { ERROR_CODES } from '../../src/errors.js'
+import { CATALOG } from '../../src/errors/catalog.js'
+import { SETTINGS } from '../../src/config/load.js'
+
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+
+t.test('every error code is in the README', async t => {
+  for (const code of ERROR_CODES) t.match(readme, `\`${code}\``, code)
+})
+
+t.test('every error_name is in the README', async t => {
+  for (const entry of CATALOG.values()) t.match(readme, `\`${entry.name}\``, `${entry.status} ${entry.name}`)
+})
+
+t.test('every flag and its environment variable are in the README', async t => {
+  for (const s of SETTINGS) {
+    t.match(readme, `--${s.flag}`, s.flag)
+    t.match(readme, s.env, s.env)
+  }
+})
