@@ -105,7 +105,7 @@ async function serve (flags: Record<string, string | boolean | undefined>): Prom
     ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
     : String(address)
   if (demo !== null) printDemo(config, demo, base)
-  logger.info({ listen: base, routes: config.edge.routes.map(r => `${r.host}${r.path} → ${r.origin.origin}`) }, 'highproxy listening')
+  logger.info({ listen: base, routes: config.edge.routes.map(r => `${r.host}${r.path} → ${r.pool.origins.map(o => o.origin).join(' ')}`) }, 'highproxy listening')
 
   closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')

@@ -1,12 +1,12 @@
 // `npm start` with nothing configured: the proxy in front of a built-in origin, plus
 // every fault of the lab behind /lab/<status>, with timeouts short enough to try by hand.
 
-import type { Config, RouteConfig } from './config/schema.js'
+import { resolve, validate } from './config/load.js'
+import type { Config } from './config/schema.js'
 import { startFaults, type LabOrigin } from './lab/faults.js'
 import { healthyOrigin, type LabLink } from './lab/healthy-origin.js'
 
-export const DEMO_CONNECT_TIMEOUT_MS = 3000
-export const DEMO_RESPONSE_TIMEOUT_MS = 5000
+export const DEMO_TIMEOUTS = { connect: '3s', response: '5s' }
 
 export interface Demo {
   config: Config
@@ -21,41 +21,30 @@ function pathFor (origin: LabOrigin, first: boolean): string {
 }
 
 export async function startDemo (base: Config): Promise<Demo> {
-  let links: LabLink[] = []
+  const links: LabLink[] = [{ path: '/', status: null, description: 'the healthy built-in origin', available: true }]
   const healthy = await healthyOrigin({ rayHeader: base.edge.rayHeader, labLinks: () => links })
   const faults = await startFaults()
-  const route = (name: string, path: string, origin: string): RouteConfig => ({
-    name,
-    host: '*',
-    path,
-    origin: new URL(origin),
-    stripPrefix: true,
-    hostHeader: 'origin',
-    connectTimeoutMs: DEMO_CONNECT_TIMEOUT_MS,
-    responseTimeoutMs: DEMO_RESPONSE_TIMEOUT_MS,
-    tls: { verify: true, ca: undefined, servername: undefined },
-    faultInjection: true
-  })
   const seen = new Set<string>()
-  const faultRoutes: RouteConfig[] = []
+  const routes: Array<Record<string, unknown>> = []
   for (const f of faults) {
     const status = f.key.split('-')[0] as string
     const path = pathFor(f, !seen.has(status))
     seen.add(status)
     links.push({ path, status: f.status, description: f.description, available: f.available, reason: f.reason })
-    if (f.available) faultRoutes.push(route(`lab-${f.key}`, path, f.url))
+    if (f.available) routes.push({ name: `lab-${f.key}`, path, origin: f.url, strip_prefix: true })
   }
   // Longer paths first: /lab/520/empty must not be taken by /lab/520.
-  faultRoutes.sort((a, b) => b.path.length - a.path.length)
-  links = [{ path: '/', status: null, description: 'the healthy built-in origin', available: true }, ...links]
-  const config: Config = {
-    ...base,
-    edge: { ...base.edge, routes: [...faultRoutes, { ...route('demo-origin', '/', healthy.url), stripPrefix: false }] },
-    connectTimeoutMs: DEMO_CONNECT_TIMEOUT_MS,
-    responseTimeoutMs: DEMO_RESPONSE_TIMEOUT_MS
-  }
+  routes.sort((a, b) => String(b.path).length - String(a.path).length)
+  routes.push({ name: 'demo-origin', path: '/', origin: healthy.url })
+  // The demo's routes go through the same schema as a config file's.
+  const demo = resolve(validate({ routes, timeouts: DEMO_TIMEOUTS, fault_injection: true }), false)
   return {
-    config,
+    config: {
+      ...base,
+      edge: { ...base.edge, routes: demo.edge.routes, pools: demo.edge.pools },
+      connectTimeoutMs: demo.connectTimeoutMs,
+      responseTimeoutMs: demo.responseTimeoutMs
+    },
     links,
     close: async () => { await Promise.all([healthy, ...faults].map(o => o.close())) }
   }

@@ -53,6 +53,10 @@ export interface AccessRecord {
   route: string | null
   /** Set when the status was produced by the edge rather than the origin. */
   edge_status: number | null
+  /** Time to the origin's response headers; null when none arrived. */
+  ttfb_ms: number | null
+  /** TCP connect time of the origin connection, when this request opened it. */
+  connect_ms: number | null
 }
 
 export type LogFormat = 'json' | 'pretty'

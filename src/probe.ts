@@ -43,10 +43,10 @@ function sentence (c: Classification, phase: Phase, err: DialError | null, url: 
 export async function probe (rawUrl: string, config: Config): Promise<ProbeReport> {
   const url = new URL(rawUrl)
   const target = originTarget(url)
-  const route = config.edge.routes.find(r => r.origin.origin === url.origin)
+  const pool = config.edge.pools.find(p => p.origins.some(o => o.origin === url.origin))
   const start = performance.now()
   const elapsed = (): number => Math.round((performance.now() - start) * 10) / 10
-  const tlsConfig = route?.tls ?? { verify: config.tlsVerify, ca: undefined, servername: undefined }
+  const tlsConfig = pool?.tls ?? { verify: config.tlsVerify, ca: undefined, servername: undefined }
   let socket: DialedSocket
   const report: ProbeReport = {
     url: url.href,

@@ -2,12 +2,14 @@
 // Every problem becomes a ConfigError naming the key (or file) and what is wrong.
 
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { FormatRegistry, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parse as parseYaml } from 'yaml'
 import { ConfigError } from '../errors.js'
 import {
-  ConfigSchema, type Config, type ConfigInput, type RouteConfig, type RouteInput, type TlsConfig, type TlsInput
+  ConfigSchema, type Config, type ConfigInput, type HealthConfig, type PoolConfig, type PoolInput, type RouteConfig,
+  type RouteInput, type TlsConfig, type TlsInput
 } from './schema.js'
 
 FormatRegistry.Set('origin-url', value => {
@@ -36,7 +38,9 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'connect-timeout', env: 'HIGHPROXY_CONNECT_TIMEOUT', path: ['timeouts', 'connect'], kind: 'string', help: 'TCP connect timeout, e.g. 15s (default 15s) → 522' },
   { flag: 'response-timeout', env: 'HIGHPROXY_RESPONSE_TIMEOUT', path: ['timeouts', 'response'], kind: 'string', help: 'time to response headers (default 100s) → 524' },
   { flag: 'log-format', env: 'HIGHPROXY_LOG_FORMAT', path: ['log', 'format'], kind: 'string', help: 'json | pretty (default: pretty at a TTY, else json)' },
-  { flag: 'fault-injection', env: 'HIGHPROXY_FAULT_INJECTION', path: ['fault_injection'], kind: 'boolean', help: 'honour x-highproxy-fault request headers (default off)' }
+  { flag: 'fault-injection', env: 'HIGHPROXY_FAULT_INJECTION', path: ['fault_injection'], kind: 'boolean', help: 'honour x-highproxy-fault request headers (default off)' },
+  { flag: 'admin-port', env: 'HIGHPROXY_ADMIN_PORT', path: ['admin', 'port'], kind: 'string', help: 'admin listener port for /healthz /readyz /metrics /rays (default 9090)' },
+  { flag: 'workers', env: 'HIGHPROXY_WORKERS', path: ['workers'], kind: 'string', help: 'processes serving the port: a number or auto (default 1)' }
 ]
 
 export const CONFIG_SETTING = { flag: 'config', env: 'HIGHPROXY_CONFIG' } as const
@@ -114,31 +118,89 @@ function resolveTls (tls: TlsInput, key: string): TlsConfig {
   return { verify: tls.verify, ca: readCa(tls.ca_file, `${key}.ca_file`), servername: tls.servername }
 }
 
-function resolveRoute (route: RouteInput, index: number, input: ConfigInput, globalTls: TlsConfig): RouteConfig {
+const flat = (headers: Record<string, string> | undefined): string[] =>
+  Object.entries(headers ?? {}).flatMap(([name, value]) => [name.toLowerCase(), value])
+
+function resolveHealth (health: PoolInput['health']): HealthConfig {
+  const check = health.check
+  return {
+    failures: health.failures,
+    cooldownMs: durationMs(health.cooldown),
+    check: check === undefined
+      ? null
+      : { path: check.path, intervalMs: durationMs(check.interval), timeoutMs: durationMs(check.timeout), expectStatus: check.expect_status }
+  }
+}
+
+function resolvePool (pool: PoolInput, input: ConfigInput, globalTls: TlsConfig, key: string): PoolConfig {
+  return {
+    name: pool.name,
+    origins: pool.origins.map(o => new URL(o)),
+    policy: pool.policy,
+    connectTimeoutMs: durationMs(pool.connect_timeout ?? input.timeouts.connect),
+    responseTimeoutMs: durationMs(pool.response_timeout ?? input.timeouts.response),
+    tls: pool.tls === undefined ? globalTls : resolveTls(pool.tls, `${key}.tls`),
+    health: resolveHealth(pool.health)
+  }
+}
+
+/** A route names a pool, or gives one origin (an implicit pool of one, with the route's timeouts). */
+function poolOf (route: RouteInput, key: string, pools: Map<string, PoolConfig>, input: ConfigInput,
+  globalTls: TlsConfig): PoolConfig {
+  if (route.pool !== undefined && route.origin !== undefined) throw new ConfigError(key, 'give either pool or origin, not both')
+  if (route.pool !== undefined) {
+    for (const k of ['connect_timeout', 'response_timeout', 'tls'] as const) {
+      if (route[k] !== undefined) throw new ConfigError(`${key}.${k}`, `set it on pools.${route.pool}, not on a route that names a pool`)
+    }
+    const pool = pools.get(route.pool)
+    if (pool === undefined) throw new ConfigError(`${key}.pool`, `unknown pool "${route.pool}"`)
+    return pool
+  }
+  if (route.origin === undefined) throw new ConfigError(key, 'needs a pool or an origin')
+  const implicit = validate({ pools: [{ name: 'route', origins: [route.origin] }] }).pools[0] as PoolInput
+  return resolvePool({
+    ...implicit,
+    name: route.name ?? `${route.host}${route.path}`,
+    connect_timeout: route.connect_timeout,
+    response_timeout: route.response_timeout,
+    tls: route.tls
+  }, input, globalTls, key)
+}
+
+function resolveRoute (route: RouteInput, index: number, input: ConfigInput, globalTls: TlsConfig,
+  pools: Map<string, PoolConfig>): RouteConfig {
+  const key = `routes.${index}`
   return {
     name: route.name ?? `${route.host}${route.path}`,
     host: route.host.toLowerCase(),
     path: route.path,
-    origin: new URL(route.origin),
+    pool: poolOf(route, key, pools, input, globalTls),
     stripPrefix: route.strip_prefix,
     hostHeader: route.host_header,
-    connectTimeoutMs: durationMs(route.connect_timeout ?? input.timeouts.connect),
-    responseTimeoutMs: durationMs(route.response_timeout ?? input.timeouts.response),
-    tls: route.tls === undefined ? globalTls : resolveTls(route.tls, `routes.${index}.tls`),
+    requestHeaders: flat(route.request_headers),
+    responseHeaders: flat(route.response_headers),
+    statusRewrite: new Map(Object.entries(route.status_rewrite ?? {}).map(([from, to]) => [Number(from), to])),
+    originErrors: route.origin_errors,
     faultInjection: route.fault_injection ?? input.fault_injection
   }
 }
 
 export function resolve (input: ConfigInput, isTTY: boolean): Config {
   const globalTls = resolveTls(input.tls, 'tls')
-  const routes = input.routes.map((r, i) => resolveRoute(r, i, input, globalTls))
+  const pools = new Map<string, PoolConfig>()
+  input.pools.forEach((p, i) => {
+    if (pools.has(p.name)) throw new ConfigError(`pools.${i}.name`, `pool "${p.name}" is defined twice`)
+    pools.set(p.name, resolvePool(p, input, globalTls, `pools.${i}`))
+  })
+  const routes = input.routes.map((r, i) => resolveRoute(r, i, input, globalTls, pools))
   if (input.origin !== undefined) {
     routes.push(resolveRoute(validate({ routes: [{ origin: input.origin, name: 'origin' }] }).routes[0] as RouteInput,
-      routes.length, input, globalTls))
+      routes.length, input, globalTls, pools))
   }
   return {
     edge: {
       routes,
+      pools: [...new Set([...pools.values(), ...routes.map(r => r.pool)])],
       edgeName: input.edge.name,
       rayHeader: input.edge.ray_header.toLowerCase(),
       tlsTimeoutMs: durationMs(input.timeouts.tls),
@@ -147,6 +209,8 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
       maxResponseHeaderBytes: input.limits.max_response_header_size
     },
     listen: input.listen,
+    admin: { enabled: input.admin.enabled, host: input.admin.host, port: input.admin.port, rayBuffer: input.admin.ray_buffer },
+    workers: input.workers === 'auto' ? availableParallelism() : input.workers,
     log: { level: input.log.level, format: input.log.format === 'auto' ? (isTTY ? 'pretty' : 'json') : input.log.format },
     connectTimeoutMs: durationMs(input.timeouts.connect),
     responseTimeoutMs: durationMs(input.timeouts.response),

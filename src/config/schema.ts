@@ -15,11 +15,14 @@ const Duration = (def: string | undefined, description: string) =>
 
 const OriginUrl = Type.String({ format: 'origin-url', description: 'http:// or https:// URL of an origin' })
 
-const TlsSchema = Type.Object({
+const TlsFields = {
   verify: Type.Boolean({ default: true, description: 'verify origin certificates (strict); false makes 526 impossible' }),
   ca_file: Type.Optional(Type.String({ description: 'PEM file of extra CAs trusted for origins' })),
   servername: Type.Optional(Type.String({ description: 'SNI and certificate name to check; default the origin host' }))
-}, { additionalProperties: false, default: {} })
+}
+/** The top-level block has defaults; pool and route blocks exist only when written. */
+const TlsSchema = Type.Object(TlsFields, { additionalProperties: false, default: {} })
+const TlsOverride = Type.Object(TlsFields, { additionalProperties: false })
 
 const TimeoutsSchema = Type.Object({
   connect: Duration('15s', 'TCP handshake with the origin; no SYN-ACK in time → 522'),
@@ -29,23 +32,61 @@ const TimeoutsSchema = Type.Object({
   keep_alive: Duration('4s', 'how long an idle origin connection is kept for reuse')
 }, { additionalProperties: false, default: {} })
 
+const HeaderMap = (description: string) =>
+  Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }), Type.String(), { description }))
+
+const HealthSchema = Type.Object({
+  failures: Type.Integer({ default: 3, minimum: 1, description: 'consecutive connect-phase failures that mark an origin down' }),
+  cooldown: Duration('10s', 'how long a down origin rests before one request tries it again (half-open)'),
+  check: Type.Optional(Type.Object({
+    path: Type.String({ default: '/', pattern: '^/', description: 'active health check: GET this path' }),
+    interval: Duration('5s', 'time between checks'),
+    timeout: Duration('2s', 'a check with no response headers in time failed'),
+    expect_status: Type.Integer({ default: 200, minimum: 100, maximum: 599, description: 'the status a healthy origin answers' })
+  }, { additionalProperties: false }))
+}, { additionalProperties: false, default: {} })
+
+const Policy = Type.Union([Type.Literal('round_robin'), Type.Literal('least_in_flight'), Type.Literal('random_two')], {
+  default: 'round_robin', description: 'which origin of the pool takes the next request'
+})
+
+const PoolSchema = Type.Object({
+  name: Type.String({ pattern: '^[A-Za-z0-9_-]+$', description: 'what routes call this pool' }),
+  origins: Type.Array(OriginUrl, { minItems: 1, description: 'the origins of the pool' }),
+  policy: Policy,
+  connect_timeout: Type.Optional(Duration(undefined, 'overrides timeouts.connect for this pool')),
+  response_timeout: Type.Optional(Duration(undefined, 'overrides timeouts.response for this pool')),
+  tls: Type.Optional(TlsOverride),
+  health: HealthSchema
+}, { additionalProperties: false })
+
 const RouteSchema = Type.Object({
-  name: Type.Optional(Type.String({ description: 'label used in logs; default host+path' })),
+  name: Type.Optional(Type.String({ description: 'label used in logs and metrics; default host+path' })),
   host: Type.String({ default: '*', description: 'exact host, *.example.com, or * for any' }),
   path: Type.String({ default: '/', pattern: '^/', description: 'path prefix; first matching route wins' }),
-  origin: OriginUrl,
+  pool: Type.Optional(Type.String({ description: 'name of a pool under pools:' })),
+  origin: Type.Optional(OriginUrl),
   strip_prefix: Type.Boolean({ default: false, description: 'remove the matched path prefix before forwarding' }),
   host_header: Type.Union([Type.Literal('origin'), Type.Literal('keep')], {
     default: 'origin', description: 'Host sent to the origin: the origin\'s own, or the client\'s'
   }),
-  connect_timeout: Type.Optional(Duration(undefined, 'overrides timeouts.connect for this route')),
-  response_timeout: Type.Optional(Duration(undefined, 'overrides timeouts.response for this route')),
-  tls: Type.Optional(TlsSchema),
+  request_headers: HeaderMap('headers added to (or replacing) the request sent to the origin'),
+  response_headers: HeaderMap('headers added to (or replacing) the response sent to the client'),
+  status_rewrite: Type.Optional(Type.Record(Type.String({ pattern: '^[0-9]{3}$' }), Type.Integer({ minimum: 200, maximum: 599 }), {
+    description: 'HTTP status sent instead of an edge status, e.g. {"520": 502}; the body keeps the edge status'
+  })),
+  origin_errors: Type.Union([Type.Literal('pass'), Type.Literal('replace')], {
+    default: 'pass', description: "the origin's own 5xx: passed through untouched, or replaced by the edge's 502 page"
+  }),
+  connect_timeout: Type.Optional(Duration(undefined, 'with origin: overrides timeouts.connect for this route')),
+  response_timeout: Type.Optional(Duration(undefined, 'with origin: overrides timeouts.response for this route')),
+  tls: Type.Optional(TlsOverride),
   fault_injection: Type.Optional(Type.Boolean({ description: 'overrides fault_injection for this route' }))
 }, { additionalProperties: false })
 
 export const ConfigSchema = Type.Object({
   origin: Type.Optional(Type.String({ format: 'origin-url', description: 'shortcut: one route * → this origin' })),
+  pools: Type.Array(PoolSchema, { default: [], description: 'named origin pools' }),
   routes: Type.Array(RouteSchema, { default: [] }),
   listen: Type.Object({
     host: Type.String({ default: '127.0.0.1', minLength: 1 }),
@@ -61,6 +102,15 @@ export const ConfigSchema = Type.Object({
     max_response_header_size: Type.Integer({ default: 131072, minimum: 1024, description: 'bytes; larger origin headers → 520' })
   }, { additionalProperties: false, default: {} }),
   fault_injection: Type.Boolean({ default: false, description: 'honour x-highproxy-fault request headers' }),
+  workers: Type.Union([Type.Integer({ minimum: 1, maximum: 64 }), Type.Literal('auto')], {
+    default: 1, description: 'processes serving the port (node:cluster); auto: one per CPU', errorMessage: 'a number of processes (1-64) or auto'
+  }),
+  admin: Type.Object({
+    enabled: Type.Boolean({ default: true, description: 'serve /healthz, /readyz, /metrics and /rays/<id>' }),
+    host: Type.String({ default: '127.0.0.1', minLength: 1 }),
+    port: Type.Integer({ default: 9090, minimum: 0, maximum: 65535 }),
+    ray_buffer: Type.Integer({ default: 10000, minimum: 1, description: 'failure records kept for /rays/<id>' })
+  }, { additionalProperties: false, default: {} }),
   log: Type.Object({
     level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
     format: Type.Union([Type.Literal('auto'), Type.Literal('json'), Type.Literal('pretty')], {
@@ -73,6 +123,7 @@ export const ConfigSchema = Type.Object({
 export type ConfigInput = Static<typeof ConfigSchema>
 export type RouteInput = Static<typeof RouteSchema>
 export type TlsInput = Static<typeof TlsSchema>
+export type PoolInput = Static<typeof PoolSchema>
 
 /** The runtime shape: durations in ms, files read, the origin shortcut turned into a route. */
 export interface TlsConfig {
@@ -81,21 +132,42 @@ export interface TlsConfig {
   servername: string | undefined
 }
 
+export type Policy = 'round_robin' | 'least_in_flight' | 'random_two'
+
+export interface HealthConfig {
+  failures: number
+  cooldownMs: number
+  check: { path: string, intervalMs: number, timeoutMs: number, expectStatus: number } | null
+}
+
+export interface PoolConfig {
+  name: string
+  origins: URL[]
+  policy: Policy
+  connectTimeoutMs: number
+  responseTimeoutMs: number
+  tls: TlsConfig
+  health: HealthConfig
+}
+
 export interface RouteConfig {
   name: string
   host: string
   path: string
-  origin: URL
+  pool: PoolConfig
   stripPrefix: boolean
   hostHeader: 'origin' | 'keep'
-  connectTimeoutMs: number
-  responseTimeoutMs: number
-  tls: TlsConfig
+  /** Flat name/value lists, lower-case names. */
+  requestHeaders: string[]
+  responseHeaders: string[]
+  statusRewrite: ReadonlyMap<number, number>
+  originErrors: 'pass' | 'replace'
   faultInjection: boolean
 }
 
 export interface EdgeConfig {
   routes: RouteConfig[]
+  pools: PoolConfig[]
   edgeName: string
   rayHeader: string
   tlsTimeoutMs: number
@@ -104,9 +176,18 @@ export interface EdgeConfig {
   maxResponseHeaderBytes: number
 }
 
+export interface AdminConfig {
+  enabled: boolean
+  host: string
+  port: number
+  rayBuffer: number
+}
+
 export interface Config {
   edge: EdgeConfig
   listen: { host: string, port: number }
+  admin: AdminConfig
+  workers: number
   log: { level: string, format: 'json' | 'pretty' }
   /** Global values the routes were resolved from (printed at start). */
   connectTimeoutMs: number

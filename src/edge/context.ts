@@ -2,6 +2,7 @@
 // creates it in onRequest and every later step reads or fills it.
 
 import type { DialedSocket } from '../origin/dial.js'
+import type { PoolMember } from '../origin/pool.js'
 
 export interface EdgeContext {
   /** 16 lowercase hex; the header value appends `-<EDGE>`. */
@@ -26,6 +27,8 @@ export interface EdgeContext {
   /** The origin failed after headers were sent: the client got a truncated body. */
   truncated: boolean
   attempt: number
+  /** Origins this request already tried: a retry goes elsewhere. */
+  tried: Set<PoolMember>
   /** The edge status we answered with, when we answered with one. */
   edgeStatus: number | null
   /** The access line is written exactly once, whichever way the request ends. */
@@ -46,6 +49,7 @@ export function newContext (ray: string, start: number, clientIp: string): EdgeC
     clientAborted: false,
     truncated: false,
     attempt: 0,
+    tried: new Set(),
     edgeStatus: null,
     logged: false
   }

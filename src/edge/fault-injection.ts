@@ -2,7 +2,7 @@
 // the edge answer as if that fault happened, without touching the origin, so a client
 // can rehearse its retry and error handling against every edge status.
 
-import type { RouteConfig } from '../config/schema.js'
+import type { PoolConfig } from '../config/schema.js'
 import { ORIGIN_FAULT_STATUSES, catalogEntry, type OriginFaultStatus } from '../errors/catalog.js'
 import type { Classification, Phase } from '../errors/classify.js'
 import type { FailureExtras } from './records.js'
@@ -49,8 +49,8 @@ export interface InjectedFailure {
   waitMs: number
 }
 
-export function injectedFailure (status: OriginFaultStatus, route: RouteConfig): InjectedFailure {
-  const waitMs = status === 522 ? route.connectTimeoutMs : status === 524 ? route.responseTimeoutMs : 0
+export function injectedFailure (status: OriginFaultStatus, pool: PoolConfig): InjectedFailure {
+  const waitMs = status === 522 ? pool.connectTimeoutMs : status === 524 ? pool.responseTimeoutMs : 0
   return {
     error: { code: 'HPX_ERR_INJECTED', message: `fault ${status} injected on request` },
     phase: PHASE[status],

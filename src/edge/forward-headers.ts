@@ -24,6 +24,8 @@ export interface ForwardFacts {
   rayValue: string
   /** Host header for the origin. */
   host: string
+  /** The route's own request headers, a flat name/value list. */
+  extra: string[]
 }
 
 /** The request headers the origin receives. */
@@ -39,6 +41,7 @@ export function toOrigin (incoming: IncomingHttpHeaders, facts: ForwardFacts): I
   headers['x-forwarded-for'] = prior === undefined || prior === '' ? facts.clientIp : `${String(prior)}, ${facts.clientIp}`
   headers['x-forwarded-proto'] = facts.proto
   if (incoming.host !== undefined) headers['x-forwarded-host'] = incoming.host
+  for (let i = 0; i < facts.extra.length; i += 2) headers[facts.extra[i] as string] = facts.extra[i + 1]
   headers[facts.rayHeader] = facts.rayValue
   headers.host = facts.host
   return headers

@@ -1,25 +1,26 @@
 // How Fastify sees us: one encapsulated plugin. A request reads top to bottom:
-// onRequest (ray id) → route → forward (dial through our agent) → on failure:
-// classify → render → log; the access line is written when the response closes.
+// onRequest (ray id) → route → select an origin of the route's pool → forward through
+// our agent → on failure: classify → retry once elsewhere if nothing was sent → render
+// → log. The access line is written when the response closes, whichever way it ends.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
-import type { EdgeConfig, RouteConfig } from '../config/schema.js'
+import type { EdgeConfig, PoolConfig, RouteConfig } from '../config/schema.js'
 import { ClientAbortError, dialErrorIn } from '../errors.js'
-import type { OriginFaultStatus, UnknownErrorCause } from '../errors/catalog.js'
+import type { OriginFaultStatus } from '../errors/catalog.js'
 import { CLIENT_ABORT_STATUS, classify, type Classification, type Phase } from '../errors/classify.js'
-import { negotiate } from '../errors/negotiate.js'
-import { ErrorRenderer } from '../errors/render.js'
-import type { FailureRecord } from '../log.js'
+import type { AccessRecord, FailureRecord } from '../log.js'
 import { OriginAgent } from '../origin/agent.js'
 import { forward } from '../origin/forward.js'
+import { OriginPool, type MemberHealth, type PoolMember } from '../origin/pool.js'
 import { newContext, type EdgeContext } from './context.js'
 import { FAULT_HEADER, applies, injectedFailure, parseFault } from './fault-injection.js'
-import { SERVER_NAME, toOrigin } from './forward-headers.js'
+import { toOrigin } from './forward-headers.js'
 import { isRayId, newRayId, rayHeaderValue } from './ray.js'
 import { accessRecord, failureRecord, type FailureExtras } from './records.js'
+import { Responder } from './respond.js'
 import { Router, hostOnly } from './router.js'
 
 declare module 'fastify' {
@@ -33,7 +34,14 @@ export type EdgeProxyOptions = EdgeConfig & {
   logger?: Logger
   /** Called with every failure record (the admin listener keeps them by ray id). */
   onFailure?: (record: FailureRecord) => void
+  /** Called with every access record (metrics). */
+  onAccess?: (record: AccessRecord) => void
+  /** Receives a function that reports every origin's health (metrics, admin). */
+  exposeHealth?: (health: () => MemberHealth[]) => void
 }
+
+/** Only failures before any request byte reached the origin may be retried elsewhere. */
+const MAX_ATTEMPTS = 2
 
 /**
  * The path of the request target. An absolute-form target (`GET http://other.host/x`)
@@ -67,20 +75,29 @@ const hasBody = (req: IncomingMessage): boolean =>
 export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: FastifyInstance, opts) => {
   const log: Logger = opts.logger ?? (app.log as Logger)
   const router = new Router(opts.routes)
-  const renderer = new ErrorRenderer({ edgeName: opts.edgeName })
-  const rayHeader = opts.rayHeader
+  const respond = new Responder(opts.rayHeader, opts.edgeName)
   const agent = new OriginAgent({
     dial: { connectTimeoutMs: 15_000, tlsTimeoutMs: opts.tlsTimeoutMs, tls: { verify: true } },
     bodyIdleTimeoutMs: opts.bodyIdleTimeoutMs,
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
     maxResponseHeaderBytes: opts.maxResponseHeaderBytes,
-    rayHeader
+    rayHeader: opts.rayHeader
   })
-  for (const route of opts.routes) {
-    agent.register(route.origin, { connectTimeoutMs: route.connectTimeoutMs, tlsTimeoutMs: opts.tlsTimeoutMs, tls: route.tls })
-    if (!route.tls.verify) log.warn({ route: route.name }, 'origin certificate verification is off for this route: 526 cannot happen')
+  const pools = new Map<PoolConfig, OriginPool>()
+  for (const config of opts.pools) {
+    const pool = new OriginPool(config)
+    pools.set(config, pool)
+    for (const url of config.origins) {
+      agent.register(url, { connectTimeoutMs: config.connectTimeoutMs, tlsTimeoutMs: opts.tlsTimeoutMs, tls: config.tls })
+    }
+    if (!config.tls.verify) log.warn({ pool: config.name }, 'origin certificate verification is off for this pool: 526 cannot happen')
+    pool.startChecks(agent.dispatcher)
   }
-  app.addHook('onClose', async () => { await agent.close() })
+  opts.exposeHealth?.(() => [...pools.values()].flatMap(p => p.snapshot()))
+  app.addHook('onClose', async () => {
+    for (const pool of pools.values()) pool.stopChecks()
+    await agent.close()
+  })
 
   // A proxy forwards bodies as they come: nothing is parsed or buffered.
   app.removeAllContentTypeParsers()
@@ -93,48 +110,11 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     done()
   })
 
-  const edgeHeaders = (ctx: EdgeContext): string[] =>
-    [rayHeader, rayHeaderValue(ctx.ray, opts.edgeName), 'server', SERVER_NAME]
-
-  const respondError = (req: FastifyRequest, res: ServerResponse, status: number, cause: UnknownErrorCause | null): void => {
-    const ctx = req.edge
-    ctx.edgeStatus = status
-    if (res.headersSent || res.destroyed) return
-    const rendered = renderer.render({
-      status,
-      cause,
-      host: req.headers.host ?? '',
-      ray: ctx.ray,
-      clientIp: ctx.clientIp,
-      time: new Date()
-    }, negotiate(req.headers.accept))
-    const headers = edgeHeaders(ctx)
-    for (const name in rendered.headers) headers.push(name, rendered.headers[name] as string)
-    res.writeHead(status, headers)
-    res.end(req.method === 'HEAD' ? undefined : rendered.body)
-  }
-
   const logFailure = (ctx: EdgeContext, err: unknown, phase: Phase, c: Classification, extra?: FailureExtras): void => {
     const record = failureRecord(ctx, err, dialErrorIn(err), phase, c, extra)
     if (c.known) log.warn(record)
     else log.error(record, 'origin failure')
     opts.onFailure?.(record)
-  }
-
-  const onOriginError = (req: FastifyRequest, res: ServerResponse, err: Error, headersSent: boolean): void => {
-    const ctx = req.edge
-    const phase: Phase = dialErrorIn(err)?.phase ?? (headersSent ? 'body' : 'response')
-    const c = classify(err, phase)
-    // A client that left is not an origin failure, whatever the origin was doing.
-    if (ctx.clientAborted || c.status === CLIENT_ABORT_STATUS) return
-    logFailure(ctx, err, phase, c, { truncated: headersSent })
-    if (headersSent) {
-      // The status is on the wire: the only honest signal left is a cut connection.
-      ctx.truncated = true
-      res.destroy()
-      return
-    }
-    respondError(req, res, c.status, c.cause)
   }
 
   const onClosed = (req: FastifyRequest, res: ServerResponse): void => {
@@ -144,39 +124,97 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
       ctx.abortOrigin?.(new ClientAbortError())
     }
     const status = res.headersSent ? res.statusCode : CLIENT_ABORT_STATUS
-    log.info(accessRecord(ctx, req.method, req.headers.host ?? '', splitTarget(req.url).path, status))
+    const record = accessRecord(ctx, req.method, req.headers.host ?? '', splitTarget(req.url).path, status)
+    log.info(record)
+    opts.onAccess?.(record)
   }
 
-  const send = (req: FastifyRequest, res: ServerResponse, route: RouteConfig, path: string): void => {
+  /** One attempt at one origin of the route's pool; a failed dial may try one more. */
+  const attempt = (req: FastifyRequest, res: ServerResponse, route: RouteConfig, pool: OriginPool, path: string): void => {
     const ctx = req.edge
+    const member = pool.select(ctx.tried)
+    if (member === null) {
+      const status = pool.downStatus() ?? 502
+      const c: Classification = { status, cause: null, code: 'HPX_ERR_POOL_DOWN', why: 'every origin of the pool is marked down: answered from the last failure without dialling', known: true }
+      logFailure(ctx, { code: 'HPX_ERR_POOL_DOWN', message: `all ${pool.members.length} origins of pool ${pool.config.name} are down` }, 'connect', c)
+      respond.error(req, res, route, status, null)
+      return
+    }
+    ctx.tried.add(member)
     ctx.attempt++
+    ctx.originUrl = member.origin
+    member.inFlight++
+    member.health.acquire()
     agent.track(ctx)
     forward(agent.dispatcher, {
-      origin: route.origin.origin,
+      origin: member.origin,
       path,
       method: req.method,
       headers: toOrigin(req.headers, {
         clientIp: ctx.clientIp,
         proto: req.protocol === 'https' ? 'https' : 'http',
-        rayHeader,
+        rayHeader: opts.rayHeader,
         rayValue: rayHeaderValue(ctx.ray, opts.edgeName),
-        host: route.hostHeader === 'keep' ? req.headers.host ?? route.origin.host : route.origin.host
+        host: route.hostHeader === 'keep' ? req.headers.host ?? member.url.host : member.url.host,
+        extra: route.requestHeaders
       }),
       body: hasBody(req.raw) ? req.raw : null,
-      headersTimeoutMs: route.responseTimeoutMs
+      headersTimeoutMs: pool.config.responseTimeoutMs
     }, res, ctx, {
-      edgeHeaders: edgeHeaders(ctx),
-      onDone: () => agent.release(ctx),
-      onError: (err, headersSent) => onOriginError(req, res, err, headersSent)
+      edgeHeaders: respond.edgeHeaders(ctx, route),
+      onHeaders: status => {
+        member.health.succeeded()
+        if (route.originErrors === 'replace' && status >= 500) {
+          logFailure(ctx, { code: 'HPX_ERR_ORIGIN_5XX', message: `origin answered ${status}` }, 'response',
+            { status: 502, cause: null, code: 'HPX_ERR_ORIGIN_5XX', why: `the origin answered ${status}; this route replaces origin errors`, known: true })
+          respond.error(req, res, route, 502, null)
+          return false
+        }
+        return true
+      },
+      onDone: () => {
+        member.inFlight--
+        agent.release(ctx)
+      },
+      onError: (err, headersSent) => onOriginError(req, res, route, pool, member, path, err, headersSent)
     })
   }
 
+  const onOriginError = (req: FastifyRequest, res: ServerResponse, route: RouteConfig, pool: OriginPool,
+    member: PoolMember, path: string, err: Error, headersSent: boolean): void => {
+    const ctx = req.edge
+    const dialErr = dialErrorIn(err)
+    const phase: Phase = dialErr?.phase ?? (headersSent ? 'body' : 'response')
+    const c = classify(err, phase)
+    // A client that left is not an origin failure, whatever the origin was doing.
+    if (ctx.clientAborted || c.status === CLIENT_ABORT_STATUS) {
+      member.health.released()
+      return
+    }
+    if (dialErr !== null) member.health.failed(c.status)
+    logFailure(ctx, err, phase, c, { truncated: headersSent })
+    if (headersSent) {
+      // The status is on the wire: the only honest signal left is a cut connection.
+      ctx.truncated = true
+      res.destroy()
+      return
+    }
+    // Nothing reached the origin: any method may try another origin, once.
+    if (dialErr !== null && ctx.attempt < MAX_ATTEMPTS && pool.select(ctx.tried) !== null) {
+      ctx.socket = null
+      ctx.socketFresh = false
+      attempt(req, res, route, pool, path)
+      return
+    }
+    respond.error(req, res, route, c.status, c.cause)
+  }
+
   const injectFault = (req: FastifyRequest, res: ServerResponse, route: RouteConfig, status: OriginFaultStatus): void => {
-    const fault = injectedFailure(status, route)
+    const fault = injectedFailure(status, route.pool)
     const fire = (): void => {
       if (req.edge.clientAborted) return
       logFailure(req.edge, fault.error, fault.phase, fault.classification, fault.extras)
-      respondError(req, res, status, fault.classification.cause)
+      respond.error(req, res, route, status, fault.classification.cause)
     }
     if (fault.waitMs === 0) { fire(); return }
     const timer = setTimeout(fire, fault.waitMs)
@@ -192,16 +230,16 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     res.once('close', () => onClosed(req, res))
     const { path, query } = splitTarget(req.url)
     if (DOT_SEGMENT.test(path)) {
-      respondError(req, res, 400, null)
+      respond.error(req, res, null, 400, null)
       return
     }
     const route = router.match(hostOnly(req.headers.host), path)
     if (route === null) {
-      respondError(req, res, 404, null)
+      respond.error(req, res, null, 404, null)
       return
     }
     ctx.route = route.name
-    ctx.originUrl = route.origin.origin
+    const pool = pools.get(route.pool) as OriginPool
 
     const faultHeader = req.headers[FAULT_HEADER]
     if (faultHeader !== undefined) {
@@ -209,10 +247,11 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
       if (!route.faultInjection || fault === null) {
         log.info({ ray_id: ctx.ray, header: String(faultHeader).slice(0, 64), enabled: route.faultInjection }, 'fault injection header ignored')
       } else if (applies(fault)) {
+        ctx.originUrl = pool.members[0]?.origin ?? null
         injectFault(req, res, route, fault.status)
         return
       }
     }
-    send(req, res, route, Router.originPath(route, path) + query)
+    attempt(req, res, route, pool, Router.originPath(route, path) + query)
   })
 }

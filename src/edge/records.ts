@@ -63,6 +63,7 @@ export function failureRecord (ctx: EdgeContext, err: unknown, dialErr: DialErro
 }
 
 export function accessRecord (ctx: EdgeContext, method: string, host: string, path: string, status: number): AccessRecord {
+  const info = ctx.socketFresh ? ctx.socket?.[kDialInfo] : undefined
   return {
     msg: 'access',
     method,
@@ -72,6 +73,8 @@ export function accessRecord (ctx: EdgeContext, method: string, host: string, pa
     ray_id: ctx.ray,
     duration_ms: ms(performance.now() - ctx.start),
     route: ctx.route,
-    edge_status: ctx.edgeStatus
+    edge_status: ctx.edgeStatus,
+    ttfb_ms: ctx.ttfbMs === null ? null : ms(ctx.ttfbMs),
+    connect_ms: info?.timings.connect_ms ?? null
   }
 }

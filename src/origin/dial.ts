@@ -237,8 +237,21 @@ function tlsFacts (socket: tls.TLSSocket): DialInfo['tls'] {
   }
 }
 
+let pending = 0
+/** Dials in progress in this process (the metrics gauge: a drowning origin shows here first). */
+export const pendingDials = (): number => pending
+
 /** Dial an origin phase by phase; rejects with a DialError typed by the failing phase. */
 export async function dial (target: DialTarget, opts: DialOptions): Promise<DialedSocket> {
+  pending++
+  try {
+    return await dialPhases(target, opts)
+  } finally {
+    pending--
+  }
+}
+
+async function dialPhases (target: DialTarget, opts: DialOptions): Promise<DialedSocket> {
   const timings: DialTimings = { dns_ms: null, connect_ms: null, tls_ms: null }
   const attempts: DialAttempt[] = []
   const addresses = await resolve(target, opts, timings)

@@ -23,6 +23,8 @@ export interface ForwardRequest {
 export interface ForwardCallbacks {
   /** Headers the edge adds to every response (ray id, server), as a flat name/value list. */
   edgeHeaders: string[]
+  /** Response headers arrived; false means the edge answers instead (the origin response is dropped). */
+  onHeaders: (statusCode: number) => boolean
   /** The origin failed; `headersSent` tells whether the status could still change. */
   onError: (err: Error, headersSent: boolean) => void
   onDone: () => void
@@ -31,6 +33,8 @@ export interface ForwardCallbacks {
 /** undici's callback API (what its own request() uses), written to the client directly. */
 class ForwardHandler {
   private resume: (() => void) | null = null
+  /** The edge answered instead of the origin; the abort that follows is ours, not a failure. */
+  private dropped = false
   private readonly drain = (): void => { this.resume?.() }
 
   constructor (private readonly res: ServerResponse, private readonly ctx: EdgeContext,
@@ -44,6 +48,11 @@ class ForwardHandler {
     // 1xx (e.g. 103 Early Hints) are not forwarded: the final response follows.
     if (statusCode < 200) return true
     this.ctx.ttfbMs = performance.now() - this.ctx.start
+    if (!this.callbacks.onHeaders(statusCode)) {
+      this.dropped = true
+      this.ctx.abortOrigin?.(new Error('origin response replaced by the edge'))
+      return false
+    }
     this.resume = resume
     const headers = this.callbacks.edgeHeaders.slice()
     for (let i = 0; i < raw.length; i += 2) {
@@ -56,6 +65,7 @@ class ForwardHandler {
   }
 
   onData (chunk: Buffer): boolean {
+    if (!this.res.headersSent) return true
     if (this.res.write(chunk)) return true
     this.res.once('drain', this.drain)
     return false
@@ -68,6 +78,7 @@ class ForwardHandler {
 
   onError (err: Error): void {
     this.callbacks.onDone()
+    if (this.dropped) return
     this.callbacks.onError(normalizeOriginError(err), this.res.headersSent)
   }
 

@@ -1,0 +1,80 @@
+// The operations listener: a small Fastify instance on its own port (default
+// 127.0.0.1:9090), apart from the edge so that a probe or a scrape never queues behind
+// visitor traffic and is never routed to an origin.
+//
+//   GET /healthz    200 {"status":"ok"}: the process is up
+//   GET /readyz     200 {"status":"ready"}, or 503 {"status":"draining"} once ready() is false
+//   GET /metrics    Prometheus text exposition (see metrics.ts for the names)
+//   GET /rays/<id>  200 {"ray_id", "attempts": [failure records]}, 404 unknown, 400 not a ray id
+//
+// Anything else is a 404.
+
+import type { AddressInfo } from 'node:net'
+import Fastify, { LogController, type FastifyBaseLogger } from 'fastify'
+import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
+import { isRayId } from '../edge/ray.js'
+import type { RayStore } from './rays.js'
+
+export interface AdminOptions {
+  host: string
+  port: number
+  metrics: { registry: Registry }
+  rays: RayStore
+  /** False while draining (or not yet listening): /readyz answers 503. */
+  ready: () => boolean
+  /** Admin problems are logged at warn and above; requests are not logged. */
+  logger?: Logger
+}
+
+export interface AdminServer {
+  url: string
+  close: () => Promise<void>
+}
+
+const WARN = 40
+
+export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
+  const logger = opts.logger === undefined
+    ? undefined
+    : opts.logger.child({ component: 'admin' }, { level: opts.logger.levelVal > WARN ? opts.logger.level : 'warn' })
+  const app = Fastify({
+    ...(logger === undefined ? { logger: false } : { loggerInstance: logger as FastifyBaseLogger }),
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true
+  })
+
+  // Probes and lookups are about now: nothing here may be cached by anything in between.
+  app.addHook('onSend', async (_req, reply) => { reply.header('cache-control', 'no-store') })
+
+  app.get('/healthz', async () => ({ status: 'ok' }))
+
+  app.get('/readyz', async (_req, reply) => {
+    if (opts.ready()) return { status: 'ready' }
+    return reply.code(503).send({ status: 'draining' })
+  })
+
+  app.get('/metrics', async (_req, reply) => {
+    const { registry } = opts.metrics
+    const text = await registry.metrics()
+    return reply.type(registry.contentType).send(text)
+  })
+
+  app.get<{ Params: { id: string } }>('/rays/:id', async (req, reply) => {
+    const id = req.params.id
+    if (!isRayId(id)) return reply.code(400).send({ error: 'not a ray id: expected 16 lowercase hex digits' })
+    const attempts = opts.rays.get(id)
+    if (attempts.length === 0) return reply.code(404).send({ error: 'unknown ray id' })
+    return { ray_id: id, attempts }
+  })
+
+  app.setNotFoundHandler(async (_req, reply) => reply.code(404).send({ error: 'not found' }))
+
+  await app.listen({ host: opts.host, port: opts.port })
+  const address = app.server.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return {
+    url: `http://${host}:${address.port}`,
+    close: () => app.close()
+  }
+}

@@ -1,0 +1,40 @@
+// Which origin of the pool takes the next request? Each policy is a pure function of
+// the candidates (already filtered to the available ones) and their in-flight counts.
+
+import type { Policy } from '../config/schema.js'
+
+export interface Candidate { inFlight: number }
+
+export type Selector = <C extends Candidate>(candidates: readonly C[]) => C | undefined
+
+function roundRobin (): Selector {
+  let next = 0
+  return candidates => candidates.length === 0 ? undefined : candidates[next++ % candidates.length]
+}
+
+const leastInFlight: Selector = candidates => {
+  let best = candidates[0]
+  for (const c of candidates) if (best !== undefined && c.inFlight < best.inFlight) best = c
+  return best
+}
+
+/** Two random choices, the less loaded wins: near least-in-flight without herding. */
+function randomTwo (random: () => number): Selector {
+  return candidates => {
+    if (candidates.length < 2) return candidates[0]
+    const i = Math.floor(random() * candidates.length)
+    let j = Math.floor(random() * (candidates.length - 1))
+    if (j >= i) j++
+    const a = candidates[i]
+    const b = candidates[j]
+    return a !== undefined && b !== undefined && b.inFlight < a.inFlight ? b : a
+  }
+}
+
+export function selector (policy: Policy, random: () => number = Math.random): Selector {
+  switch (policy) {
+    case 'round_robin': return roundRobin()
+    case 'least_in_flight': return leastInFlight
+    case 'random_two': return randomTwo(random)
+  }
+}

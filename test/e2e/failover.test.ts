@@ -1,0 +1,132 @@
+// Failover the way the edge does it: a failure before any request byte reached the
+// origin is retried once on another origin of the pool; anything later never is.
+
+import t from 'tap'
+import { refusedOrigin, silentOrigin, synDropOrigin } from '../../src/lab/faults.js'
+import { healthyOrigin } from '../../src/lab/healthy-origin.js'
+import { get, rayOf, startProxy, type LogLine } from '../helpers.js'
+
+const failuresOf = (logs: LogLine[], ray: string): LogLine[] => logs.filter(l => l.msg === 'origin failure' && l.ray_id === ray)
+
+t.test('a refused origin: the request succeeds on the healthy one, one failure line', async t => {
+  const dead = await refusedOrigin()
+  const good = await healthyOrigin()
+  const proxy = await startProxy({ pools: [{ name: 'web', origins: [dead.url, good.url] }], routes: [{ pool: 'web' }] })
+  t.teardown(async () => { await proxy.close(); await good.close() })
+  const res = await get(`${proxy.url}/echo`, { method: 'POST', body: 'a body survives the retry', headers: { 'content-type': 'text/plain' } })
+  t.equal(res.status, 200)
+  t.equal(JSON.parse(res.body).bodyBytes, 25, 'the request body reached the second origin whole')
+  const failures = failuresOf(proxy.logs, rayOf(res))
+  t.equal(failures.length, 1)
+  t.match(failures[0], { edge_status: 521, attempt: 1, origin: { url: dead.url } })
+  const access = await proxy.waitForLog(l => l.msg === 'access' && l.ray_id === rayOf(res))
+  t.equal(access.status, 200)
+})
+
+t.test('a SYN-dropping origin: after the connect timeout, the healthy one answers', async t => {
+  const dead = await synDropOrigin()
+  const good = await healthyOrigin()
+  const proxy = await startProxy({
+    pools: [{ name: 'web', origins: [dead.url, good.url], connect_timeout: '300ms' }],
+    routes: [{ pool: 'web' }]
+  })
+  t.teardown(async () => { await proxy.close(); await good.close(); await dead.close() })
+  const res = await get(`${proxy.url}/`)
+  t.equal(res.status, 200)
+  t.ok(res.ms >= 300 && res.ms < 600, `answered after ${res.ms.toFixed(0)} ms`)
+  t.match(failuresOf(proxy.logs, rayOf(res)), [{ edge_status: 522, attempt: 1 }])
+})
+
+t.test('both origins refuse: two failure lines, the last status answers', async t => {
+  const a = await refusedOrigin()
+  const b = await refusedOrigin()
+  const proxy = await startProxy({ pools: [{ name: 'web', origins: [a.url, b.url] }], routes: [{ pool: 'web' }] })
+  t.teardown(() => proxy.close())
+  const res = await get(`${proxy.url}/`, { headers: { accept: 'application/json' } })
+  t.equal(res.status, 521)
+  const failures = failuresOf(proxy.logs, rayOf(res))
+  t.same(failures.map(f => [f.attempt, f.edge_status]), [[1, 521], [2, 521]])
+  t.not(failures[0]?.origin.url, failures[1]?.origin.url, 'the retry went to the other origin')
+})
+
+t.test('no retry once the request was sent (524)', async t => {
+  const silent = await silentOrigin()
+  const good = await healthyOrigin()
+  const proxy = await startProxy({
+    pools: [{ name: 'web', origins: [silent.url, good.url], response_timeout: '300ms', policy: 'round_robin' }],
+    routes: [{ pool: 'web' }]
+  })
+  t.teardown(async () => { await proxy.close(); await good.close(); await silent.close() })
+  const res = await get(`${proxy.url}/`)
+  t.equal(res.status, 524, 'the first origin (round robin) was the silent one')
+  t.equal(failuresOf(proxy.logs, rayOf(res)).length, 1)
+})
+
+t.test('passive health: marked down, skipped, tried again after the cool-down', async t => {
+  const dead = await refusedOrigin()
+  const good = await healthyOrigin()
+  const proxy = await startProxy({
+    pools: [{ name: 'web', origins: [dead.url, good.url], policy: 'round_robin', health: { failures: 2, cooldown: '400ms' } }],
+    routes: [{ pool: 'web' }]
+  })
+  t.teardown(async () => { await proxy.close(); await good.close() })
+  for (let i = 0; i < 4; i++) t.equal((await get(`${proxy.url}/`)).status, 200)
+  const before = proxy.logs.filter(l => l.msg === 'origin failure').length
+  t.equal(before, 2, 'two failures marked it down')
+  for (let i = 0; i < 4; i++) t.equal((await get(`${proxy.url}/`)).status, 200)
+  t.equal(proxy.logs.filter(l => l.msg === 'origin failure').length, 2, 'a down origin is not dialled')
+  await new Promise(resolve => setTimeout(resolve, 450))
+  for (let i = 0; i < 2; i++) t.equal((await get(`${proxy.url}/`)).status, 200)
+  t.equal(proxy.logs.filter(l => l.msg === 'origin failure').length, 3, 'one half-open trial after the cool-down')
+})
+
+t.test('every origin down: answered at once from the last failure, with its status', async t => {
+  const dead = await synDropOrigin()
+  const proxy = await startProxy({
+    pools: [{ name: 'web', origins: [dead.url], connect_timeout: '300ms', health: { failures: 1, cooldown: '10s' } }],
+    routes: [{ pool: 'web' }]
+  })
+  t.teardown(async () => { await proxy.close(); await dead.close() })
+  const first = await get(`${proxy.url}/`)
+  t.equal(first.status, 522)
+  const second = await get(`${proxy.url}/`, { headers: { accept: 'application/json' } })
+  t.equal(second.status, 522)
+  t.ok(second.ms < 100, `no second wait: ${second.ms.toFixed(0)} ms`)
+  t.match(failuresOf(proxy.logs, rayOf(second)), [{ edge_status: 522, error: { code: 'HPX_ERR_POOL_DOWN' } }])
+})
+
+t.test('least_in_flight sends to the idle origin', async t => {
+  const slow = await healthyOrigin()
+  const fast = await healthyOrigin()
+  const proxy = await startProxy({ pools: [{ name: 'web', origins: [slow.url, fast.url], policy: 'least_in_flight' }], routes: [{ pool: 'web' }] })
+  t.teardown(async () => { await proxy.close(); await slow.close(); await fast.close() })
+  // Hold one request open on the first origin (a slow streaming response)...
+  const pending = get(`${proxy.url}/stream?chunks=40&size=16`)
+  await new Promise(resolve => setTimeout(resolve, 30))
+  // ...so the next one goes to the second.
+  const res = await get(`${proxy.url}/echo`)
+  const origins = proxy.logs.filter(l => l.msg === 'access')
+  t.equal(res.status, 200)
+  t.equal(JSON.parse(res.body).headers.host, new URL(fast.url).host)
+  await pending
+  t.ok(origins.length >= 1)
+})
+
+t.test('per-route headers, status rewrite, origin 5xx replaced', async t => {
+  const good = await healthyOrigin()
+  const dead = await refusedOrigin()
+  const proxy = await startProxy({
+    routes: [
+      { path: '/rewrite', origin: dead.url, status_rewrite: { 521: 502 } },
+      { path: '/replace', origin: good.url, origin_errors: 'replace', strip_prefix: true },
+      { path: '/', origin: good.url, request_headers: { 'X-Edge-Tag': 'blue' }, response_headers: { 'X-Served-By': 'edge-1' } }
+    ]
+  })
+  t.teardown(async () => { await proxy.close(); await good.close() })
+  const echoed = await get(`${proxy.url}/echo`)
+  t.equal(JSON.parse(echoed.body).headers['x-edge-tag'], 'blue')
+  t.equal(echoed.headers['x-served-by'], 'edge-1')
+  const rewritten = await get(`${proxy.url}/rewrite`, { headers: { accept: 'application/json' } })
+  t.equal(rewritten.status, 502, 'clients that only know standard codes get 502')
+  t.equal(JSON.parse(rewritten.body).error_code, 521, 'the body still says 521')
+})
