@@ -8,7 +8,14 @@ import closeWithGrace from 'close-with-grace'
 import { CONFIG_SETTING, SETTINGS, loadConfig } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { startDemo, type Demo } from './demo.js'
+import cluster from 'node:cluster'
+import type { Logger } from 'pino'
+import { createMetrics } from './admin/metrics.js'
+import { RayStore } from './admin/rays.js'
+import { startAdmin, type AdminServer } from './admin/server.js'
+import { runPrimary } from './cluster.js'
 import { createLogger } from './log.js'
+import type { MemberHealth } from './origin/pool.js'
 import { buildServer } from './server.js'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -82,36 +89,88 @@ function printDemo (config: Config, demo: Demo, base: string): void {
   process.stderr.write(lines.join('\n') + '\n')
 }
 
-async function serve (flags: Record<string, string | boolean | undefined>): Promise<void> {
+type Flags = Record<string, string | boolean | undefined>
+
+/** SIGHUP: new routes and pools for new requests; a bad file is refused and the old one kept. */
+function reloader (flags: Flags, logger: Logger, reload: ((edge: Config['edge']) => void) | null): () => void {
+  return () => {
+    if (reload === null) { logger.warn('SIGHUP ignored: the demo has no config file to reload'); return }
+    try {
+      const next = loadConfig({ flags, env: process.env, isTTY: process.stdout.isTTY === true })
+      reload(next.edge)
+      logger.info({ routes: describeRoutes(next) }, 'config reloaded')
+    } catch (err) {
+      const e = err as { code?: string, message: string }
+      logger.error({ error: e.message }, e.code === 'HPX_ERR_CONFIG' ? 'config reload rejected, old config kept' : 'config reload failed, old config kept')
+    }
+  }
+}
+
+const describeRoutes = (config: Config): string[] =>
+  config.edge.routes.map(r => `${r.host}${r.path} → ${r.pool.origins.map(o => o.origin).join(' ')}`)
+
+async function serve (flags: Flags): Promise<void> {
   let config = loadOrExit(flags)
   const logger = createLogger(config.log.level, config.log.format)
+  if (config.workers > 1 && cluster.isPrimary) {
+    runPrimary(config.workers, logger)
+    return
+  }
   let demo: Demo | null = null
   if (config.edge.routes.length === 0) {
     demo = await startDemo(config)
     config = demo.config
   }
-  const app = await buildServer(config.edge, logger)
+
+  let draining = false
+  let health: () => MemberHealth[] = () => []
+  let reload: ((edge: Config['edge']) => void) | null = null
+  const rays = new RayStore(config.admin.rayBuffer)
+  const metrics = createMetrics({ originHealth: () => health() })
+  const app = await buildServer({
+    ...config.edge,
+    onAccess: metrics.observeAccess,
+    onFailure: record => { rays.add(record); metrics.observeFailure(record) },
+    exposeHealth: h => { health = h },
+    exposeReload: r => { reload = r }
+  }, logger)
+
+  const failListen = async (what: string, host: string, port: number, err: unknown): Promise<never> => {
+    await app.close()
+    await demo?.close()
+    const e = err as NodeJS.ErrnoException
+    return fail(`cannot listen on ${host}:${port}${what}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`, EXIT_RUNTIME)
+  }
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port })
   } catch (err) {
-    await demo?.close()
-    const e = err as NodeJS.ErrnoException
-    fail(e.code === 'EADDRINUSE'
-      ? `cannot listen on ${config.listen.host}:${config.listen.port}: address already in use`
-      : `cannot listen on ${config.listen.host}:${config.listen.port}: ${e.message}`, EXIT_RUNTIME)
+    await failListen('', config.listen.host, config.listen.port, err)
   }
+  let admin: AdminServer | null = null
+  if (config.admin.enabled) {
+    try {
+      admin = await startAdmin({ host: config.admin.host, port: config.admin.port, metrics, rays, ready: () => !draining, logger })
+    } catch (err) {
+      await failListen(' (admin)', config.admin.host, config.admin.port, err)
+    }
+  }
+
   const address = app.server.address()
   const base = typeof address === 'object' && address !== null
     ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
     : String(address)
-  if (demo !== null) printDemo(config, demo, base)
-  logger.info({ listen: base, routes: config.edge.routes.map(r => `${r.host}${r.path} → ${r.pool.origins.map(o => o.origin).join(' ')}`) }, 'highproxy listening')
+  if (demo !== null && cluster.isPrimary) printDemo(config, demo, base)
+  logger.info({ listen: base, admin: admin?.url ?? null, pid: process.pid, routes: describeRoutes(config) }, 'highproxy listening')
 
-  closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
+  process.on('SIGHUP', reloader(flags, logger, demo === null ? reload : null))
+  closeWithGrace({ delay: config.shutdownGraceMs, skip: ['SIGHUP'], logger: { error: (m: string) => logger.error(m) } }, async ({ signal, err }) => {
+    draining = true
     if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')
-    else logger.info({ signal }, 'shutting down')
+    else logger.info({ signal, grace_ms: config.shutdownGraceMs }, 'draining: no new connections, in-flight requests finish')
     await app.close()
+    await admin?.close()
     await demo?.close()
+    logger.info('stopped')
     logger.flush()
   })
 }

@@ -2,11 +2,10 @@
 
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import type { EdgeConfig } from './config/schema.js'
-import { edgeProxy } from './edge/plugin.js'
+import { edgeProxy, type EdgeProxyOptions } from './edge/plugin.js'
 import { newRayId } from './edge/ray.js'
 
-export async function buildServer (edge: EdgeConfig, logger: Logger): Promise<FastifyInstance> {
+export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // The plugin writes one access line per request itself.

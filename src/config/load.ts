@@ -211,6 +211,7 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
     listen: input.listen,
     admin: { enabled: input.admin.enabled, host: input.admin.host, port: input.admin.port, rayBuffer: input.admin.ray_buffer },
     workers: input.workers === 'auto' ? availableParallelism() : input.workers,
+    shutdownGraceMs: durationMs(input.timeouts.shutdown_grace),
     log: { level: input.log.level, format: input.log.format === 'auto' ? (isTTY ? 'pretty' : 'json') : input.log.format },
     connectTimeoutMs: durationMs(input.timeouts.connect),
     responseTimeoutMs: durationMs(input.timeouts.response),

@@ -29,7 +29,8 @@ const TimeoutsSchema = Type.Object({
   tls: Duration('10s', 'TLS handshake with the origin; failing or stalling → 525'),
   response: Duration('100s', 'from request sent to response headers; none in time → 524'),
   body_idle: Duration('100s', 'longest pause between two chunks of an origin response body'),
-  keep_alive: Duration('4s', 'how long an idle origin connection is kept for reuse')
+  keep_alive: Duration('4s', 'how long an idle origin connection is kept for reuse'),
+  shutdown_grace: Duration('30s', 'on SIGTERM/SIGINT, how long in-flight requests may finish before exit')
 }, { additionalProperties: false, default: {} })
 
 const HeaderMap = (description: string) =>
@@ -188,6 +189,7 @@ export interface Config {
   listen: { host: string, port: number }
   admin: AdminConfig
   workers: number
+  shutdownGraceMs: number
   log: { level: string, format: 'json' | 'pretty' }
   /** Global values the routes were resolved from (printed at start). */
   connectTimeoutMs: number

@@ -4,6 +4,7 @@
 // → log. The access line is written when the response closes, whichever way it ends.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
@@ -22,6 +23,7 @@ import { isRayId, newRayId, rayHeaderValue } from './ray.js'
 import { accessRecord, failureRecord, type FailureExtras } from './records.js'
 import { Responder } from './respond.js'
 import { Router, hostOnly } from './router.js'
+import { upgrade } from './upgrade.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -38,6 +40,8 @@ export type EdgeProxyOptions = EdgeConfig & {
   onAccess?: (record: AccessRecord) => void
   /** Receives a function that reports every origin's health (metrics, admin). */
   exposeHealth?: (health: () => MemberHealth[]) => void
+  /** Receives a function that swaps in new routes and pools (SIGHUP). */
+  exposeReload?: (reload: (edge: Pick<EdgeConfig, 'routes' | 'pools'>) => void) => void
 }
 
 /** Only failures before any request byte reached the origin may be retried elsewhere. */
@@ -74,7 +78,6 @@ const hasBody = (req: IncomingMessage): boolean =>
 
 export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: FastifyInstance, opts) => {
   const log: Logger = opts.logger ?? (app.log as Logger)
-  const router = new Router(opts.routes)
   const respond = new Responder(opts.rayHeader, opts.edgeName)
   const agent = new OriginAgent({
     dial: { connectTimeoutMs: 15_000, tlsTimeoutMs: opts.tlsTimeoutMs, tls: { verify: true } },
@@ -83,19 +86,31 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     maxResponseHeaderBytes: opts.maxResponseHeaderBytes,
     rayHeader: opts.rayHeader
   })
-  const pools = new Map<PoolConfig, OriginPool>()
-  for (const config of opts.pools) {
-    const pool = new OriginPool(config)
-    pools.set(config, pool)
-    for (const url of config.origins) {
-      agent.register(url, { connectTimeoutMs: config.connectTimeoutMs, tlsTimeoutMs: opts.tlsTimeoutMs, tls: config.tls })
+
+  /** Routes and pools: swapped whole on reload; a request in flight keeps the ones it started with. */
+  interface State { router: Router, pools: Map<PoolConfig, OriginPool> }
+  const build = (routes: RouteConfig[], configs: PoolConfig[]): State => {
+    const pools = new Map<PoolConfig, OriginPool>()
+    for (const config of configs) {
+      const pool = new OriginPool(config)
+      pools.set(config, pool)
+      for (const url of config.origins) {
+        agent.register(url, { connectTimeoutMs: config.connectTimeoutMs, tlsTimeoutMs: opts.tlsTimeoutMs, tls: config.tls })
+      }
+      if (!config.tls.verify) log.warn({ pool: config.name }, 'origin certificate verification is off for this pool: 526 cannot happen')
+      pool.startChecks(agent.dispatcher)
     }
-    if (!config.tls.verify) log.warn({ pool: config.name }, 'origin certificate verification is off for this pool: 526 cannot happen')
-    pool.startChecks(agent.dispatcher)
+    return { router: new Router(routes), pools }
   }
-  opts.exposeHealth?.(() => [...pools.values()].flatMap(p => p.snapshot()))
+  let state = build(opts.routes, opts.pools)
+  opts.exposeReload?.((edge) => {
+    const old = state
+    state = build(edge.routes, edge.pools)
+    for (const pool of old.pools.values()) pool.stopChecks()
+  })
+  opts.exposeHealth?.(() => [...state.pools.values()].flatMap(p => p.snapshot()))
   app.addHook('onClose', async () => {
-    for (const pool of pools.values()) pool.stopChecks()
+    for (const pool of state.pools.values()) pool.stopChecks()
     await agent.close()
   })
 
@@ -117,16 +132,19 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     opts.onFailure?.(record)
   }
 
+  const logAccess = (ctx: EdgeContext, req: IncomingMessage, status: number): void => {
+    const record = accessRecord(ctx, req.method ?? '', req.headers.host ?? '', splitTarget(req.url ?? '/').path, status)
+    log.info(record)
+    opts.onAccess?.(record)
+  }
+
   const onClosed = (req: FastifyRequest, res: ServerResponse): void => {
     const ctx = req.edge
     if (!res.writableFinished && !ctx.truncated) {
       ctx.clientAborted = true
       ctx.abortOrigin?.(new ClientAbortError())
     }
-    const status = res.headersSent ? res.statusCode : CLIENT_ABORT_STATUS
-    const record = accessRecord(ctx, req.method, req.headers.host ?? '', splitTarget(req.url).path, status)
-    log.info(record)
-    opts.onAccess?.(record)
+    logAccess(ctx, req.raw, res.headersSent ? res.statusCode : CLIENT_ABORT_STATUS)
   }
 
   /** One attempt at one origin of the route's pool; a failed dial may try one more. */
@@ -221,6 +239,24 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     res.once('close', () => clearTimeout(timer))
   }
 
+  // Upgrades bypass Fastify's request handling in Node; they are routed the same way.
+  const deps = { agent, respond, rayHeader: opts.rayHeader, edgeName: opts.edgeName, logFailure, logAccess }
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const ctx = newContext(newRayId(), performance.now(), req.socket.remoteAddress ?? '')
+    const { path, query } = splitTarget(req.url ?? '/')
+    const { router, pools } = state
+    const route = DOT_SEGMENT.test(path) ? null : router.match(hostOnly(req.headers.host), path)
+    if (route === null) {
+      socket.once('close', () => logAccess(ctx, req, ctx.edgeStatus ?? 404))
+      respond.errorOnSocket(req, socket, ctx, null, DOT_SEGMENT.test(path) ? 400 : 404, null)
+      return
+    }
+    ctx.route = route.name
+    upgrade(deps, req, socket, head, ctx, route, pools.get(route.pool) as OriginPool, Router.originPath(route, path) + query)
+  }
+  app.server.on('upgrade', onUpgrade)
+  app.addHook('onClose', async () => { app.server.off('upgrade', onUpgrade) })
+
   // Fastify's own error logging stays on the request logger at error level; the access
   // and failure lines are ours.
   app.all('/*', { logLevel: 'error' }, (req, reply) => {
@@ -233,6 +269,7 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
       respond.error(req, res, null, 400, null)
       return
     }
+    const { router, pools } = state
     const route = router.match(hostOnly(req.headers.host), path)
     if (route === null) {
       respond.error(req, res, null, 404, null)

@@ -1,7 +1,8 @@
 // Answering with an edge error: negotiate, render, apply the route's status rewrite,
 // and write it with the headers every edge response carries.
 
-import type { ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import type { RouteConfig } from '../config/schema.js'
 import type { UnknownErrorCause } from '../errors/catalog.js'
@@ -25,23 +26,43 @@ export class Responder {
     return headers
   }
 
-  error (req: FastifyRequest, res: ServerResponse, route: RouteConfig | null, status: number,
-    cause: UnknownErrorCause | null): void {
-    const ctx = req.edge
+  /** Status, headers and body of an edge error for this request. */
+  private build (headers: IncomingHttpHeaders, ctx: EdgeContext, route: RouteConfig | null, status: number,
+    cause: UnknownErrorCause | null): { status: number, headers: string[], body: string } {
     ctx.edgeStatus = status
-    if (res.headersSent || res.destroyed) return
     const rendered = this.renderer.render({
       status,
       cause,
-      host: req.headers.host ?? '',
+      host: headers.host ?? '',
       ray: ctx.ray,
       clientIp: ctx.clientIp,
       time: new Date()
-    }, negotiate(req.headers.accept))
-    const headers = this.edgeHeaders(ctx, route)
-    for (const name in rendered.headers) headers.push(name, rendered.headers[name] as string)
+    }, negotiate(headers.accept))
+    const out = this.edgeHeaders(ctx, route)
+    for (const name in rendered.headers) out.push(name, rendered.headers[name] as string)
     // For clients that only know standard codes; the body still says what really happened.
-    res.writeHead(route?.statusRewrite.get(status) ?? status, headers)
-    res.end(req.method === 'HEAD' ? undefined : rendered.body)
+    return { status: route?.statusRewrite.get(status) ?? status, headers: out, body: rendered.body }
+  }
+
+  error (req: FastifyRequest, res: ServerResponse, route: RouteConfig | null, status: number,
+    cause: UnknownErrorCause | null): void {
+    if (res.headersSent || res.destroyed) {
+      req.edge.edgeStatus = status
+      return
+    }
+    const page = this.build(req.headers, req.edge, route, status, cause)
+    res.writeHead(page.status, page.headers)
+    res.end(req.method === 'HEAD' ? undefined : page.body)
+  }
+
+  /** The same answer on a raw socket: an upgrade request never got a ServerResponse. */
+  errorOnSocket (req: IncomingMessage, socket: Duplex, ctx: EdgeContext, route: RouteConfig | null, status: number,
+    cause: UnknownErrorCause | null): void {
+    if (socket.destroyed) return
+    const page = this.build(req.headers, ctx, route, status, cause)
+    let head = `HTTP/1.1 ${page.status} ${STATUS_CODES[page.status] ?? 'Error'}\r\n`
+    for (let i = 0; i < page.headers.length; i += 2) head += `${page.headers[i] as string}: ${page.headers[i + 1] as string}\r\n`
+    head += `content-length: ${Buffer.byteLength(page.body)}\r\nconnection: close\r\n\r\n`
+    socket.end(head + page.body)
   }
 }

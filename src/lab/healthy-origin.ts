@@ -45,6 +45,11 @@ export async function healthyOrigin (opts: HealthyOriginOptions = {}): Promise<L
       })
       return
     }
+    if (url.pathname === '/slow') {
+      const timer = setTimeout(() => res.end('slow but fine\n'), Number(url.searchParams.get('ms') ?? 1000))
+      res.on('close', () => clearTimeout(timer))
+      return
+    }
     if (url.pathname === '/pipe') {
       res.writeHead(200, { 'content-type': 'application/octet-stream' })
       req.pipe(res)

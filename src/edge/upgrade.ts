@@ -1,0 +1,101 @@
+// WebSocket (and other HTTP/1.1 upgrade) requests: routed and dialled like any other
+// request, so a refused or timed-out upgrade gets the same 521/522 answer and log
+// line; once the origin says 101 the two sockets are piped together.
+
+import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import type { RouteConfig } from '../config/schema.js'
+import { dialErrorIn } from '../errors.js'
+import { classify, type Classification, type Phase } from '../errors/classify.js'
+import type { OriginAgent } from '../origin/agent.js'
+import { normalizeOriginError } from '../origin/agent.js'
+import type { OriginPool } from '../origin/pool.js'
+import type { EdgeContext } from './context.js'
+import { toOrigin } from './forward-headers.js'
+import { rayHeaderValue } from './ray.js'
+import type { Responder } from './respond.js'
+
+export interface UpgradeDeps {
+  agent: OriginAgent
+  respond: Responder
+  rayHeader: string
+  edgeName: string
+  logFailure: (ctx: EdgeContext, err: unknown, phase: Phase, c: Classification) => void
+  logAccess: (ctx: EdgeContext, req: IncomingMessage, status: number) => void
+}
+
+const MAX_ATTEMPTS = 2
+
+export function upgrade (deps: UpgradeDeps, req: IncomingMessage, client: Duplex, head: Buffer,
+  ctx: EdgeContext, route: RouteConfig, pool: OriginPool, path: string): void {
+  client.on('error', () => client.destroy())
+  let status = 0
+  client.once('close', () => deps.logAccess(ctx, req, status === 0 ? 499 : status))
+
+  const attempt = (): void => {
+    const member = pool.select(ctx.tried)
+    if (member === null) {
+      status = pool.downStatus() ?? 502
+      deps.respond.errorOnSocket(req, client, ctx, route, status, null)
+      return
+    }
+    ctx.tried.add(member)
+    ctx.attempt++
+    ctx.originUrl = member.origin
+    member.health.acquire()
+    const handler = {
+      onConnect: (abort: (err?: Error) => void) => { ctx.abortOrigin = abort },
+      onHeaders: () => true,
+      onData: () => true,
+      onComplete: () => {},
+      onUpgrade: (statusCode: number, raw: Buffer[], origin: Socket) => {
+        member.health.succeeded()
+        status = statusCode
+        let response = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`
+        const edge = deps.respond.edgeHeaders(ctx, route)
+        for (let i = 0; i < edge.length; i += 2) response += `${edge[i] as string}: ${edge[i + 1] as string}\r\n`
+        for (let i = 0; i < raw.length; i += 2) response += `${(raw[i] as Buffer).toString('latin1')}: ${(raw[i + 1] as Buffer).toString('latin1')}\r\n`
+        client.write(response + '\r\n')
+        if (head.length > 0) origin.write(head)
+        origin.on('error', () => client.destroy())
+        origin.once('close', () => client.destroy())
+        client.once('close', () => origin.destroy())
+        origin.pipe(client)
+        client.pipe(origin)
+      },
+      onError: (error: Error) => {
+        const err = normalizeOriginError(error)
+        if (client.destroyed) { member.health.released(); return }
+        const dialErr = dialErrorIn(err)
+        const phase: Phase = dialErr?.phase ?? 'response'
+        const c = classify(err, phase)
+        if (dialErr !== null) member.health.failed(c.status)
+        deps.logFailure(ctx, err, phase, c)
+        if (dialErr !== null && ctx.attempt < MAX_ATTEMPTS && pool.select(ctx.tried) !== null) {
+          attempt()
+          return
+        }
+        status = route.statusRewrite.get(c.status) ?? c.status
+        deps.respond.errorOnSocket(req, client, ctx, route, c.status, c.cause)
+      }
+    }
+    deps.agent.dispatcher.dispatch({
+      origin: member.origin,
+      path,
+      method: 'GET',
+      headers: toOrigin(req.headers, {
+        clientIp: ctx.clientIp,
+        proto: 'http',
+        rayHeader: deps.rayHeader,
+        rayValue: rayHeaderValue(ctx.ray, deps.edgeName),
+        host: route.hostHeader === 'keep' ? req.headers.host ?? member.url.host : member.url.host,
+        extra: route.requestHeaders
+      }) as Record<string, string>,
+      upgrade: String(req.headers.upgrade ?? 'websocket'),
+      headersTimeout: pool.config.responseTimeoutMs
+    }, handler as unknown as Dispatcher.DispatchHandler)
+  }
+  attempt()
+}
