@@ -122,6 +122,24 @@ export class InjectedFaultError extends Error {
 }
 
 
+/** Every origin of a pool is marked down: answered without dialling. */
+export class PoolDownError extends Error {
+  readonly code = 'HPX_ERR_POOL_DOWN'
+  constructor (pool: string, origins: number) {
+    super(`all ${origins} origins of pool ${pool} are down`)
+    this.name = 'PoolDownError'
+  }
+}
+
+/** The origin answered 5xx on a route that replaces origin errors with the edge's page. */
+export class OriginErrorReplacedError extends Error {
+  readonly code = 'HPX_ERR_ORIGIN_5XX'
+  constructor (readonly status: number) {
+    super(`origin answered ${status}`)
+    this.name = 'OriginErrorReplacedError'
+  }
+}
+
 /** Raised into the origin request when the client leaves first; never an origin failure. */
 export class ClientAbortError extends Error {
   readonly code = 'HPX_ERR_CLIENT_ABORT'
@@ -150,5 +168,7 @@ export const ERROR_CODES = [
   'HPX_ERR_TLS_CERT',
   'HPX_ERR_CONFIG',
   'HPX_ERR_INJECTED',
-  'HPX_ERR_CLIENT_ABORT'
+  'HPX_ERR_CLIENT_ABORT',
+  'HPX_ERR_POOL_DOWN',
+  'HPX_ERR_ORIGIN_5XX'
 ] as const

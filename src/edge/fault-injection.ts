@@ -5,6 +5,7 @@
 import type { PoolConfig } from '../config/schema.js'
 import { ORIGIN_FAULT_STATUSES, catalogEntry, type OriginFaultStatus } from '../errors/catalog.js'
 import type { Classification, Phase } from '../errors/classify.js'
+import { InjectedFaultError } from '../errors.js'
 import type { FailureExtras } from './records.js'
 
 export const FAULT_HEADER = 'x-highproxy-fault'
@@ -41,7 +42,7 @@ const PHASE: Record<OriginFaultStatus, Phase> = {
 }
 
 export interface InjectedFailure {
-  error: { code: string, message: string }
+  error: InjectedFaultError
   phase: Phase
   classification: Classification
   extras: FailureExtras
@@ -52,7 +53,7 @@ export interface InjectedFailure {
 export function injectedFailure (status: OriginFaultStatus, pool: PoolConfig): InjectedFailure {
   const waitMs = status === 522 ? pool.connectTimeoutMs : status === 524 ? pool.responseTimeoutMs : 0
   return {
-    error: { code: 'HPX_ERR_INJECTED', message: `fault ${status} injected on request` },
+    error: new InjectedFaultError(status),
     phase: PHASE[status],
     classification: { status, cause: status === 520 ? 'reset' : null, code: 'HPX_ERR_INJECTED', why: `injected: ${catalogEntry(status).title}`, known: true },
     extras: { injected: true, timings: status === 522 ? { connect_ms: waitMs } : {} },

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { EdgeConfig, PoolConfig, RouteConfig } from '../config/schema.js'
-import { ClientAbortError, dialErrorIn } from '../errors.js'
+import { ClientAbortError, OriginErrorReplacedError, PoolDownError, dialErrorIn } from '../errors.js'
 import type { OriginFaultStatus } from '../errors/catalog.js'
 import { CLIENT_ABORT_STATUS, classify, type Classification, type Phase } from '../errors/classify.js'
 import type { AccessRecord, FailureRecord } from '../log.js'
@@ -154,7 +154,7 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     if (member === null) {
       const status = pool.downStatus() ?? 502
       const c: Classification = { status, cause: null, code: 'HPX_ERR_POOL_DOWN', why: 'every origin of the pool is marked down: answered from the last failure without dialling', known: true }
-      logFailure(ctx, { code: 'HPX_ERR_POOL_DOWN', message: `all ${pool.members.length} origins of pool ${pool.config.name} are down` }, 'connect', c)
+      logFailure(ctx, new PoolDownError(pool.config.name, pool.members.length), 'connect', c)
       respond.error(req, res, route, status, null)
       return
     }
@@ -183,7 +183,7 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
       onHeaders: status => {
         member.health.succeeded()
         if (route.originErrors === 'replace' && status >= 500) {
-          logFailure(ctx, { code: 'HPX_ERR_ORIGIN_5XX', message: `origin answered ${status}` }, 'response',
+          logFailure(ctx, new OriginErrorReplacedError(status), 'response',
             { status: 502, cause: null, code: 'HPX_ERR_ORIGIN_5XX', why: `the origin answered ${status}; this route replaces origin errors`, known: true })
           respond.error(req, res, route, 502, null)
           return false
