@@ -140,6 +140,15 @@ export class OriginErrorReplacedError extends Error {
   }
 }
 
+/** A chunked request body grew past the route's limit while streaming to the origin. */
+export class BodyTooLargeError extends Error {
+  readonly code = 'HPX_ERR_BODY_TOO_LARGE'
+  constructor (readonly limit: number) {
+    super(`request body larger than ${limit} bytes`)
+    this.name = 'BodyTooLargeError'
+  }
+}
+
 /** Raised into the origin request when the client leaves first; never an origin failure. */
 export class ClientAbortError extends Error {
   readonly code = 'HPX_ERR_CLIENT_ABORT'
@@ -170,5 +179,6 @@ export const ERROR_CODES = [
   'HPX_ERR_INJECTED',
   'HPX_ERR_CLIENT_ABORT',
   'HPX_ERR_POOL_DOWN',
-  'HPX_ERR_ORIGIN_5XX'
+  'HPX_ERR_ORIGIN_5XX',
+  'HPX_ERR_BODY_TOO_LARGE'
 ] as const

@@ -4,9 +4,26 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino'
 import { edgeProxy, type EdgeProxyOptions } from './edge/plugin.js'
 import { newRayId } from './edge/ray.js'
+import { limitConnections } from './edge/connection-limits.js'
+import { resolve, validate } from './config/load.js'
+import type { ClientLimits } from './config/schema.js'
 
-export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logger: Logger): Promise<FastifyInstance> {
+/** Client-side limits from the schema's defaults, for callers that give none. */
+const defaultClientLimits = (): ClientLimits => resolve(validate({}), false).client
+
+export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logger: Logger,
+  client: ClientLimits = defaultClientLimits()): Promise<FastifyInstance> {
   const app = Fastify({
+    http: {
+      maxHeaderSize: client.maxHeaderBytes,
+      headersTimeout: client.headersTimeoutMs,
+      requestTimeout: client.requestTimeoutMs,
+      // Node checks the two timeouts above on this interval; its 30 s default lets a
+      // slowloris client keep a socket up to 30 s past the limit.
+      connectionsCheckingInterval: Math.min(1000, client.headersTimeoutMs)
+    },
+    keepAliveTimeout: client.keepAliveTimeoutMs,
+    requestTimeout: client.requestTimeoutMs,
     loggerInstance: logger as FastifyBaseLogger,
     // The plugin writes one access line per request itself.
     logController: new LogController({ disableRequestLogging: true }),
@@ -16,6 +33,7 @@ export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logge
     return503OnClosing: true
   })
   await app.register(edgeProxy, { ...edge, logger })
+  limitConnections(app.server, client)
   // Node answers CONNECT by dropping the socket; an edge that is not a forward proxy says so.
   app.server.on('connect', (_req, socket: import('node:net').Socket) => {
     socket.end('HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')

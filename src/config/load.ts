@@ -181,7 +181,8 @@ function resolveRoute (route: RouteInput, index: number, input: ConfigInput, glo
     responseHeaders: flat(route.response_headers),
     statusRewrite: new Map(Object.entries(route.status_rewrite ?? {}).map(([from, to]) => [Number(from), to])),
     originErrors: route.origin_errors,
-    faultInjection: route.fault_injection ?? input.fault_injection
+    faultInjection: route.fault_injection ?? input.fault_injection,
+    maxBodyBytes: route.max_body_size ?? input.limits.max_body_size
   }
 }
 
@@ -206,7 +207,17 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
       tlsTimeoutMs: durationMs(input.timeouts.tls),
       bodyIdleTimeoutMs: durationMs(input.timeouts.body_idle),
       keepAliveTimeoutMs: durationMs(input.timeouts.keep_alive),
-      maxResponseHeaderBytes: input.limits.max_response_header_size
+      maxResponseHeaderBytes: input.limits.max_response_header_size,
+      maxHeaderCount: input.limits.max_header_count,
+      maxUrlLength: input.limits.max_url_length
+    },
+    client: {
+      maxHeaderBytes: input.limits.max_request_header_size,
+      headersTimeoutMs: durationMs(input.timeouts.client_headers),
+      requestTimeoutMs: durationMs(input.timeouts.client_request),
+      keepAliveTimeoutMs: durationMs(input.timeouts.client_keep_alive),
+      maxConnections: input.limits.max_connections,
+      maxConnectionsPerIp: input.limits.max_connections_per_ip
     },
     listen: input.listen,
     admin: { enabled: input.admin.enabled, host: input.admin.host, port: input.admin.port, rayBuffer: input.admin.ray_buffer },

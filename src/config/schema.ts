@@ -30,7 +30,10 @@ const TimeoutsSchema = Type.Object({
   response: Duration('100s', 'from request sent to response headers; none in time → 524'),
   body_idle: Duration('100s', 'longest pause between two chunks of an origin response body'),
   keep_alive: Duration('4s', 'how long an idle origin connection is kept for reuse'),
-  shutdown_grace: Duration('30s', 'on SIGTERM/SIGINT, how long in-flight requests may finish before exit')
+  shutdown_grace: Duration('30s', 'on SIGTERM/SIGINT, how long in-flight requests may finish before exit'),
+  client_headers: Duration('10s', 'a client must send its request headers within this (slowloris) → 408'),
+  client_request: Duration('300s', 'a client must send its whole request, body included, within this → 408'),
+  client_keep_alive: Duration('5s', 'how long an idle client connection is kept open')
 }, { additionalProperties: false, default: {} })
 
 const HeaderMap = (description: string) =>
@@ -82,7 +85,8 @@ const RouteSchema = Type.Object({
   connect_timeout: Type.Optional(Duration(undefined, 'with origin: overrides timeouts.connect for this route')),
   response_timeout: Type.Optional(Duration(undefined, 'with origin: overrides timeouts.response for this route')),
   tls: Type.Optional(TlsOverride),
-  fault_injection: Type.Optional(Type.Boolean({ description: 'overrides fault_injection for this route' }))
+  fault_injection: Type.Optional(Type.Boolean({ description: 'overrides fault_injection for this route' })),
+  max_body_size: Type.Optional(Type.Integer({ minimum: 0, description: 'overrides limits.max_body_size for this route' }))
 }, { additionalProperties: false })
 
 export const ConfigSchema = Type.Object({
@@ -100,7 +104,13 @@ export const ConfigSchema = Type.Object({
   timeouts: TimeoutsSchema,
   tls: TlsSchema,
   limits: Type.Object({
-    max_response_header_size: Type.Integer({ default: 131072, minimum: 1024, description: 'bytes; larger origin headers → 520' })
+    max_response_header_size: Type.Integer({ default: 131072, minimum: 1024, description: 'bytes; larger origin headers → 520' }),
+    max_request_header_size: Type.Integer({ default: 16384, minimum: 1024, description: 'bytes of client request headers; larger → 431' }),
+    max_header_count: Type.Integer({ default: 100, minimum: 1, description: 'client request headers; more → 431' }),
+    max_url_length: Type.Integer({ default: 8192, minimum: 64, description: 'bytes of request target; longer → 414' }),
+    max_body_size: Type.Integer({ default: 104857600, minimum: 0, description: 'bytes of request body (per route: max_body_size); larger → 413; 0 = no limit' }),
+    max_connections: Type.Integer({ default: 20000, minimum: 1, description: 'open client connections; beyond → 503 with Retry-After' }),
+    max_connections_per_ip: Type.Integer({ default: 0, minimum: 0, description: 'open connections from one client address; beyond → 429; 0 = no limit' })
   }, { additionalProperties: false, default: {} }),
   fault_injection: Type.Boolean({ default: false, description: 'honour x-highproxy-fault request headers' }),
   workers: Type.Union([Type.Integer({ minimum: 1, maximum: 64 }), Type.Literal('auto')], {
@@ -164,6 +174,8 @@ export interface RouteConfig {
   statusRewrite: ReadonlyMap<number, number>
   originErrors: 'pass' | 'replace'
   faultInjection: boolean
+  /** Bytes; 0 = no limit. */
+  maxBodyBytes: number
 }
 
 export interface EdgeConfig {
@@ -175,6 +187,18 @@ export interface EdgeConfig {
   bodyIdleTimeoutMs: number
   keepAliveTimeoutMs: number
   maxResponseHeaderBytes: number
+  maxHeaderCount: number
+  maxUrlLength: number
+}
+
+/** Limits on the client side, enforced by the HTTP server itself. */
+export interface ClientLimits {
+  maxHeaderBytes: number
+  headersTimeoutMs: number
+  requestTimeoutMs: number
+  keepAliveTimeoutMs: number
+  maxConnections: number
+  maxConnectionsPerIp: number
 }
 
 export interface AdminConfig {
@@ -188,6 +212,7 @@ export interface Config {
   edge: EdgeConfig
   listen: { host: string, port: number }
   admin: AdminConfig
+  client: ClientLimits
   workers: number
   shutdownGraceMs: number
   log: { level: string, format: 'json' | 'pretty' }

@@ -4,12 +4,12 @@
 // → log. The access line is written when the response closes, whichever way it ends.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Duplex } from 'node:stream'
+import { Transform, type Duplex, type Readable } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { EdgeConfig, PoolConfig, RouteConfig } from '../config/schema.js'
-import { ClientAbortError, OriginErrorReplacedError, PoolDownError, dialErrorIn } from '../errors.js'
+import { BodyTooLargeError, ClientAbortError, OriginErrorReplacedError, PoolDownError, dialErrorIn } from '../errors.js'
 import type { OriginFaultStatus } from '../errors/catalog.js'
 import { CLIENT_ABORT_STATUS, classify, type Classification, type Phase } from '../errors/classify.js'
 import type { AccessRecord, FailureRecord } from '../log.js'
@@ -75,6 +75,21 @@ const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i
 const hasBody = (req: IncomingMessage): boolean =>
   req.headers['transfer-encoding'] !== undefined ||
   (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
+
+/** Node keeps the first of two Host headers; an edge must refuse the request (RFC 9112 §3.2). */
+function hostCount (raw: string[]): number {
+  let n = 0
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length === 4 && (raw[i] as string).toLowerCase() === 'host') n++
+  return n
+}
+
+/** What is wrong with the request itself, as an edge status, or null. */
+function refusal (req: IncomingMessage, path: string, opts: EdgeConfig): number | null {
+  if ((req.url ?? '').length > opts.maxUrlLength) return 414
+  if (req.rawHeaders.length / 2 > opts.maxHeaderCount) return 431
+  if (hostCount(req.rawHeaders) !== 1 || DOT_SEGMENT.test(path)) return 400
+  return null
+}
 
 export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: FastifyInstance, opts) => {
   const log: Logger = opts.logger ?? (app.log as Logger)
@@ -176,7 +191,7 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
         host: route.hostHeader === 'keep' ? req.headers.host ?? member.url.host : member.url.host,
         extra: route.requestHeaders
       }),
-      body: hasBody(req.raw) ? req.raw : null,
+      body: bodyOf(req.raw, route),
       headersTimeoutMs: pool.config.responseTimeoutMs
     }, res, ctx, {
       edgeHeaders: respond.edgeHeaders(ctx, route),
@@ -198,12 +213,34 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     })
   }
 
+  /** A chunked body has no declared size: it is counted as it streams, and cut at the limit. */
+  const bodyOf = (raw: IncomingMessage, route: RouteConfig): Readable | null => {
+    if (!hasBody(raw)) return null
+    if (route.maxBodyBytes === 0 || raw.headers['content-length'] !== undefined) return raw
+    let seen = 0
+    const limit = route.maxBodyBytes
+    return raw.pipe(new Transform({
+      transform (chunk: Buffer, _enc, done) {
+        seen += chunk.length
+        if (seen > limit) done(new BodyTooLargeError(limit))
+        else done(null, chunk)
+      }
+    }))
+  }
+
   const onOriginError = (req: FastifyRequest, res: ServerResponse, route: RouteConfig, pool: OriginPool,
     member: PoolMember, path: string, err: Error, headersSent: boolean): void => {
     const ctx = req.edge
     const dialErr = dialErrorIn(err)
     const phase: Phase = dialErr?.phase ?? (headersSent ? 'body' : 'response')
     const c = classify(err, phase)
+    if (c.status === 413) {
+      // The client's fault, not the origin's: no failure line, no health penalty.
+      member.health.released()
+      respond.error(req, res, route, 413, null)
+      res.once('finish', () => req.raw.socket?.destroy())
+      return
+    }
     // A client that left is not an origin failure, whatever the origin was doing.
     if (ctx.clientAborted || c.status === CLIENT_ABORT_STATUS) {
       member.health.released()
@@ -245,10 +282,11 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     const ctx = newContext(newRayId(), performance.now(), req.socket.remoteAddress ?? '')
     const { path, query } = splitTarget(req.url ?? '/')
     const { router, pools } = state
-    const route = DOT_SEGMENT.test(path) ? null : router.match(hostOnly(req.headers.host), path)
+    const refused = refusal(req, path, opts)
+    const route = refused === null ? router.match(hostOnly(req.headers.host), path) : null
     if (route === null) {
       socket.once('close', () => logAccess(ctx, req, ctx.edgeStatus ?? 404))
-      respond.errorOnSocket(req, socket, ctx, null, DOT_SEGMENT.test(path) ? 400 : 404, null)
+      respond.errorOnSocket(req, socket, ctx, null, refused ?? 404, null)
       return
     }
     ctx.route = route.name
@@ -265,8 +303,9 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     const ctx = req.edge
     res.once('close', () => onClosed(req, res))
     const { path, query } = splitTarget(req.url)
-    if (DOT_SEGMENT.test(path)) {
-      respond.error(req, res, null, 400, null)
+    const refused = refusal(req.raw, path, opts)
+    if (refused !== null) {
+      respond.error(req, res, null, refused, null)
       return
     }
     const { router, pools } = state
@@ -277,6 +316,11 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     }
     ctx.route = route.name
     const pool = pools.get(route.pool) as OriginPool
+    const declared = Number(req.headers['content-length'] ?? 0)
+    if (route.maxBodyBytes > 0 && declared > route.maxBodyBytes) {
+      respond.error(req, res, route, 413, null)
+      return
+    }
 
     const faultHeader = req.headers[FAULT_HEADER]
     if (faultHeader !== undefined) {

@@ -180,6 +180,48 @@ const entries: EdgeErrorEntry[] = [
     ownerAction: 'No action needed unless your own links produce such paths.'
   },
   {
+    status: 413,
+    name: 'payload_too_large',
+    title: 'Request body too large',
+    category: 'edge',
+    retryAfter: null,
+    retryable: false,
+    ownerActionRequired: false,
+    failedHop: 'browser',
+    errorCode: 413,
+    whatHappened: 'The request body is larger than this site accepts.',
+    visitorAction: 'Send a smaller request.',
+    ownerAction: 'Raise max_body_size for this route if such bodies are expected.'
+  },
+  {
+    status: 414,
+    name: 'uri_too_long',
+    title: 'Request URL too long',
+    category: 'edge',
+    retryAfter: null,
+    retryable: false,
+    ownerActionRequired: false,
+    failedHop: 'browser',
+    errorCode: 414,
+    whatHappened: 'The request URL is longer than the edge accepts.',
+    visitorAction: 'Use a shorter address.',
+    ownerAction: 'Raise limits.max_url_length if such URLs are expected.'
+  },
+  {
+    status: 431,
+    name: 'request_header_fields_too_large',
+    title: 'Request headers too large',
+    category: 'edge',
+    retryAfter: null,
+    retryable: false,
+    ownerActionRequired: false,
+    failedHop: 'browser',
+    errorCode: 431,
+    whatHappened: 'The request has more headers than the edge accepts.',
+    visitorAction: 'Clear this site\'s cookies and try again.',
+    ownerAction: 'Raise limits.max_header_count if such requests are expected.'
+  },
+  {
     status: 404,
     name: 'no_route',
     title: 'No route for this host',

@@ -46,6 +46,13 @@ export const RULES: readonly Rule[] = [
     why: 'the client went away before the origin answered'
   },
   {
+    codes: ['HPX_ERR_BODY_TOO_LARGE'],
+    phases: ANY,
+    status: 413,
+    cause: null,
+    why: 'the client sent a request body over the route\'s limit'
+  },
+  {
     codes: ['HPX_ERR_DNS', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_FAIL', 'EAI_NODATA', 'ENODATA', 'ESERVFAIL'],
     phases: ['dns'],
     status: 530,

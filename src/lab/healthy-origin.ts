@@ -40,7 +40,7 @@ export async function healthyOrigin (opts: HealthyOriginOptions = {}): Promise<L
       let bytes = 0
       req.on('data', (chunk: Buffer) => { bytes += chunk.length })
       req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json', 'x-origin-secret': 'internal', connection: 'keep-alive', 'keep-alive': 'timeout=5' })
+        res.writeHead(200, { 'content-type': 'application/json', 'x-origin-secret': 'internal', connection: 'keep-alive', 'keep-alive': 'timeout=3' })
         res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, bodyBytes: bytes }))
       })
       return

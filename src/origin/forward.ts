@@ -4,7 +4,8 @@
 // parsing, no copy of the headers into a stream object and back, and the client's
 // request stream is never handed to code that destroys it when the origin fails.
 
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { EdgeContext } from '../edge/context.js'
@@ -16,7 +17,7 @@ export interface ForwardRequest {
   path: string
   method: string
   headers: IncomingHttpHeaders
-  body: IncomingMessage | null
+  body: Readable | null
   headersTimeoutMs: number
 }
 

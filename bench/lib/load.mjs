@@ -1,0 +1,84 @@
+// The load generator: autocannon, in this process, with every response's latency kept
+// (autocannon's own histogram has 1 ms resolution; added latency is sub-millisecond).
+
+import autocannon from 'autocannon'
+import { HOST } from './procs.mjs'
+
+/** Nearest-rank percentile of a sorted Float64Array. */
+export function percentile (sorted, p) {
+  if (sorted.length === 0) return null
+  const rank = Math.ceil((p / 100) * sorted.length)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]
+}
+
+export function median (values) {
+  const v = values.filter(x => x !== null && Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return null
+  const mid = Math.floor(v.length / 2)
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
+}
+
+class Samples {
+  constructor () { this.chunks = []; this.current = new Float64Array(65536); this.n = 0; this.total = 0 }
+  push (v) {
+    if (this.n === this.current.length) { this.chunks.push(this.current); this.current = new Float64Array(65536); this.n = 0 }
+    this.current[this.n++] = v
+    this.total++
+  }
+  sorted () {
+    const out = new Float64Array(this.total)
+    let off = 0
+    for (const c of this.chunks) { out.set(c, off); off += c.length }
+    out.set(this.current.subarray(0, this.n), off)
+    return out.sort()
+  }
+}
+
+/**
+ * Load `port` for `seconds` with `connections` keep-alive connections.
+ * Bounded in time (duration) and in count (maxRequests, then stopped).
+ * Resolves { rps, p50, p99, p999, mean, requests, statuses, errors, timeouts, non2xx, seconds }.
+ */
+export function load ({ port, path = '/', headers = {}, connections = 50, seconds, maxRequests = 250_000 * seconds, timeoutSec = 10 }) {
+  return new Promise((resolve, reject) => {
+    const samples = new Samples()
+    const statuses = {}
+    let t0 = 0
+    let stopped = false
+    const instance = autocannon({
+      url: `http://${HOST}:${port}${path}`,
+      connections,
+      pipelining: 1,
+      duration: seconds,
+      headers,
+      timeout: timeoutSec,
+      excludeErrorStats: false,
+      sampleInt: 100
+    }, (err, result) => {
+      if (err) { reject(err); return }
+      const elapsed = (performance.now() - t0) / 1000
+      const sorted = samples.sorted()
+      let sum = 0
+      for (let i = 0; i < sorted.length; i++) sum += sorted[i]
+      resolve({
+        rps: samples.total / elapsed,
+        p50: percentile(sorted, 50),
+        p99: percentile(sorted, 99),
+        p999: percentile(sorted, 99.9),
+        mean: sorted.length === 0 ? null : sum / sorted.length,
+        requests: samples.total,
+        statuses,
+        errors: result.errors,
+        timeouts: result.timeouts,
+        non2xx: result.non2xx,
+        seconds: elapsed
+      })
+    })
+    t0 = performance.now()
+    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+      samples.push(responseTime)
+      statuses[statusCode] = (statuses[statusCode] ?? 0) + 1
+      if (!stopped && samples.total >= maxRequests) { stopped = true; instance.stop() }
+    })
+  })
+}
