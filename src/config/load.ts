@@ -121,9 +121,10 @@ function resolveTls (tls: TlsInput, key: string): TlsConfig {
 const flat = (headers: Record<string, string> | undefined): string[] =>
   Object.entries(headers ?? {}).flatMap(([name, value]) => [name.toLowerCase(), value])
 
-function resolveHealth (health: PoolInput['health']): HealthConfig {
+function resolveHealth (health: PoolInput['health'], passive: boolean): HealthConfig {
   const check = health.check
   return {
+    passive,
     failures: health.failures,
     cooldownMs: durationMs(health.cooldown),
     check: check === undefined
@@ -132,7 +133,7 @@ function resolveHealth (health: PoolInput['health']): HealthConfig {
   }
 }
 
-function resolvePool (pool: PoolInput, input: ConfigInput, globalTls: TlsConfig, key: string): PoolConfig {
+function resolvePool (pool: PoolInput, input: ConfigInput, globalTls: TlsConfig, key: string, passive = true): PoolConfig {
   return {
     name: pool.name,
     origins: pool.origins.map(o => new URL(o)),
@@ -140,7 +141,7 @@ function resolvePool (pool: PoolInput, input: ConfigInput, globalTls: TlsConfig,
     connectTimeoutMs: durationMs(pool.connect_timeout ?? input.timeouts.connect),
     responseTimeoutMs: durationMs(pool.response_timeout ?? input.timeouts.response),
     tls: pool.tls === undefined ? globalTls : resolveTls(pool.tls, `${key}.tls`),
-    health: resolveHealth(pool.health)
+    health: resolveHealth(pool.health, passive)
   }
 }
 
@@ -164,7 +165,7 @@ function poolOf (route: RouteInput, key: string, pools: Map<string, PoolConfig>,
     connect_timeout: route.connect_timeout,
     response_timeout: route.response_timeout,
     tls: route.tls
-  }, input, globalTls, key)
+  }, input, globalTls, key, false)
 }
 
 function resolveRoute (route: RouteInput, index: number, input: ConfigInput, globalTls: TlsConfig,

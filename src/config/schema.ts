@@ -146,6 +146,8 @@ export interface TlsConfig {
 export type Policy = 'round_robin' | 'least_in_flight' | 'random_two'
 
 export interface HealthConfig {
+  /** False for a route's single `origin:`: like the edge in front of one origin, always dial. */
+  passive: boolean
   failures: number
   cooldownMs: number
   check: { path: string, intervalMs: number, timeoutMs: number, expectStatus: number } | null

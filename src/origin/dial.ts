@@ -17,6 +17,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { performance } from 'node:perf_hooks'
 import {
+  withoutStack,
   ConnectFailedError, ConnectTimeoutError, DnsLookupError, TlsCertificateError,
   TlsHandshakeError, TlsTimeoutError,
   type DialAttempt, type DialFacts, type DialPhase, type DialTimings
@@ -92,14 +93,14 @@ function resolve (target: DialTarget, opts: DialOptions, timings: DialTimings): 
     const timer = setTimeout(() => {
       timings.dns_ms = since(start)
       const err = Object.assign(new Error(`DNS lookup of ${target.hostname} timed out`), { code: 'EAI_AGAIN' })
-      reject(new DnsLookupError(facts('dns', timings, [], target.port), err))
+      reject(withoutStack(() => new DnsLookupError(facts('dns', timings, [], target.port), err)))
     }, opts.connectTimeoutMs)
     lookup(target.hostname, { all: true }, (err, addresses) => {
       clearTimeout(timer)
       timings.dns_ms = since(start)
       if (err !== null || addresses.length === 0) {
-        reject(new DnsLookupError(facts('dns', timings, [], target.port),
-          err ?? Object.assign(new Error('no addresses'), { code: 'ENODATA' })))
+        reject(withoutStack(() => new DnsLookupError(facts('dns', timings, [], target.port),
+          err ?? Object.assign(new Error('no addresses'), { code: 'ENODATA' }))))
         return
       }
       resolve(addresses)
@@ -138,7 +139,7 @@ function connectAny (addresses: Resolved[], target: DialTarget, opts: DialOption
         attempt.ms = since(start)
         last = socket
       }
-      const error = new ConnectTimeoutError(facts('connect', timings, attempts, target.port, last), opts.connectTimeoutMs)
+      const error = withoutStack(() => new ConnectTimeoutError(facts('connect', timings, attempts, target.port, last), opts.connectTimeoutMs))
       for (const socket of pending.keys()) socket.destroy()
       pending.clear()
       reject(error)
@@ -176,7 +177,7 @@ function connectAny (addresses: Resolved[], target: DialTarget, opts: DialOption
         if (pending.size > 0) return
         finish()
         const cause = errors.length === 1 ? errors[0] : new AggregateError(errors, `all ${errors.length} addresses failed`)
-        reject(new ConnectFailedError(facts('connect', timings, attempts, target.port, socket), cause))
+        reject(withoutStack(() => new ConnectFailedError(facts('connect', timings, attempts, target.port, socket), cause)))
       })
       if (next < addresses.length) stagger = setTimeout(startNext, delay)
     }
@@ -205,7 +206,7 @@ function handshake (socket: net.Socket, target: DialTarget, opts: DialOptions, t
       settled = true
       clearTimeout(timer)
       timings.tls_ms = since(start)
-      const error = make(facts('tls', timings, attempts, target.port, socket))
+      const error = withoutStack(() => make(facts('tls', timings, attempts, target.port, socket)))
       tlsSocket.destroy()
       socket.destroy()
       reject(error)

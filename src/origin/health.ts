@@ -41,6 +41,7 @@ export class OriginHealth {
   failed (status: number): void {
     this.lastFailureStatus = status
     this.consecutive++
+    if (!this.config.passive) return
     if (this.probing || this.consecutive >= this.config.failures) {
       this.downUntil = this.now() + this.config.cooldownMs
     }

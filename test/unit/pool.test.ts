@@ -4,7 +4,7 @@ import { selector } from '../../src/origin/select.js'
 
 t.test('passive health: down after N failures, half-open after the cool-down, one trial', async t => {
   let now = 1000
-  const h = new OriginHealth({ failures: 3, cooldownMs: 10_000, check: null }, () => now)
+  const h = new OriginHealth({ passive: true, failures: 3, cooldownMs: 10_000, check: null }, () => now)
   h.failed(522)
   h.failed(522)
   t.equal(h.state(), 'up', 'two failures: still up')
@@ -30,7 +30,7 @@ t.test('passive health: down after N failures, half-open after the cool-down, on
 
 t.test('a trial that ends without an answer frees the half-open slot', async t => {
   let now = 0
-  const h = new OriginHealth({ failures: 1, cooldownMs: 100, check: null }, () => now)
+  const h = new OriginHealth({ passive: true, failures: 1, cooldownMs: 100, check: null }, () => now)
   h.failed(522)
   now = 100
   h.acquire()
@@ -53,4 +53,12 @@ t.test('policies', async t => {
   t.equal(two([a])?.name, 'a')
   t.equal(rr([]), undefined)
   t.equal(selector('least_in_flight')([]), undefined)
+})
+
+t.test('a single route origin is always dialled (no passive marking)', async t => {
+  const h = new OriginHealth({ passive: false, failures: 1, cooldownMs: 10_000, check: null })
+  h.failed(522)
+  h.failed(522)
+  t.equal(h.state(), 'up')
+  t.equal(h.lastFailureStatus, 522)
 })
