@@ -195,6 +195,10 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
       headersTimeoutMs: pool.config.responseTimeoutMs
     }, res, ctx, {
       edgeHeaders: respond.edgeHeaders(ctx, route),
+      redirect: {
+        from: member.origin,
+        to: `${req.protocol}://${req.headers.host ?? ''}${route.stripPrefix ? route.path.replace(/\/$/, '') : ''}`
+      },
       onHeaders: status => {
         member.health.succeeded()
         if (route.originErrors === 'replace' && status >= 500) {

@@ -24,12 +24,20 @@ export interface ForwardRequest {
 export interface ForwardCallbacks {
   /** Headers the edge adds to every response (ray id, server), as a flat name/value list. */
   edgeHeaders: string[]
+  /**
+   * Redirects must not leak the origin's address: a Location (or Content-Location) that
+   * starts with `from` is rewritten to start with `to` (nginx's proxy_redirect default).
+   */
+  redirect: { from: string, to: string }
   /** Response headers arrived; false means the edge answers instead (the origin response is dropped). */
   onHeaders: (statusCode: number) => boolean
   /** The origin failed; `headersSent` tells whether the status could still change. */
   onError: (err: Error, headersSent: boolean) => void
   onDone: () => void
 }
+
+const isLocation = (name: string): boolean =>
+  (name.length === 8 || name.length === 16) && /^(content-)?location$/i.test(name)
 
 /** undici's callback API (what its own request() uses), written to the client directly. */
 class ForwardHandler {
@@ -56,10 +64,13 @@ class ForwardHandler {
     }
     this.resume = resume
     const headers = this.callbacks.edgeHeaders.slice()
+    const { from, to } = this.callbacks.redirect
     for (let i = 0; i < raw.length; i += 2) {
       const name = (raw[i] as Buffer).toString('latin1')
       if (droppedFromResponse(name)) continue
-      headers.push(name, (raw[i + 1] as Buffer).toString('latin1'))
+      let value = (raw[i + 1] as Buffer).toString('latin1')
+      if (isLocation(name) && value.startsWith(from)) value = to + value.slice(from.length)
+      headers.push(name, value)
     }
     this.res.writeHead(statusCode, statusText, headers)
     return true

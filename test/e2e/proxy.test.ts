@@ -151,3 +151,20 @@ t.test('a client that leaves is a 499, the origin request is cancelled, no origi
   t.equal(proxy.logs.filter(l => l.msg === 'origin failure').length, 0, 'not an origin failure')
   t.equal(proxy.logs.filter(l => l.msg === 'access').length, 1, 'exactly one access line')
 })
+
+t.test("redirects do not leak the origin's address", async t => {
+  const http = await import('node:http')
+  const origin = http.createServer((req, res) => {
+    const port = (origin.address() as net.AddressInfo).port
+    res.writeHead(302, { location: `http://127.0.0.1:${port}/next?a=1`, 'content-location': `http://127.0.0.1:${port}/here`, server: 'Apache/2.4 (internal-host-7)' }).end()
+  })
+  await new Promise<void>(resolve => origin.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${(origin.address() as net.AddressInfo).port}`
+  const proxy = await startProxy({ routes: [{ path: '/app', origin: url, strip_prefix: true }, { origin: 'http://127.0.0.1:9' }] })
+  t.teardown(async () => { await proxy.close(); origin.close() })
+  const res = await get(`${proxy.url}/app/start`, { headers: { host: 'shop.example' } })
+  t.equal(res.status, 302)
+  t.equal(res.headers.location, 'http://shop.example/app/next?a=1')
+  t.equal(res.headers['content-location'], 'http://shop.example/app/here')
+  t.equal(res.headers.server, 'highproxy')
+})
