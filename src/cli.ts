@@ -80,7 +80,7 @@ function printDemo (config: Config, demo: Demo, base: string): void {
     `connect timeout ${config.connectTimeoutMs} ms, response timeout ${config.responseTimeoutMs} ms`,
     '',
     'Try:',
-    ...demo.links.map(l => `  curl -i ${base}${l.path}`.padEnd(48) +
+    ...demo.links.map(l => `${`  curl -i ${base}${l.path}`.padEnd(48)}  ` +
       `${l.status ?? 200}  ${l.available ? l.description : `unavailable here: ${l.reason ?? ''}`}`),
     `  curl -i -H 'accept: application/json' ${base}/lab/522`,
     `  open ${base}/lab in a browser for the list`,

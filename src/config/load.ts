@@ -27,20 +27,24 @@ export interface Setting {
   env: string
   /** Where it lands in the config file's shape. */
   path: string[]
+  /** How the command line parses it (a boolean flag takes no value). */
   kind: 'string' | 'boolean'
+  /** What the text of a flag or env value means: whole numbers and booleans are read strictly. */
+  value: 'text' | 'integer' | 'boolean' | 'count'
   help: string
 }
 
 export const SETTINGS: readonly Setting[] = [
-  { flag: 'origin', env: 'HIGHPROXY_ORIGIN', path: ['origin'], kind: 'string', help: 'proxy every request to this origin URL' },
-  { flag: 'port', env: 'HIGHPROXY_PORT', path: ['listen', 'port'], kind: 'string', help: 'port to listen on (default 8080)' },
-  { flag: 'host', env: 'HIGHPROXY_HOST', path: ['listen', 'host'], kind: 'string', help: 'address to listen on (default 127.0.0.1)' },
-  { flag: 'connect-timeout', env: 'HIGHPROXY_CONNECT_TIMEOUT', path: ['timeouts', 'connect'], kind: 'string', help: 'TCP connect timeout, e.g. 15s (default 15s) → 522' },
-  { flag: 'response-timeout', env: 'HIGHPROXY_RESPONSE_TIMEOUT', path: ['timeouts', 'response'], kind: 'string', help: 'time to response headers (default 100s) → 524' },
-  { flag: 'log-format', env: 'HIGHPROXY_LOG_FORMAT', path: ['log', 'format'], kind: 'string', help: 'json | pretty (default: pretty at a TTY, else json)' },
-  { flag: 'fault-injection', env: 'HIGHPROXY_FAULT_INJECTION', path: ['fault_injection'], kind: 'boolean', help: 'honour x-highproxy-fault request headers (default off)' },
-  { flag: 'admin-port', env: 'HIGHPROXY_ADMIN_PORT', path: ['admin', 'port'], kind: 'string', help: 'admin listener port for /healthz /readyz /metrics /rays (default 9090)' },
-  { flag: 'workers', env: 'HIGHPROXY_WORKERS', path: ['workers'], kind: 'string', help: 'processes serving the port: a number or auto (default 1)' }
+  { flag: 'origin', env: 'HIGHPROXY_ORIGIN', path: ['origin'], kind: 'string', value: 'text', help: 'proxy every request to this origin URL' },
+  { flag: 'port', env: 'HIGHPROXY_PORT', path: ['listen', 'port'], kind: 'string', value: 'integer', help: 'port to listen on (default 8080)' },
+  { flag: 'host', env: 'HIGHPROXY_HOST', path: ['listen', 'host'], kind: 'string', value: 'text', help: 'address to listen on (default 127.0.0.1)' },
+  { flag: 'connect-timeout', env: 'HIGHPROXY_CONNECT_TIMEOUT', path: ['timeouts', 'connect'], kind: 'string', value: 'text', help: 'TCP connect timeout, e.g. 15s (default 15s) → 522' },
+  { flag: 'response-timeout', env: 'HIGHPROXY_RESPONSE_TIMEOUT', path: ['timeouts', 'response'], kind: 'string', value: 'text', help: 'time to response headers (default 100s) → 524' },
+  { flag: 'log-format', env: 'HIGHPROXY_LOG_FORMAT', path: ['log', 'format'], kind: 'string', value: 'text', help: 'json | pretty (default: pretty at a TTY, else json)' },
+  { flag: 'fault-injection', env: 'HIGHPROXY_FAULT_INJECTION', path: ['fault_injection'], kind: 'boolean', value: 'boolean', help: 'honour x-highproxy-fault request headers (default off)' },
+  { flag: 'admin-port', env: 'HIGHPROXY_ADMIN_PORT', path: ['admin', 'port'], kind: 'string', value: 'integer', help: 'admin listener port for /healthz /readyz /metrics /rays (default 9090)' },
+  { flag: 'admin-host', env: 'HIGHPROXY_ADMIN_HOST', path: ['admin', 'host'], kind: 'string', value: 'text', help: 'admin listener address (default 127.0.0.1; 0.0.0.0 in a container for probes)' },
+  { flag: 'workers', env: 'HIGHPROXY_WORKERS', path: ['workers'], kind: 'string', value: 'count', help: 'processes serving the port: a number or auto (default 1)' }
 ]
 
 export const CONFIG_SETTING = { flag: 'config', env: 'HIGHPROXY_CONFIG' } as const
@@ -91,9 +95,23 @@ function describe (schema: TSchema & { errorMessage?: string, format?: string },
   return message.charAt(0).toLowerCase() + message.slice(1)
 }
 
-/** Defaults, conversion of env/flag strings, and the first error as one line. */
+/**
+ * The text of a flag or env value as the type its key wants. Strict on purpose: "1.5"
+ * or "1e3" for a port stays text and fails validation rather than becoming 1.
+ */
+function fromText (setting: Setting, text: string | boolean): unknown {
+  if (typeof text === 'boolean') return text
+  switch (setting.value) {
+    case 'text': return text
+    case 'integer': return /^[0-9]+$/.test(text) ? Number(text) : text
+    case 'count': return /^[0-9]+$/.test(text) ? Number(text) : text
+    case 'boolean': return text === 'true' || text === '1' ? true : text === 'false' || text === '0' ? false : text
+  }
+}
+
+/** Defaults, and the first error as one line. File values are taken as written, never coerced. */
 export function validate (raw: Tree, origins: ReadonlyMap<string, string> = new Map()): ConfigInput {
-  const converted = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, structuredClone(raw)))
+  const converted = Value.Default(ConfigSchema, structuredClone(raw))
   const first = Value.Errors(ConfigSchema, converted).First()
   if (first !== undefined) {
     const path = first.path.slice(1).replaceAll('/', '.')
@@ -246,13 +264,13 @@ export function loadConfig ({ flags, env, isTTY }: Sources): Config {
   for (const s of SETTINGS) {
     const fromEnv = env[s.env]
     if (fromEnv === undefined || fromEnv === '') continue
-    setPath(tree, s.path, fromEnv)
+    setPath(tree, s.path, fromText(s, fromEnv))
     origins.set(s.path.join('.'), s.env)
   }
   for (const s of SETTINGS) {
     const fromFlag = flags[s.flag]
     if (fromFlag === undefined) continue
-    setPath(tree, s.path, fromFlag)
+    setPath(tree, s.path, fromText(s, fromFlag))
     origins.set(s.path.join('.'), `--${s.flag}`)
   }
   return resolve(validate(tree, origins), isTTY)

@@ -7,10 +7,11 @@ import { Type, type Static } from '@sinclair/typebox'
 /** `250ms`, `15s`, `2m`. Bare numbers are refused: "15" could mean seconds or ms. */
 const Duration = (def: string | undefined, description: string) =>
   Type.String({
-    pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m)$',
+    // Zero is refused: a 0 ms connect timeout fails every request, a 0 ms response timeout means none.
+    pattern: '^(?!0+(\\.0+)?(ms|s|m)$)[0-9]+(\\.[0-9]+)?(ms|s|m)$',
     ...(def === undefined ? {} : { default: def }),
     description,
-    errorMessage: 'a duration like 500ms, 15s or 2m'
+    errorMessage: 'a duration above zero like 500ms, 15s or 2m'
   })
 
 const OriginUrl = Type.String({ format: 'origin-url', description: 'http:// or https:// URL of an origin' })
