@@ -46,7 +46,7 @@ export async function probe (rawUrl: string, config: Config): Promise<ProbeRepor
   const pool = config.edge.pools.find(p => p.origins.some(o => o.origin === url.origin))
   const start = performance.now()
   const elapsed = (): number => Math.round((performance.now() - start) * 10) / 10
-  const tlsConfig = pool?.tls ?? { verify: config.tlsVerify, ca: undefined, servername: undefined }
+  const tlsConfig = pool?.tls ?? config.tls
   let socket: DialedSocket
   const report: ProbeReport = {
     url: url.href,
@@ -82,7 +82,8 @@ export async function probe (rawUrl: string, config: Config): Promise<ProbeRepor
 
   // The same HTTP client the proxy uses, over the socket we just dialled.
   const client = new Client(url.origin, {
-    connect: (_opts, callback) => callback(null, socket),
+    // undici expects the connector to answer asynchronously, as a real dial does.
+    connect: (_opts, callback) => { process.nextTick(callback, null, socket) },
     headersTimeout: config.responseTimeoutMs,
     maxHeaderSize: config.edge.maxResponseHeaderBytes
   })

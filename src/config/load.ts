@@ -245,7 +245,7 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
     log: { level: input.log.level, format: input.log.format === 'auto' ? (isTTY ? 'pretty' : 'json') : input.log.format },
     connectTimeoutMs: durationMs(input.timeouts.connect),
     responseTimeoutMs: durationMs(input.timeouts.response),
-    tlsVerify: input.tls.verify
+    tls: globalTls
   }
 }
 

@@ -222,5 +222,6 @@ export interface Config {
   /** Global values the routes were resolved from (printed at start). */
   connectTimeoutMs: number
   responseTimeoutMs: number
-  tlsVerify: boolean
+  /** The top-level TLS settings: what a URL outside every pool is dialled with (probe). */
+  tls: TlsConfig
 }

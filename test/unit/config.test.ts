@@ -44,7 +44,7 @@ t.test('defaults', async t => {
   t.equal(c.log.level, 'info')
   t.equal(c.log.format, 'json', 'json when stdout is not a TTY')
   t.equal(load({}, {}, true).log.format, 'pretty', 'pretty at a TTY')
-  t.equal(c.tlsVerify, true)
+  t.equal(c.tls.verify, true)
   t.same(c.edge.routes, [], 'no routes: the CLI runs the demo')
   t.equal(c.edge.edgeName, 'HPX')
   t.equal(c.edge.rayHeader, 'cf-ray')
@@ -158,7 +158,7 @@ t.test('a route that names a pool loads, and takes the pool\'s settings', async 
 t.test('routes without their own tls block use the top-level one', async t => {
   const config = file(t, `tls:\n  verify: false\n  servername: origin.example\nroutes:\n  - origin: https://127.0.0.1:9443\n`)
   const c = load({ config })
-  t.equal(c.tlsVerify, false)
+  t.equal(c.tls.verify, false)
   t.same(c.edge.routes[0]?.pool.tls, { verify: false, ca: undefined, servername: 'origin.example' })
   t.same(load({ config, origin: 'https://127.0.0.1:9444' }).edge.routes[1]?.pool.tls,
     { verify: false, ca: undefined, servername: 'origin.example' }, 'and the --origin route')
