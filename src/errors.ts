@@ -118,6 +118,15 @@ export class TlsCertificateError extends DialError {
   }
 }
 
+/** Connected and sent the request, but no response headers within the response timeout. */
+export class ResponseTimeoutError extends Error {
+  readonly code = 'HPX_ERR_RESPONSE_TIMEOUT'
+  constructor (readonly timeoutMs: number) {
+    super(`no response headers within ${timeoutMs} ms`)
+    this.name = 'ResponseTimeoutError'
+  }
+}
+
 /** A configuration value that is missing, malformed or contradictory. */
 export class ConfigError extends Error {
   readonly code = 'HPX_ERR_CONFIG'
@@ -190,6 +199,7 @@ export const ERROR_CODES = [
   'HPX_ERR_TLS_HANDSHAKE',
   'HPX_ERR_TLS_TIMEOUT',
   'HPX_ERR_TLS_CERT',
+  'HPX_ERR_RESPONSE_TIMEOUT',
   'HPX_ERR_CONFIG',
   'HPX_ERR_INJECTED',
   'HPX_ERR_CLIENT_ABORT',

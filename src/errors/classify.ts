@@ -100,7 +100,7 @@ export const RULES: readonly Rule[] = [
     why: 'the TLS handshake with the origin failed (no TLS on that port, no common protocol or cipher, or a stall)'
   },
   {
-    codes: ['UND_ERR_HEADERS_TIMEOUT'],
+    codes: ['HPX_ERR_RESPONSE_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT'],
     phases: ['response'],
     status: 524,
     cause: null,

@@ -174,9 +174,16 @@ export async function unreachableOrigin (): Promise<LabOrigin> {
   return { ...base, available: true, close: async () => { await run('ip', ['route', 'del', 'unreachable', `${address}/32`, 'table', 'local']).catch(() => {}) } }
 }
 
-/** 530: a name under .invalid (RFC 6761) never resolves. */
+/**
+ * 530: a name under .invalid (RFC 6761) never resolves. Its first label is 64 bytes,
+ * one over the DNS limit, so the resolver refuses it locally (ENOTFOUND) and no query
+ * ever leaves the machine: a plain `origin.invalid` would be sent to the system's
+ * DNS server.
+ */
+export const UNRESOLVABLE_HOST = `${'nx'.repeat(32)}.invalid`
+
 export function dnsFailureOrigin (): LabOrigin {
-  return { key: '530', status: 530, description: 'host name under .invalid: DNS answers NXDOMAIN', url: 'http://origin.invalid', available: true, close: noop }
+  return { key: '530', status: 530, description: 'host name under .invalid that no resolver answers', url: `http://${UNRESOLVABLE_HOST}`, available: true, close: noop }
 }
 
 /** Every fault, in status order. */

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { EdgeContext } from '../edge/context.js'
 import { droppedFromResponse } from '../edge/forward-headers.js'
+import { ResponseTimeoutError, withoutStack } from '../errors.js'
 import { normalizeOriginError } from './agent.js'
 
 export interface ForwardRequest {
@@ -36,26 +37,45 @@ export interface ForwardCallbacks {
   onDone: () => void
 }
 
+const UNDICI_BACKSTOP_MS = 1000
+
 const isLocation = (name: string): boolean =>
   (name.length === 8 || name.length === 16) && /^(content-)?location$/i.test(name)
 
 /** undici's callback API (what its own request() uses), written to the client directly. */
 class ForwardHandler {
   private resume: (() => void) | null = null
+  private responseTimer: NodeJS.Timeout | null = null
   /** The edge answered instead of the origin; the abort that follows is ours, not a failure. */
   private dropped = false
   private readonly drain = (): void => { this.resume?.() }
 
   constructor (private readonly res: ServerResponse, private readonly ctx: EdgeContext,
-    private readonly callbacks: ForwardCallbacks) {}
+    private readonly callbacks: ForwardCallbacks, private readonly responseTimeoutMs: number) {}
 
   onConnect (abort: (reason?: Error) => void): void {
     this.ctx.abortOrigin = abort
   }
 
+  /**
+   * The request is on the wire: the response timeout starts now, on a precise timer
+   * (undici's own runs on a ~0.5 s clock, so a 524 would land up to half a second late).
+   */
+  onRequestSent (): void {
+    this.responseTimer = setTimeout(() => {
+      this.ctx.abortOrigin?.(withoutStack(() => new ResponseTimeoutError(this.responseTimeoutMs)))
+    }, this.responseTimeoutMs)
+  }
+
+  private stopTimer (): void {
+    if (this.responseTimer !== null) clearTimeout(this.responseTimer)
+    this.responseTimer = null
+  }
+
   onHeaders (statusCode: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
     // 1xx (e.g. 103 Early Hints) are not forwarded: the final response follows.
     if (statusCode < 200) return true
+    this.stopTimer()
     this.ctx.ttfbMs = performance.now() - this.ctx.start
     if (!this.callbacks.onHeaders(statusCode)) {
       this.dropped = true
@@ -89,6 +109,7 @@ class ForwardHandler {
   }
 
   onError (err: Error): void {
+    this.stopTimer()
     this.callbacks.onDone()
     if (this.dropped) return
     this.callbacks.onError(normalizeOriginError(err), this.res.headersSent)
@@ -107,6 +128,7 @@ export function forward (dispatcher: Dispatcher, req: ForwardRequest, res: Serve
     method: req.method as Dispatcher.HttpMethod,
     headers: req.headers as Record<string, string>,
     body: req.body,
-    headersTimeout: req.headersTimeoutMs
-  }, new ForwardHandler(res, ctx, callbacks) as unknown as Dispatcher.DispatchHandler)
+    // Our own timer answers first; undici's coarse one only backs it up.
+    headersTimeout: req.headersTimeoutMs + UNDICI_BACKSTOP_MS
+  }, new ForwardHandler(res, ctx, callbacks, req.headersTimeoutMs) as unknown as Dispatcher.DispatchHandler)
 }
