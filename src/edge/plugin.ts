@@ -124,6 +124,10 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     for (const pool of old.pools.values()) pool.stopChecks()
   })
   opts.exposeHealth?.(() => [...state.pools.values()].flatMap(p => p.snapshot()))
+  app.addHook('preClose', (done) => {
+    respond.draining = true
+    done()
+  })
   app.addHook('onClose', async () => {
     for (const pool of state.pools.values()) pool.stopChecks()
     await agent.close()
@@ -194,7 +198,7 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
       body: bodyOf(req.raw, route),
       headersTimeoutMs: pool.config.responseTimeoutMs
     }, res, ctx, {
-      edgeHeaders: respond.edgeHeaders(ctx, route),
+      edgeHeaders: () => respond.edgeHeaders(ctx, route),
       redirect: {
         from: member.origin,
         to: `${req.protocol}://${req.headers.host ?? ''}${route.stripPrefix ? route.path.replace(/\/$/, '') : ''}`

@@ -15,6 +15,9 @@ import { rayHeaderValue } from './ray.js'
 export class Responder {
   private readonly renderer: ErrorRenderer
 
+  /** Set when the server starts draining: every later response closes its connection. */
+  draining = false
+
   constructor (private readonly rayHeader: string, private readonly edgeName: string) {
     this.renderer = new ErrorRenderer({ edgeName })
   }
@@ -22,6 +25,8 @@ export class Responder {
   /** Headers on every response, proxied or not: the ray id, our Server, the route's extras. */
   edgeHeaders (ctx: EdgeContext, route: RouteConfig | null): string[] {
     const headers = [this.rayHeader, rayHeaderValue(ctx.ray, this.edgeName), 'server', SERVER_NAME]
+    // A kept-alive connection would hold a draining server open until its idle timeout.
+    if (this.draining) headers.push('connection', 'close')
     if (route !== null && route.responseHeaders.length > 0) headers.push(...route.responseHeaders)
     return headers
   }

@@ -23,8 +23,8 @@ export interface ForwardRequest {
 }
 
 export interface ForwardCallbacks {
-  /** Headers the edge adds to every response (ray id, server), as a flat name/value list. */
-  edgeHeaders: string[]
+  /** Headers the edge adds to every response (ray id, server), as a flat name/value list, built when the response starts. */
+  edgeHeaders: () => string[]
   /**
    * Redirects must not leak the origin's address: a Location (or Content-Location) that
    * starts with `from` is rewritten to start with `to` (nginx's proxy_redirect default).
@@ -83,7 +83,7 @@ class ForwardHandler {
       return false
     }
     this.resume = resume
-    const headers = this.callbacks.edgeHeaders.slice()
+    const headers = this.callbacks.edgeHeaders()
     const { from, to } = this.callbacks.redirect
     for (let i = 0; i < raw.length; i += 2) {
       const name = (raw[i] as Buffer).toString('latin1')
