@@ -62,6 +62,8 @@ class ForwardHandler {
    * (undici's own runs on a ~0.5 s clock, so a 524 would land up to half a second late).
    */
   onRequestSent (): void {
+    // An origin may answer before the request body is done (an echo, an early 413).
+    if (this.ctx.ttfbMs !== null) return
     this.responseTimer = setTimeout(() => {
       this.ctx.abortOrigin?.(withoutStack(() => new ResponseTimeoutError(this.responseTimeoutMs)))
     }, this.responseTimeoutMs)

@@ -161,7 +161,7 @@ t.test("redirects do not leak the origin's address", async t => {
   await new Promise<void>(resolve => origin.listen(0, '127.0.0.1', resolve))
   const url = `http://127.0.0.1:${(origin.address() as net.AddressInfo).port}`
   const proxy = await startProxy({ routes: [{ path: '/app', origin: url, strip_prefix: true }, { origin: 'http://127.0.0.1:9' }] })
-  t.teardown(async () => { await proxy.close(); origin.close() })
+  t.teardown(async () => { await proxy.close(); await new Promise(resolve => origin.close(resolve)) })
   const res = await get(`${proxy.url}/app/start`, { headers: { host: 'shop.example' } })
   t.equal(res.status, 302)
   t.equal(res.headers.location, 'http://shop.example/app/next?a=1')
