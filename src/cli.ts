@@ -133,7 +133,7 @@ async function serve (flags: Flags): Promise<void> {
     onFailure: record => { rays.add(record); metrics.observeFailure(record) },
     exposeHealth: h => { health = h },
     exposeReload: r => { reload = r }
-  }, logger)
+  }, logger, config.client)
 
   const failListen = async (what: string, host: string, port: number, err: unknown): Promise<never> => {
     await app.close()

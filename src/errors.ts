@@ -127,6 +127,15 @@ export class ResponseTimeoutError extends Error {
   }
 }
 
+/** The origin's response body paused longer than the body idle timeout. */
+export class BodyIdleTimeoutError extends Error {
+  readonly code = 'HPX_ERR_BODY_IDLE'
+  constructor (readonly timeoutMs: number) {
+    super(`no response body data for ${timeoutMs} ms`)
+    this.name = 'BodyIdleTimeoutError'
+  }
+}
+
 /** A configuration value that is missing, malformed or contradictory. */
 export class ConfigError extends Error {
   readonly code = 'HPX_ERR_CONFIG'
@@ -200,6 +209,7 @@ export const ERROR_CODES = [
   'HPX_ERR_TLS_TIMEOUT',
   'HPX_ERR_TLS_CERT',
   'HPX_ERR_RESPONSE_TIMEOUT',
+  'HPX_ERR_BODY_IDLE',
   'HPX_ERR_CONFIG',
   'HPX_ERR_INJECTED',
   'HPX_ERR_CLIENT_ABORT',

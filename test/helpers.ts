@@ -41,7 +41,7 @@ export async function startProxy (raw: Record<string, unknown>): Promise<TestPro
     }
   })
   const logger = createLogger('info', 'json', sink)
-  const app = await buildServer(config.edge, logger)
+  const app = await buildServer(config.edge, logger, config.client)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const port = (app.server.address() as AddressInfo).port
   return {

@@ -24,6 +24,8 @@ export interface EdgeContext {
   /** Cancels the origin request: set once undici has it. */
   abortOrigin: ((reason?: Error) => void) | null
   clientAborted: boolean
+  /** Node's parser refused the rest of this request (e.g. a bad chunk): the status it got. */
+  clientError: number | null
   /** The origin failed after headers were sent: the client got a truncated body. */
   truncated: boolean
   attempt: number
@@ -48,6 +50,7 @@ export function newContext (ray: string, start: number, clientIp: string): EdgeC
     abortOrigin: null,
     clientAborted: false,
     truncated: false,
+    clientError: null,
     attempt: 0,
     tried: new Set(),
     edgeStatus: null,

@@ -23,6 +23,7 @@ import { isRayId, newRayId, rayHeaderValue } from './ray.js'
 import { accessRecord, failureRecord, type FailureExtras } from './records.js'
 import { Responder } from './respond.js'
 import { Router, hostOnly } from './router.js'
+import { kSocketRequest, type ClientSocket } from './client-errors.js'
 import { upgrade } from './upgrade.js'
 
 declare module 'fastify' {
@@ -87,7 +88,7 @@ function hostCount (raw: string[]): number {
 function refusal (req: IncomingMessage, path: string, opts: EdgeConfig): number | null {
   if ((req.url ?? '').length > opts.maxUrlLength) return 414
   if (req.rawHeaders.length / 2 > opts.maxHeaderCount) return 431
-  if (hostCount(req.rawHeaders) !== 1 || DOT_SEGMENT.test(path)) return 400
+  if (hostCount(req.rawHeaders) !== 1 || hostOnly(req.headers.host) === '' || DOT_SEGMENT.test(path)) return 400
   return null
 }
 
@@ -163,7 +164,9 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
       ctx.clientAborted = true
       ctx.abortOrigin?.(new ClientAbortError())
     }
-    logAccess(ctx, req.raw, res.headersSent ? res.statusCode : CLIENT_ABORT_STATUS)
+    const socket = req.raw.socket as ClientSocket | null
+    if (socket !== null && socket[kSocketRequest] === ctx) socket[kSocketRequest] = undefined
+    logAccess(ctx, req.raw, ctx.clientError ?? (res.headersSent ? res.statusCode : CLIENT_ABORT_STATUS))
   }
 
   /** One attempt at one origin of the route's pool; a failed dial may try one more. */
@@ -196,7 +199,8 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
         extra: route.requestHeaders
       }),
       body: bodyOf(req.raw, route),
-      headersTimeoutMs: pool.config.responseTimeoutMs
+      headersTimeoutMs: pool.config.responseTimeoutMs,
+      bodyIdleTimeoutMs: opts.bodyIdleTimeoutMs
     }, res, ctx, {
       edgeHeaders: () => respond.edgeHeaders(ctx, route),
       redirect: {
@@ -309,6 +313,7 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     reply.hijack()
     const res = reply.raw
     const ctx = req.edge
+    ;(req.raw.socket as ClientSocket)[kSocketRequest] = ctx
     res.once('close', () => onClosed(req, res))
     const { path, query } = splitTarget(req.url)
     const refused = refusal(req.raw, path, opts)

@@ -56,6 +56,8 @@ export class Responder {
       return
     }
     const page = this.build(req.headers, req.edge, route, status, cause)
+    // A refused body is never read: the connection cannot carry another request.
+    if (status === 413 && !this.draining) page.headers.push('connection', 'close')
     res.writeHead(page.status, page.headers)
     res.end(req.method === 'HEAD' ? undefined : page.body)
   }

@@ -135,8 +135,8 @@ export const RULES: readonly Rule[] = [
     why: 'the origin closed the connection without a complete response'
   },
   {
-    codes: ['UND_ERR_BODY_TIMEOUT'],
-    phases: ['body'],
+    codes: ['HPX_ERR_BODY_IDLE', 'UND_ERR_BODY_TIMEOUT'],
+    phases: AFTER_CONNECT,
     status: 520,
     cause: 'empty',
     why: 'the origin stopped sending the response body'

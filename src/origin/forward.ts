@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { EdgeContext } from '../edge/context.js'
 import { droppedFromResponse } from '../edge/forward-headers.js'
-import { ResponseTimeoutError, withoutStack } from '../errors.js'
+import { BodyIdleTimeoutError, ResponseTimeoutError, withoutStack } from '../errors.js'
 import { normalizeOriginError } from './agent.js'
 
 export interface ForwardRequest {
@@ -20,6 +20,8 @@ export interface ForwardRequest {
   headers: IncomingHttpHeaders
   body: Readable | null
   headersTimeoutMs: number
+  /** Longest pause between two chunks of the origin's response body. */
+  bodyIdleTimeoutMs: number
 }
 
 export interface ForwardCallbacks {
@@ -42,48 +44,62 @@ const UNDICI_BACKSTOP_MS = 1000
 const isLocation = (name: string): boolean =>
   (name.length === 8 || name.length === 16) && /^(content-)?location$/i.test(name)
 
+interface PendingHead { statusCode: number, statusText: string, headers: string[] }
+
 /** undici's callback API (what its own request() uses), written to the client directly. */
 class ForwardHandler {
   private resume: (() => void) | null = null
-  private responseTimer: NodeJS.Timeout | null = null
+  /** One precise timer: the response timeout until headers arrive, then the body idle timeout. */
+  private timer: NodeJS.Timeout | null = null
+  /**
+   * The origin's status line and headers, held until the first body byte (or the end):
+   * an origin that resets right after its headers still gets an honest 520, because
+   * nothing has reached the client yet.
+   */
+  private head: PendingHead | null = null
+  private headWritten = false
   /** The edge answered instead of the origin; the abort that follows is ours, not a failure. */
   private dropped = false
   private readonly drain = (): void => { this.resume?.() }
 
   constructor (private readonly res: ServerResponse, private readonly ctx: EdgeContext,
-    private readonly callbacks: ForwardCallbacks, private readonly responseTimeoutMs: number) {}
+    private readonly callbacks: ForwardCallbacks, private readonly req: ForwardRequest) {}
 
   onConnect (abort: (reason?: Error) => void): void {
     this.ctx.abortOrigin = abort
   }
 
-  /**
-   * The request is on the wire: the response timeout starts now, on a precise timer
-   * (undici's own runs on a ~0.5 s clock, so a 524 would land up to half a second late).
-   */
-  onRequestSent (): void {
-    // An origin may answer before the request body is done (an echo, an early 413).
-    if (this.ctx.ttfbMs !== null) return
-    this.responseTimer = setTimeout(() => {
-      this.ctx.abortOrigin?.(withoutStack(() => new ResponseTimeoutError(this.responseTimeoutMs)))
-    }, this.responseTimeoutMs)
+  /** undici's own timers run on a ~0.5 s clock: a 524 would land up to half a second late. */
+  private arm (ms: number, reason: () => Error): void {
+    this.stopTimer()
+    this.timer = setTimeout(() => { this.ctx.abortOrigin?.(withoutStack(reason)) }, ms)
   }
 
   private stopTimer (): void {
-    if (this.responseTimer !== null) clearTimeout(this.responseTimer)
-    this.responseTimer = null
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+  }
+
+  /** The request is on the wire: the response timeout starts now. */
+  onRequestSent (): void {
+    // An origin may answer before the request body is done (an echo, an early 413).
+    if (this.ctx.ttfbMs !== null) return
+    const ms = this.req.headersTimeoutMs
+    this.arm(ms, () => new ResponseTimeoutError(ms))
   }
 
   onHeaders (statusCode: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
     // 1xx (e.g. 103 Early Hints) are not forwarded: the final response follows.
     if (statusCode < 200) return true
-    this.stopTimer()
     this.ctx.ttfbMs = performance.now() - this.ctx.start
     if (!this.callbacks.onHeaders(statusCode)) {
+      this.stopTimer()
       this.dropped = true
       this.ctx.abortOrigin?.(new Error('origin response replaced by the edge'))
       return false
     }
+    const idle = this.req.bodyIdleTimeoutMs
+    this.arm(idle, () => new BodyIdleTimeoutError(idle))
     this.resume = resume
     const headers = this.callbacks.edgeHeaders()
     const { from, to } = this.callbacks.redirect
@@ -94,18 +110,29 @@ class ForwardHandler {
       if (isLocation(name) && value.startsWith(from)) value = to + value.slice(from.length)
       headers.push(name, value)
     }
-    this.res.writeHead(statusCode, statusText, headers)
+    this.head = { statusCode, statusText, headers }
     return true
   }
 
+  private writeHead (): void {
+    const head = this.head
+    if (head === null || this.headWritten) return
+    this.headWritten = true
+    this.res.writeHead(head.statusCode, head.statusText, head.headers)
+  }
+
   onData (chunk: Buffer): boolean {
-    if (!this.res.headersSent) return true
+    if (this.head === null) return true
+    this.timer?.refresh()
+    this.writeHead()
     if (this.res.write(chunk)) return true
     this.res.once('drain', this.drain)
     return false
   }
 
   onComplete (): void {
+    this.stopTimer()
+    this.writeHead()
     this.res.end()
     this.callbacks.onDone()
   }
@@ -114,7 +141,7 @@ class ForwardHandler {
     this.stopTimer()
     this.callbacks.onDone()
     if (this.dropped) return
-    this.callbacks.onError(normalizeOriginError(err), this.res.headersSent)
+    this.callbacks.onError(normalizeOriginError(err), this.headWritten)
   }
 
   onUpgrade (): void {
@@ -130,7 +157,8 @@ export function forward (dispatcher: Dispatcher, req: ForwardRequest, res: Serve
     method: req.method as Dispatcher.HttpMethod,
     headers: req.headers as Record<string, string>,
     body: req.body,
-    // Our own timer answers first; undici's coarse one only backs it up.
-    headersTimeout: req.headersTimeoutMs + UNDICI_BACKSTOP_MS
-  }, new ForwardHandler(res, ctx, callbacks, req.headersTimeoutMs) as unknown as Dispatcher.DispatchHandler)
+    // Our own timers answer first; undici's coarse ones only back them up.
+    headersTimeout: req.headersTimeoutMs + UNDICI_BACKSTOP_MS,
+    bodyTimeout: req.bodyIdleTimeoutMs + UNDICI_BACKSTOP_MS
+  }, new ForwardHandler(res, ctx, callbacks, req) as unknown as Dispatcher.DispatchHandler)
 }
