@@ -22,7 +22,7 @@ const origin = await healthyOrigin()
 const file = join(tmpdir(), `highproxy-overload-${process.pid}.yaml`)
 writeFileSync(file, `routes:\n  - path: /slow\n    origin: ${origin.url}\n  - path: /\n    origin: ${origin.url}\nlimits: { max_connections: ${LIMIT} }\nadmin: { enabled: false }\nlog: { level: warn }\n`)
 const port = 20000 + Math.floor(Math.random() * 10000)
-const proxy = spawn('bash', ['-c', `ulimit -n 65536 && exec node dist/cli.js --config ${file} --port ${port} --log-format json`], { stdio: ['ignore', 'ignore', 'inherit'] })
+const proxy = spawn('bash', ['-c', `ulimit -n $(ulimit -Hn) && exec node dist/cli.js --config ${file} --port ${port} --log-format json`], { stdio: ['ignore', 'ignore', 'inherit'] })
 await new Promise(r => setTimeout(r, 1500))
 const before = rss(proxy.pid)
 
@@ -31,7 +31,7 @@ const statuses = {}
 let peak = before
 const sampler = setInterval(() => { peak = Math.max(peak, rss(proxy.pid)) }, 100)
 const open = () => new Promise(resolve => {
-  const s = net.connect({ host: '127.0.0.1', port }, () => { s.write(`GET /slow?ms=8000 HTTP/1.1\r\nhost: load.test\r\n\r\n`); resolve() })
+  const s = net.connect({ host: '127.0.0.1', port }, () => { s.write(`GET /slow?ms=30000 HTTP/1.1\r\nhost: load.test\r\n\r\n`); resolve() })
   s.on('data', d => { const st = String(d).split(' ')[1]; statuses[st] = (statuses[st] ?? 0) + 1 })
   s.on('error', () => { statuses.error = (statuses.error ?? 0) + 1; resolve() })
   sockets.push(s)
