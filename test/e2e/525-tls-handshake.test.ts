@@ -55,3 +55,23 @@ t.test('plain HTTP where TLS is expected answers 525', async t => {
   t.equal(html.headers['retry-after'], undefined)
   t.match(html.body, `<title>127.0.0.1:${proxy.port} | 525: SSL handshake failed</title>`)
 })
+
+t.test('a TLS handshake that stalls is a 525 at the TLS timeout, never a 522', async t => {
+  const net = await import('node:net')
+  // Accepts the TCP connection, reads the ClientHello, never answers it.
+  const server = net.createServer(s => { s.resume(); s.on('error', () => {}) })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const url = `https://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`
+  const proxy = await startProxy({ origin: url, timeouts: { connect: '2s', tls: '300ms' } })
+  t.teardown(async () => { await proxy.close(); server.close() })
+  const start = performance.now()
+  const res = await get(`${proxy.url}/`, { headers: { accept: 'application/json' } })
+  const took = performance.now() - start
+  t.equal(res.status, 525)
+  t.ok(took >= 300 && took < 1500, `answered after ${took.toFixed(0)} ms`)
+  const failure = await proxy.waitForLog(failureFor(rayOf(res)))
+  t.equal(failure.phase, 'tls')
+  t.equal(failure.error.code, 'HPX_ERR_TLS_TIMEOUT')
+  t.type(failure.timings.connect_ms, 'number', 'the TCP phase is timed apart')
+  t.ok(failure.timings.tls_ms >= 300)
+})

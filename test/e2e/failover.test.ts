@@ -130,3 +130,38 @@ t.test('per-route headers, status rewrite, origin 5xx replaced', async t => {
   t.equal(rewritten.status, 502, 'clients that only know standard codes get 502')
   t.equal(JSON.parse(rewritten.body).error_code, 521, 'the body still says 521')
 })
+
+t.test('origin 5xx: passed through by default, replaced by the edge page when asked', async t => {
+  const http = await import('node:http')
+  const failing = http.createServer((_req, res) => res.writeHead(503, { 'retry-after': '7' }).end('origin says no\n'))
+  await new Promise<void>(resolve => failing.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${(failing.address() as import('node:net').AddressInfo).port}`
+  const proxy = await startProxy({ routes: [{ path: '/replace', origin: url, origin_errors: 'replace' }, { origin: url }] })
+  t.teardown(async () => { await proxy.close(); failing.close() })
+  const passed = await get(`${proxy.url}/pass`)
+  t.equal(passed.status, 503)
+  t.equal(passed.body, 'origin says no\n', "the origin's own 5xx passes through untouched")
+  const replaced = await get(`${proxy.url}/replace`, { headers: { accept: 'application/json' } })
+  t.equal(replaced.status, 502)
+  t.equal(JSON.parse(replaced.body).error_name, 'bad_gateway')
+  t.match(failuresOf(proxy.logs, rayOf(replaced)), [{ error: { code: 'HPX_ERR_ORIGIN_5XX' } }])
+})
+
+t.test('active health checks mark a failing origin down before any request does', async t => {
+  const http = await import('node:http')
+  const sick = http.createServer((req, res) => res.writeHead(req.url === '/healthz' ? 500 : 200).end('sick origin\n'))
+  await new Promise<void>(resolve => sick.listen(0, '127.0.0.1', resolve))
+  const sickUrl = `http://127.0.0.1:${(sick.address() as import('node:net').AddressInfo).port}`
+  const good = await healthyOrigin()
+  const proxy = await startProxy({
+    pools: [{ name: 'web', origins: [sickUrl, good.url], policy: 'round_robin', health: { failures: 1, cooldown: '10s', check: { path: '/healthz', interval: '100ms', timeout: '500ms', expect_status: 200 } } }],
+    routes: [{ pool: 'web' }]
+  })
+  t.teardown(async () => { await proxy.close(); await good.close(); sick.close() })
+  await new Promise(resolve => setTimeout(resolve, 300))
+  for (let i = 0; i < 4; i++) {
+    const res = await get(`${proxy.url}/echo`)
+    t.equal(res.status, 200)
+    t.equal(JSON.parse(res.body).headers.host, new URL(good.url).host, 'only the healthy origin is used')
+  }
+})
