@@ -36,6 +36,11 @@ export function clientErrorHandler (opts: ClientErrorOptions): (err: NodeJS.Errn
       opts.log.info({ msg: 'access', method: '', host: '', path: '', status, ray_id: newRayId(), duration_ms: 0, route: null, edge_status: status, client_error: err.code ?? 'ERR' })
     }
     if (!socket.writable) return
+    // A response already under way cannot be followed by another status line: cut it.
+    if (inflight !== undefined && (inflight.ttfbMs !== null || inflight.edgeStatus !== null)) {
+      socket.destroy()
+      return
+    }
     const body = `${status} ${STATUS_CODES[status] ?? ''}: the edge refused this request\n`
     socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
       `${opts.rayHeader}: ${rayHeaderValue(inflight?.ray ?? newRayId(), opts.edgeName)}\r\nserver: ${SERVER_NAME}\r\n` +
