@@ -11,6 +11,8 @@ export interface EdgeContext {
   start: number
   /** Read once at arrival: the client socket may be gone by the time we answer. */
   clientIp: string
+  /** The request target's path (absolute-form reduced to its path), set when it is routed. */
+  path: string
   /** Which route served it (for logs and metrics), null before routing. */
   route: string | null
   /** The origin URL of the current attempt. */
@@ -42,6 +44,7 @@ export function newContext (ray: string, start: number, clientIp: string): EdgeC
     ray,
     start,
     clientIp,
+    path: '',
     route: null,
     originUrl: null,
     socket: null,

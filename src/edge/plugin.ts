@@ -153,7 +153,7 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
   }
 
   const logAccess = (ctx: EdgeContext, req: IncomingMessage, status: number): void => {
-    const record = accessRecord(ctx, req.method ?? '', req.headers.host ?? '', splitTarget(req.url ?? '/').path, status)
+    const record = accessRecord(ctx, req.method ?? '', req.headers.host ?? '', ctx.path, status)
     log.info(record)
     opts.onAccess?.(record)
   }
@@ -293,6 +293,7 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const ctx = newContext(newRayId(), performance.now(), req.socket.remoteAddress ?? '')
     const { path, query } = splitTarget(req.url ?? '/')
+    ctx.path = path
     const { router, pools } = state
     const refused = refusal(req, path, opts)
     const route = refused === null ? router.match(hostOnly(req.headers.host), path) : null
@@ -316,6 +317,7 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
     ;(req.raw.socket as ClientSocket)[kSocketRequest] = ctx
     res.once('close', () => onClosed(req, res))
     const { path, query } = splitTarget(req.url)
+    ctx.path = path
     const refused = refusal(req.raw, path, opts)
     if (refused !== null) {
       respond.error(req, res, null, refused, null)
