@@ -6,7 +6,7 @@ import type { Logger } from 'pino'
 import { edgeProxy, type EdgeProxyOptions } from './edge/plugin.js'
 import { newRayId } from './edge/ray.js'
 import { limitConnections } from './edge/connection-limits.js'
-import { clientErrorHandler } from './edge/client-errors.js'
+import { clientErrorHandler, frameworkErrorHandler } from './edge/client-errors.js'
 import { resolve, validate } from './config/load.js'
 import type { ClientLimits } from './config/schema.js'
 
@@ -15,6 +15,7 @@ const defaultClientLimits = (): ClientLimits => resolve(validate({}), false).cli
 
 export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logger: Logger,
   client: ClientLimits = defaultClientLimits()): Promise<FastifyInstance> {
+  const refusals = { log: logger, rayHeader: edge.rayHeader, edgeName: edge.edgeName }
   const app = Fastify({
     http: {
       maxHeaderSize: client.maxHeaderBytes,
@@ -33,16 +34,8 @@ export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logge
     // An edge must not trust forwarding headers from the internet.
     trustProxy: false,
     return503OnClosing: true,
-    clientErrorHandler: clientErrorHandler({ log: logger, rayHeader: edge.rayHeader, edgeName: edge.edgeName }),
-    // Fastify's router refuses paths whose percent-escapes are not UTF-8 (/x%ff): answered
-    // 400 like the parser's refusals, with a ray id and an access line.
-    frameworkErrors: (error, req, reply) => {
-      reply.hijack()
-      const ray = String(req.id)
-      reply.raw.writeHead(400, { [edge.rayHeader]: `${ray}-${edge.edgeName}`, server: 'highproxy', 'content-type': 'text/plain; charset=utf-8' })
-      reply.raw.end('400 Bad Request: the edge refused this request\n')
-      logger.info({ msg: 'access', method: req.method, host: req.headers.host ?? '', path: '', status: 400, ray_id: ray, duration_ms: 0, route: null, edge_status: 400, client_error: error.code })
-    }
+    clientErrorHandler: clientErrorHandler(refusals),
+    frameworkErrors: frameworkErrorHandler(refusals)
   })
   // Every method Node parses is proxied (LINK, QUERY, …), not only Fastify's usual set.
   for (const method of METHODS) {
