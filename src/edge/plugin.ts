@@ -18,8 +18,8 @@ import { forward } from '../origin/forward.js'
 import { OriginPool, type MemberHealth, type PoolMember } from '../origin/pool.js'
 import { newContext, type EdgeContext } from './context.js'
 import { FAULT_HEADER, applies, injectedFailure, parseFault } from './fault-injection.js'
-import { toOrigin } from './forward-headers.js'
-import { isRayId, newRayId, rayHeaderValue } from './ray.js'
+import { isRayId, newRayId } from './ray.js'
+import { headersFor, mayTryElsewhere, takeOrigin } from './attempts.js'
 import { accessRecord, failureRecord, type FailureExtras } from './records.js'
 import { Responder } from './respond.js'
 import { Router, hostOnly } from './router.js'
@@ -44,9 +44,6 @@ export type EdgeProxyOptions = EdgeConfig & {
   /** Receives a function that swaps in new routes and pools (SIGHUP). */
   exposeReload?: (reload: (edge: Pick<EdgeConfig, 'routes' | 'pools'>) => void) => void
 }
-
-/** Only failures before any request byte reached the origin may be retried elsewhere. */
-const MAX_ATTEMPTS = 2
 
 /**
  * The path of the request target. An absolute-form target (`GET http://other.host/x`)
@@ -172,7 +169,7 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
   /** One attempt at one origin of the route's pool; a failed dial may try one more. */
   const attempt = (req: FastifyRequest, res: ServerResponse, route: RouteConfig, pool: OriginPool, path: string): void => {
     const ctx = req.edge
-    const member = pool.select(ctx.tried)
+    const member = takeOrigin(ctx, pool)
     if (member === null) {
       const status = pool.downStatus() ?? 502
       const c: Classification = { status, cause: null, code: 'HPX_ERR_POOL_DOWN', why: 'every origin of the pool is marked down: answered from the last failure without dialling', known: true }
@@ -180,24 +177,13 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
       respond.error(req, res, route, status, null)
       return
     }
-    ctx.tried.add(member)
-    ctx.attempt++
-    ctx.originUrl = member.origin
     member.inFlight++
-    member.health.acquire()
     agent.track(ctx)
     forward(agent.dispatcher, {
       origin: member.origin,
       path,
       method: req.method,
-      headers: toOrigin(req.headers, {
-        clientIp: ctx.clientIp,
-        proto: req.protocol === 'https' ? 'https' : 'http',
-        rayHeader: opts.rayHeader,
-        rayValue: rayHeaderValue(ctx.ray, opts.edgeName),
-        host: route.hostHeader === 'keep' ? req.headers.host ?? member.url.host : member.url.host,
-        extra: route.requestHeaders
-      }),
+      headers: headersFor(req.headers, ctx, route, member, req.protocol === 'https' ? 'https' : 'http', opts),
       body: bodyOf(req.raw, route),
       headersTimeoutMs: pool.config.responseTimeoutMs,
       bodyIdleTimeoutMs: opts.bodyIdleTimeoutMs
@@ -267,7 +253,7 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
       return
     }
     // Nothing reached the origin: any method may try another origin, once.
-    if (dialErr !== null && ctx.attempt < MAX_ATTEMPTS && pool.select(ctx.tried) !== null) {
+    if (mayTryElsewhere(ctx, pool, dialErr)) {
       ctx.socket = null
       ctx.socketFresh = false
       attempt(req, res, route, pool, path)
@@ -289,7 +275,7 @@ export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: Fasti
   }
 
   // Upgrades bypass Fastify's request handling in Node; they are routed the same way.
-  const deps = { agent, respond, rayHeader: opts.rayHeader, edgeName: opts.edgeName, logFailure, logAccess }
+  const deps = { agent, respond, edge: opts, logFailure, logAccess }
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const ctx = newContext(newRayId(), performance.now(), req.socket.remoteAddress ?? '')
     const { path, query } = splitTarget(req.url ?? '/')

@@ -9,24 +9,19 @@ import type { Dispatcher } from 'undici'
 import type { RouteConfig } from '../config/schema.js'
 import { dialErrorIn } from '../errors.js'
 import { classify, type Classification, type Phase } from '../errors/classify.js'
-import type { OriginAgent } from '../origin/agent.js'
-import { normalizeOriginError } from '../origin/agent.js'
+import { normalizeOriginError, type OriginAgent } from '../origin/agent.js'
 import type { OriginPool } from '../origin/pool.js'
 import type { EdgeContext } from './context.js'
-import { toOrigin } from './forward-headers.js'
-import { rayHeaderValue } from './ray.js'
+import { headersFor, mayTryElsewhere, takeOrigin, type EdgeIdentity } from './attempts.js'
 import type { Responder } from './respond.js'
 
 export interface UpgradeDeps {
   agent: OriginAgent
   respond: Responder
-  rayHeader: string
-  edgeName: string
+  edge: EdgeIdentity
   logFailure: (ctx: EdgeContext, err: unknown, phase: Phase, c: Classification) => void
   logAccess: (ctx: EdgeContext, req: IncomingMessage, status: number) => void
 }
-
-const MAX_ATTEMPTS = 2
 
 export function upgrade (deps: UpgradeDeps, req: IncomingMessage, client: Duplex, head: Buffer,
   ctx: EdgeContext, route: RouteConfig, pool: OriginPool, path: string): void {
@@ -35,16 +30,12 @@ export function upgrade (deps: UpgradeDeps, req: IncomingMessage, client: Duplex
   client.once('close', () => deps.logAccess(ctx, req, status === 0 ? 499 : status))
 
   const attempt = (): void => {
-    const member = pool.select(ctx.tried)
+    const member = takeOrigin(ctx, pool)
     if (member === null) {
       status = pool.downStatus() ?? 502
       deps.respond.errorOnSocket(req, client, ctx, route, status, null)
       return
     }
-    ctx.tried.add(member)
-    ctx.attempt++
-    ctx.originUrl = member.origin
-    member.health.acquire()
     const handler = {
       onConnect: (abort: (err?: Error) => void) => { ctx.abortOrigin = abort },
       onHeaders: () => true,
@@ -73,7 +64,7 @@ export function upgrade (deps: UpgradeDeps, req: IncomingMessage, client: Duplex
         const c = classify(err, phase)
         if (dialErr !== null) member.health.failed(c.status)
         deps.logFailure(ctx, err, phase, c)
-        if (dialErr !== null && ctx.attempt < MAX_ATTEMPTS && pool.select(ctx.tried) !== null) {
+        if (mayTryElsewhere(ctx, pool, dialErr)) {
           attempt()
           return
         }
@@ -85,14 +76,7 @@ export function upgrade (deps: UpgradeDeps, req: IncomingMessage, client: Duplex
       origin: member.origin,
       path,
       method: 'GET',
-      headers: toOrigin(req.headers, {
-        clientIp: ctx.clientIp,
-        proto: 'http',
-        rayHeader: deps.rayHeader,
-        rayValue: rayHeaderValue(ctx.ray, deps.edgeName),
-        host: route.hostHeader === 'keep' ? req.headers.host ?? member.url.host : member.url.host,
-        extra: route.requestHeaders
-      }) as Record<string, string>,
+      headers: headersFor(req.headers, ctx, route, member, 'http', deps.edge) as Record<string, string>,
       upgrade: String(req.headers.upgrade ?? 'websocket'),
       headersTimeout: pool.config.responseTimeoutMs
     }, handler as unknown as Dispatcher.DispatchHandler)
