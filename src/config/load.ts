@@ -30,7 +30,7 @@ export interface Setting {
   /** How the command line parses it (a boolean flag takes no value). */
   kind: 'string' | 'boolean'
   /** What the text of a flag or env value means: whole numbers and booleans are read strictly. */
-  value: 'text' | 'integer' | 'boolean' | 'count'
+  value: 'text' | 'integer' | 'boolean'
   help: string
 }
 
@@ -44,7 +44,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'fault-injection', env: 'HIGHPROXY_FAULT_INJECTION', path: ['fault_injection'], kind: 'boolean', value: 'boolean', help: 'honour x-highproxy-fault request headers (default off)' },
   { flag: 'admin-port', env: 'HIGHPROXY_ADMIN_PORT', path: ['admin', 'port'], kind: 'string', value: 'integer', help: 'admin listener port for /healthz /readyz /metrics /rays (default 9090)' },
   { flag: 'admin-host', env: 'HIGHPROXY_ADMIN_HOST', path: ['admin', 'host'], kind: 'string', value: 'text', help: 'admin listener address (default 127.0.0.1; 0.0.0.0 in a container for probes)' },
-  { flag: 'workers', env: 'HIGHPROXY_WORKERS', path: ['workers'], kind: 'string', value: 'count', help: 'processes serving the port: a number or auto (default 1)' }
+  { flag: 'workers', env: 'HIGHPROXY_WORKERS', path: ['workers'], kind: 'string', value: 'integer', help: 'processes serving the port: a number or auto (default 1)' }
 ]
 
 export const CONFIG_SETTING = { flag: 'config', env: 'HIGHPROXY_CONFIG' } as const
@@ -103,8 +103,8 @@ function fromText (setting: Setting, text: string | boolean): unknown {
   if (typeof text === 'boolean') return text
   switch (setting.value) {
     case 'text': return text
+    // Anything else (workers' "auto") stays text for the schema to judge.
     case 'integer': return /^[0-9]+$/.test(text) ? Number(text) : text
-    case 'count': return /^[0-9]+$/.test(text) ? Number(text) : text
     case 'boolean': return text === 'true' || text === '1' ? true : text === 'false' || text === '0' ? false : text
   }
 }

@@ -2,6 +2,7 @@
 // the proxy, echoes what it received, and streams on request.
 
 import http from 'node:http'
+import { escapeHtml } from '../errors/render.js'
 import type { LabOrigin } from './faults.js'
 import { LOOPBACK, closeWithConnections, listenLoopback } from './loopback.js'
 
@@ -14,11 +15,10 @@ export interface HealthyOriginOptions {
   labLinks?: () => LabLink[]
 }
 
-const escape = (s: string): string => s.replace(/[&<>"']/g, c => `&#${c.charCodeAt(0)};`)
 
 function labPage (links: LabLink[]): string {
-  const rows = links.map(l => `<tr><td>${l.status ?? 200}</td><td>${l.available ? `<a href="${escape(l.path)}">${escape(l.path)}</a>` : escape(l.path)}</td>` +
-    `<td>${escape(l.available ? l.description : `unavailable: ${l.reason ?? ''}`)}</td></tr>`).join('\n')
+  const rows = links.map(l => `<tr><td>${l.status ?? 200}</td><td>${l.available ? `<a href="${escapeHtml(l.path)}">${escapeHtml(l.path)}</a>` : escapeHtml(l.path)}</td>` +
+    `<td>${escapeHtml(l.available ? l.description : `unavailable: ${l.reason ?? ''}`)}</td></tr>`).join('\n')
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>highproxy fault lab</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:900px;margin:40px auto;padding:0 16px}td{padding:4px 12px;border-bottom:1px solid #ddd}</style></head>
 <body><h1>highproxy fault lab</h1><p>Each link reaches a real faulty origin through the proxy.</p><table>
