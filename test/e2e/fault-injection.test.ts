@@ -4,12 +4,11 @@
 
 import http from 'node:http'
 import t from 'tap'
-import { request } from 'undici'
 import { CATALOG, ORIGIN_FAULT_STATUSES } from '../../src/errors/catalog.js'
 import type { ErrorBody } from '../../src/errors/render.js'
 import { closeWithConnections, listenLoopback } from '../../src/lab/loopback.js'
-import { accessFor, client, failureFor, rayOf, startProxy, type Got, type LogLine } from '../helpers.js'
-import { timed, oneOfTwo, shown, type Timed } from '../timing.js'
+import { accessFor, failureFor, rayOf, startProxy, type Got, type LogLine } from '../helpers.js'
+import { getWithin, timed, oneOfTwo, shown, type Timed } from '../timing.js'
 
 const CONNECT_MS = 400
 const RESPONSE_MS = 500
@@ -26,17 +25,8 @@ async function countingOrigin (): Promise<{ url: string, hits: () => number, clo
   return { url: `http://127.0.0.1:${port}`, hits: () => hits, close }
 }
 
-async function getWithin (url: string, headers: Record<string, string>, deadlineMs = 3000): Promise<Got> {
-  const start = performance.now()
-  try {
-    const res = await request(url, { dispatcher: client, headers, signal: AbortSignal.timeout(deadlineMs) })
-    const body = await res.body.text()
-    return { status: res.statusCode, headers: res.headers as Record<string, string>, body, ms: performance.now() - start }
-  } catch (err) {
-    if ((err as Error).name === 'TimeoutError') throw new Error(`no answer from the proxy within ${deadlineMs} ms`)
-    throw err
-  }
-}
+/** Every injected answer comes within 3 s, the 522 and 524 waits included. */
+const DEADLINE_MS = 3000
 
 const ignoredFor = (ray: string) => (l: LogLine): boolean => l.msg === 'fault injection header ignored' && l.ray_id === ray
 
@@ -55,7 +45,7 @@ t.test('fault injection on: every origin fault status on demand, the origin unto
     const entry = CATALOG.get(status)
     if (entry === undefined) throw new Error(`no catalog entry for ${status}`)
     const once = (): Promise<Timed<Got>> =>
-      timed(() => getWithin(`${proxy.url}/inj/${status}`, { 'x-highproxy-fault': String(status), accept: 'application/json' }))
+      timed(() => getWithin(`${proxy.url}/inj/${status}`, DEADLINE_MS, { 'x-highproxy-fault': String(status), accept: 'application/json' }))
     const res = await once()
     t.equal(res.status, status, `${status}: status`)
     const body = JSON.parse(res.body) as ErrorBody
@@ -83,7 +73,7 @@ t.test('fault injection on: every origin fault status on demand, the origin unto
   t.equal(origin.hits(), 0, 'no injected request reached the origin')
 
   // Browsers get the page, as for a real fault.
-  const html = await getWithin(`${proxy.url}/`, { 'x-highproxy-fault': '521' })
+  const html = await getWithin(`${proxy.url}/`, DEADLINE_MS, { 'x-highproxy-fault': '521' })
   t.equal(html.status, 521)
   t.match(html.headers['content-type'], /^text\/html/)
   t.match(html.body, `<title>127.0.0.1:${proxy.port} | 521: Web server is down</title>`)
@@ -101,7 +91,7 @@ t.test('percent=0 never injects, percent=100 always does', async t => {
 
   const rays: string[] = []
   for (let i = 0; i < 20; i++) {
-    const res = await timed(() => getWithin(`${proxy.url}/p0`, { 'x-highproxy-fault': '522;percent=0' }))
+    const res = await timed(() => getWithin(`${proxy.url}/p0`, DEADLINE_MS, { 'x-highproxy-fault': '522;percent=0' }))
     t.equal(res.status, 200)
     t.equal(res.body, 'origin ok\n')
     t.ok(res.ms < CONNECT_MS + res.late, `never waited for an injected 522: ${shown([res])}`)
@@ -112,7 +102,7 @@ t.test('percent=0 never injects, percent=100 always does', async t => {
   for (const ray of rays) t.equal((await proxy.waitForLog(accessFor(ray))).status, 200)
 
   for (let i = 0; i < 5; i++) {
-    const res = await getWithin(`${proxy.url}/p100`, { 'x-highproxy-fault': '521; percent=100' })
+    const res = await getWithin(`${proxy.url}/p100`, DEADLINE_MS, { 'x-highproxy-fault': '521; percent=100' })
     t.equal(res.status, 521)
     t.equal((await proxy.waitForLog(failureFor(rayOf(res)))).injected, true)
   }
@@ -129,7 +119,7 @@ t.test('a malformed fault header is ignored and logged, even when injection is o
   })
   t.teardown(() => proxy.close())
   for (const value of ['599', 'abc', '522;percent=150', '522;chance=5']) {
-    const res = await getWithin(`${proxy.url}/`, { 'x-highproxy-fault': value })
+    const res = await getWithin(`${proxy.url}/`, DEADLINE_MS, { 'x-highproxy-fault': value })
     t.equal(res.status, 200, `"${value}" is ignored`)
     const line = await proxy.waitForLog(ignoredFor(rayOf(res)))
     t.equal(line.header, value)
@@ -159,7 +149,7 @@ t.test('fault injection off: the header is ignored, logged, and the origin answe
 
   for (const [p, path] of [[off, '/x'], [proxy, '/no-faults/x']] as const) {
     const before = origin.hits()
-    const res = await timed(() => getWithin(`${p.url}${path}`, { 'x-highproxy-fault': '522' }))
+    const res = await timed(() => getWithin(`${p.url}${path}`, DEADLINE_MS, { 'x-highproxy-fault': '522' }))
     t.equal(res.status, 200, `${path}: proxied normally`)
     t.equal(res.body, 'origin ok\n')
     t.ok(res.ms < CONNECT_MS + res.late, `${path}: no injected wait: ${shown([res])}`)
@@ -171,6 +161,6 @@ t.test('fault injection off: the header is ignored, logged, and the origin answe
     t.equal((await p.waitForLog(accessFor(rayOf(res)))).status, 200)
   }
   // Control: the other route of the same proxy does inject.
-  const injected = await getWithin(`${proxy.url}/y`, { 'x-highproxy-fault': '523' })
+  const injected = await getWithin(`${proxy.url}/y`, DEADLINE_MS, { 'x-highproxy-fault': '523' })
   t.equal(injected.status, 523)
 })
