@@ -1,0 +1,54 @@
+// The Node floor: the smallest honest Node proxy, the yardstick of what Node itself
+// costs. node:http server, one undici Pool to the origin, hop-by-hop headers dropped
+// both ways, the response streamed with Pool.stream. With --log, one pino access line
+// per request (pino's default destination: stdout).
+// Usage: node bench/servers/node-floor.mjs <port> <upstream-url> [--log]
+
+import http from 'node:http'
+import { Pool } from 'undici'
+import pino from 'pino'
+
+const [port, upstream] = [Number(process.argv[2]), process.argv[3]]
+const logger = process.argv.includes('--log') ? pino() : null
+const pool = new Pool(upstream, { connections: 128, pipelining: 1 })
+
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+
+function requestHeaders (incoming) {
+  const out = {}
+  for (const name in incoming) if (!HOP.has(name)) out[name] = incoming[name]
+  return out
+}
+
+function responseHeaders (raw) {
+  const out = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toString('latin1')
+    if (!HOP.has(name.toLowerCase())) out.push(name, raw[i + 1].toString('latin1'))
+  }
+  return out
+}
+
+const server = http.createServer((req, res) => {
+  const start = performance.now()
+  pool.stream({
+    path: req.url,
+    method: req.method,
+    headers: requestHeaders(req.headers),
+    body: req.method === 'GET' || req.method === 'HEAD' ? null : req,
+    responseHeaders: 'raw'
+  }, ({ statusCode, headers }) => {
+    res.writeHead(statusCode, responseHeaders(headers))
+    return res
+  }, err => {
+    if (err !== null && !res.headersSent) res.writeHead(502).end()
+    else if (err !== null) res.destroy()
+    logger?.info({ method: req.method, url: req.url, status: res.statusCode, ms: performance.now() - start })
+  })
+})
+server.keepAliveTimeout = 30_000
+server.listen({ host: '127.0.0.1', port })
+
+const parent = process.ppid
+setInterval(() => { if (process.ppid !== parent) process.exit(0) }, 1000).unref()
+process.on('SIGTERM', () => { server.closeAllConnections(); server.close(() => process.exit(0)) })
