@@ -4,11 +4,12 @@
 import { performance } from 'node:perf_hooks'
 import { Client } from 'undici'
 import type { Config } from './config/schema.js'
-import { dialErrorIn, type DialError } from './errors.js'
-import { CATALOG } from './errors/catalog.js'
-import { classify, type Classification, type Phase } from './errors/classify.js'
-import { kDialInfo, dial, type DialInfo, type DialedSocket } from './origin/dial.js'
-import { normalizeOriginError, originTarget } from './origin/agent.js'
+import { dialErrorIn, type DialError, type Phase } from './status/errors.js'
+import { CATALOG } from './status/catalog.js'
+import { classify, type Classification } from './status/classify.js'
+import { dial, originTarget, type DialInfo, type Dialled } from './origin/dial.js'
+import { roundMs, since } from './time.js'
+import { typedUndiciError } from './origin/connection.js'
 
 export interface ProbeReport {
   url: string
@@ -27,6 +28,8 @@ const seconds = (ms: number): string => ms >= 1000 ? `${Math.round(ms / 100) / 1
 function sentence (c: Classification, phase: Phase, err: DialError | null, url: URL, config: Config): string {
   const at = err?.address == null ? url.host : `${err.address.includes(':') ? `[${err.address}]` : err.address}:${err.port}`
   const lead: Record<Phase, string> = {
+    queue: `every connection to ${at} was busy`,
+    request: `connected to ${at}, then the origin stopped reading the request (${c.code ?? 'error'})`,
     dns: `DNS lookup of ${url.hostname} failed (${c.code ?? 'error'})`,
     connect: c.status === 522
       ? `SYN sent to ${at} and no answer in ${seconds(config.connectTimeoutMs)}`
@@ -45,9 +48,9 @@ export async function probe (rawUrl: string, config: Config): Promise<ProbeRepor
   const target = originTarget(url)
   const pool = config.edge.pools.find(p => p.origins.some(o => o.origin === url.origin))
   const start = performance.now()
-  const elapsed = (): number => Math.round((performance.now() - start) * 10) / 10
+  const elapsed = (): number => since(start)
   const tlsConfig = pool?.tls ?? config.tls
-  let socket: DialedSocket
+  let dialled: Dialled
   const report: ProbeReport = {
     url: url.href,
     dns: { addresses: [], ms: null },
@@ -66,7 +69,7 @@ export async function probe (rawUrl: string, config: Config): Promise<ProbeRepor
     return report
   }
   try {
-    socket = await dial(target, { connectTimeoutMs: config.connectTimeoutMs, tlsTimeoutMs: config.edge.tlsTimeoutMs, tls: tlsConfig })
+    dialled = await dial(target, { connectTimeoutMs: pool?.connectTimeoutMs ?? config.connectTimeoutMs, tlsTimeoutMs: config.edge.tlsTimeoutMs, tls: tlsConfig })
   } catch (err) {
     const dialErr = dialErrorIn(err)
     if (dialErr !== null) {
@@ -75,7 +78,7 @@ export async function probe (rawUrl: string, config: Config): Promise<ProbeRepor
     }
     return failed(err, dialErr?.phase ?? 'connect')
   }
-  const info = socket[kDialInfo] as DialInfo
+  const { socket, info } = dialled
   report.dns = { addresses: info.attempts.map(a => a.address), ms: info.timings.dns_ms }
   report.tcp = { address: info.address, port: info.port, ms: info.timings.connect_ms, attempts: info.attempts }
   if (info.tls !== null) report.tls = { ...info.tls, ms: info.timings.tls_ms }
@@ -90,12 +93,12 @@ export async function probe (rawUrl: string, config: Config): Promise<ProbeRepor
   const sent = performance.now()
   try {
     const res = await client.request({ method: 'GET', path: `${url.pathname}${url.search}`, headers: { 'user-agent': 'highproxy-probe' } })
-    const ttfb = Math.round((performance.now() - sent) * 10) / 10
+    const ttfb = roundMs(performance.now() - sent)
     report.http = { status: res.statusCode, ttfb_ms: ttfb }
     try {
       await res.body.dump()
     } catch (err) {
-      return failed(normalizeOriginError(err as Error), 'body')
+      return failed(typedUndiciError(err as Error), 'body')
     }
     report.total_ms = elapsed()
     report.healthy = res.statusCode < 500
@@ -109,7 +112,7 @@ export async function probe (rawUrl: string, config: Config): Promise<ProbeRepor
     }
     return report
   } catch (err) {
-    return failed(normalizeOriginError(err as Error), 'response')
+    return failed(typedUndiciError(err as Error), 'response')
   } finally {
     await client.destroy()
   }

@@ -1,12 +1,14 @@
 // One Fastify instance with the edge plugin: what the CLI, the demo and the tests start.
 
 import { METHODS } from 'node:http'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Socket } from 'node:net'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { edgeProxy, type EdgeProxyOptions } from './edge/plugin.js'
 import { newRayId } from './edge/ray.js'
 import { limitConnections } from './edge/connection-limits.js'
-import { clientErrorHandler, frameworkErrorHandler } from './edge/client-errors.js'
+import { clientErrorHandler, frameworkErrorHandler, refusal } from './edge/client-errors.js'
+import { rawResponse } from './page/raw-response.js'
 import { resolve, validate } from './config/load.js'
 import type { ClientLimits } from './config/schema.js'
 
@@ -23,15 +25,19 @@ export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logge
       requestTimeout: client.requestTimeoutMs,
       // Node checks the two timeouts above on this interval; its 30 s default lets a
       // slowloris client keep a socket up to 30 s past the limit.
-      connectionsCheckingInterval: Math.min(1000, client.headersTimeoutMs)
+      connectionsCheckingInterval: Math.min(1000, client.headersTimeoutMs),
+      // Node answers a request without Host with a bare 400 of its own; the edge's has a
+      // ray id and an access line (admit.ts).
+      requireHostHeader: false
     },
     keepAliveTimeout: client.keepAliveTimeoutMs,
     requestTimeout: client.requestTimeoutMs,
-    loggerInstance: logger as FastifyBaseLogger,
-    // The plugin writes one access line per request itself.
-    logController: new LogController({ disableRequestLogging: true }),
+    // The edge writes its own lines (one access line per request, failure lines, refusals)
+    // with `logger`; Fastify's per-request child logger cost more than the rest of a
+    // request's bookkeeping.
+    logger: false,
     genReqId: newRayId,
-    // An edge must not trust forwarding headers from the internet.
+    // An edge must not trust forwarding headers from the internet (client-ip.ts decides).
     trustProxy: false,
     return503OnClosing: true,
     clientErrorHandler: clientErrorHandler(refusals),
@@ -42,10 +48,12 @@ export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logge
     if (method !== 'CONNECT' && !app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true })
   }
   await app.register(edgeProxy, { ...edge, logger })
-  limitConnections(app.server, client)
+  limitConnections(app.server, client, refusals)
   // Node answers CONNECT by dropping the socket; an edge that is not a forward proxy says so.
-  app.server.on('connect', (_req, socket: import('node:net').Socket) => {
-    socket.end('HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+  app.server.on('connect', (_req, socket: Socket) => {
+    const ray = newRayId()
+    const answer = refusal(refusals, 405, ray, ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'])
+    socket.end(rawResponse(405, answer.headers, answer.body))
   })
   return app
 }

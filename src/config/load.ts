@@ -6,7 +6,10 @@ import { availableParallelism } from 'node:os'
 import { FormatRegistry, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parse as parseYaml } from 'yaml'
-import { ConfigError } from '../errors.js'
+import { ConfigError } from '../status/errors.js'
+import proxyaddr from '@fastify/proxy-addr'
+import { checkRules } from './rules.js'
+import { durationMs } from './duration.js'
 import {
   ConfigSchema, type Config, type ConfigInput, type HealthConfig, type PoolConfig, type PoolInput, type RouteConfig,
   type RouteInput, type TlsConfig, type TlsInput
@@ -59,15 +62,6 @@ function setPath (tree: Tree, path: string[], value: unknown): void {
     node = node[key] as Tree
   }
   node[path[path.length - 1] as string] = value
-}
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 }
-
-/** The schema has already checked the shape; this only scales it. */
-export function durationMs (value: string): number {
-  const match = /^([0-9.]+)(ms|s|m)$/.exec(value)
-  if (match === null) throw new ConfigError('duration', `"${value}" is not a duration like 500ms, 15s or 2m`)
-  return Math.round(Number(match[1]) * (UNITS[match[2] as string] as number))
 }
 
 function readFile (file: string): Tree {
@@ -152,6 +146,7 @@ function resolveHealth (health: PoolInput['health'], passive: boolean): HealthCo
 }
 
 function resolvePool (pool: PoolInput, input: ConfigInput, globalTls: TlsConfig, key: string, passive = true): PoolConfig {
+  const connections = { ...input.connections, ...pool.connections }
   return {
     name: pool.name,
     origins: pool.origins.map(o => new URL(o)),
@@ -159,6 +154,7 @@ function resolvePool (pool: PoolInput, input: ConfigInput, globalTls: TlsConfig,
     connectTimeoutMs: durationMs(pool.connect_timeout ?? input.timeouts.connect),
     responseTimeoutMs: durationMs(pool.response_timeout ?? input.timeouts.response),
     tls: pool.tls === undefined ? globalTls : resolveTls(pool.tls, `${key}.tls`),
+    connections: { reuse: connections.reuse, maxPerOrigin: connections.max_per_origin, maxQueuePerOrigin: connections.max_queue_per_origin },
     health: resolveHealth(pool.health, passive)
   }
 }
@@ -201,11 +197,23 @@ function resolveRoute (route: RouteInput, index: number, input: ConfigInput, glo
     statusRewrite: new Map(Object.entries(route.status_rewrite ?? {}).map(([from, to]) => [Number(from), to])),
     originErrors: route.origin_errors,
     faultInjection: route.fault_injection ?? input.fault_injection,
-    maxBodyBytes: route.max_body_size ?? input.limits.max_body_size
+    maxBodyBytes: route.max_body_size ?? input.limits.max_body_size,
+    upgrades: route.upgrades.map(u => u.toLowerCase())
   }
 }
 
+function resolveClientIp (input: ConfigInput): Config['edge']['clientIp'] {
+  const trusted = input.client_ip.trusted_proxies
+  try {
+    proxyaddr.compile(trusted)
+  } catch (err) {
+    throw new ConfigError('client_ip.trusted_proxies', `expected IP addresses or CIDRs (${(err as Error).message})`)
+  }
+  return { trustedProxies: trusted, header: input.client_ip.header === false ? null : input.client_ip.header.toLowerCase() }
+}
+
 export function resolve (input: ConfigInput, isTTY: boolean): Config {
+  checkRules(input)
   const globalTls = resolveTls(input.tls, 'tls')
   const pools = new Map<string, PoolConfig>()
   input.pools.forEach((p, i) => {
@@ -225,10 +233,14 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
       rayHeader: input.edge.ray_header.toLowerCase(),
       tlsTimeoutMs: durationMs(input.timeouts.tls),
       bodyIdleTimeoutMs: durationMs(input.timeouts.body_idle),
+      originWriteTimeoutMs: durationMs(input.timeouts.origin_write),
       keepAliveTimeoutMs: durationMs(input.timeouts.keep_alive),
       maxResponseHeaderBytes: input.limits.max_response_header_size,
       maxHeaderCount: input.limits.max_header_count,
-      maxUrlLength: input.limits.max_url_length
+      maxUrlLength: input.limits.max_url_length,
+      maxPipelined: input.limits.max_pipelined_requests,
+      escapedSlashes: input.escaped_slashes,
+      clientIp: resolveClientIp(input)
     },
     client: {
       maxHeaderBytes: input.limits.max_request_header_size,

@@ -29,6 +29,7 @@ const TimeoutsSchema = Type.Object({
   connect: Duration('15s', 'TCP handshake with the origin; no SYN-ACK in time → 522'),
   tls: Duration('10s', 'TLS handshake with the origin; failing or stalling → 525'),
   response: Duration('100s', 'from request sent to response headers; none in time → 524'),
+  origin_write: Duration('30s', 'the origin must keep reading the request body: a pause this long → 524'),
   body_idle: Duration('100s', 'longest pause between two chunks of an origin response body'),
   keep_alive: Duration('4s', 'how long an idle origin connection is kept for reuse'),
   shutdown_grace: Duration('30s', 'on SIGTERM/SIGINT, how long in-flight requests may finish before exit'),
@@ -51,6 +52,32 @@ const HealthSchema = Type.Object({
   }, { additionalProperties: false }))
 }, { additionalProperties: false, default: {} })
 
+const REUSE_HELP = 'which requests may ride an idle origin connection: never (only those of the client connection that opened it), safe (HAProxy\'s: never a client connection\'s first request), always (any)'
+const Reuse = (def?: string) => Type.Union([Type.Literal('never'), Type.Literal('safe'), Type.Literal('always')], {
+  ...(def === undefined ? {} : { default: def }), description: REUSE_HELP
+})
+const MaxPerOrigin = (def?: number) => Type.Integer({
+  minimum: 1, ...(def === undefined ? {} : { default: def }), description: 'connections (dialling, open, tunnelled) to one origin of the pool'
+})
+const MaxQueuePerOrigin = (def?: number) => Type.Integer({
+  minimum: 0, ...(def === undefined ? {} : { default: def }), description: 'requests that may wait for a connection when every one is busy; beyond that, or past the connect timeout → 503'
+})
+const ConnectionsSchema = Type.Object({
+  reuse: Reuse('never'),
+  max_per_origin: MaxPerOrigin(1024),
+  max_queue_per_origin: MaxQueuePerOrigin(1024)
+}, { additionalProperties: false, default: {} })
+const ConnectionsOverride = Type.Object({
+  reuse: Type.Optional(Reuse()),
+  max_per_origin: Type.Optional(MaxPerOrigin()),
+  max_queue_per_origin: Type.Optional(MaxQueuePerOrigin())
+}, { additionalProperties: false })
+
+const EscapedSlashes = (def?: string) => Type.Union([Type.Literal('reject'), Type.Literal('keep'), Type.Literal('unescape')], {
+  ...(def === undefined ? {} : { default: def }),
+  description: 'a path with %2F or %5C (an encoded slash or backslash): reject (400), keep (forwarded as sent), unescape (decoded before routing and forwarding)'
+})
+
 const Policy = Type.Union([Type.Literal('round_robin'), Type.Literal('least_in_flight'), Type.Literal('random_two')], {
   default: 'round_robin', description: 'which origin of the pool takes the next request'
 })
@@ -62,6 +89,7 @@ const PoolSchema = Type.Object({
   connect_timeout: Type.Optional(Duration(undefined, 'overrides timeouts.connect for this pool')),
   response_timeout: Type.Optional(Duration(undefined, 'overrides timeouts.response for this pool')),
   tls: Type.Optional(TlsOverride),
+  connections: Type.Optional(ConnectionsOverride),
   health: HealthSchema
 }, { additionalProperties: false })
 
@@ -87,7 +115,10 @@ const RouteSchema = Type.Object({
   response_timeout: Type.Optional(Duration(undefined, 'with origin: overrides timeouts.response for this route')),
   tls: Type.Optional(TlsOverride),
   fault_injection: Type.Optional(Type.Boolean({ description: 'overrides fault_injection for this route' })),
-  max_body_size: Type.Optional(Type.Integer({ minimum: 0, description: 'overrides limits.max_body_size for this route' }))
+  max_body_size: Type.Optional(Type.Integer({ minimum: 0, description: 'overrides limits.max_body_size for this route' })),
+  upgrades: Type.Array(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }), {
+    default: ['websocket'], description: 'Upgrade protocols forwarded to the origin; any other Upgrade header is dropped (the request is proxied as plain HTTP)'
+  })
 }, { additionalProperties: false })
 
 export const ConfigSchema = Type.Object({
@@ -104,6 +135,16 @@ export const ConfigSchema = Type.Object({
   }, { additionalProperties: false, default: {} }),
   timeouts: TimeoutsSchema,
   tls: TlsSchema,
+  connections: ConnectionsSchema,
+  escaped_slashes: EscapedSlashes('reject'),
+  client_ip: Type.Object({
+    trusted_proxies: Type.Array(Type.String({ minLength: 1 }), {
+      default: [], description: 'addresses or CIDRs of proxies in front of the edge; from them, the client is the rightmost untrusted X-Forwarded-For hop'
+    }),
+    header: Type.Union([Type.String({ pattern: '^[A-Za-z0-9-]+$' }), Type.Literal(false)], {
+      default: 'x-real-ip', description: 'request header that carries the client address the edge decided on; false: none'
+    })
+  }, { additionalProperties: false, default: {} }),
   limits: Type.Object({
     max_response_header_size: Type.Integer({ default: 131072, minimum: 1024, description: 'bytes; larger origin headers → 520' }),
     max_request_header_size: Type.Integer({ default: 16384, minimum: 1024, description: 'bytes of client request headers; larger → 431' }),
@@ -111,7 +152,8 @@ export const ConfigSchema = Type.Object({
     max_url_length: Type.Integer({ default: 8192, minimum: 64, description: 'bytes of request target; longer → 414' }),
     max_body_size: Type.Integer({ default: 104857600, minimum: 0, description: 'bytes of request body (per route: max_body_size); larger → 413; 0 = no limit' }),
     max_connections: Type.Integer({ default: 20000, minimum: 1, description: 'open client connections; beyond → 503 with Retry-After' }),
-    max_connections_per_ip: Type.Integer({ default: 0, minimum: 0, description: 'open connections from one client address; beyond → 429; 0 = no limit' })
+    max_connections_per_ip: Type.Integer({ default: 0, minimum: 0, description: 'open connections from one client address; beyond → 429; 0 = no limit' }),
+    max_pipelined_requests: Type.Integer({ default: 16, minimum: 1, description: 'requests a client connection may have waiting (pipelined) before the edge stops reading it; they are answered one at a time, in order' })
   }, { additionalProperties: false, default: {} }),
   fault_injection: Type.Boolean({ default: false, description: 'honour x-highproxy-fault request headers' }),
   workers: Type.Union([Type.Integer({ minimum: 1, maximum: 64 }), Type.Literal('auto')], {
@@ -154,6 +196,15 @@ export interface HealthConfig {
   check: { path: string, intervalMs: number, timeoutMs: number, expectStatus: number } | null
 }
 
+export type ReusePolicy = 'never' | 'safe' | 'always'
+export type EscapedSlashes = 'reject' | 'keep' | 'unescape'
+
+export interface ConnectionsConfig {
+  reuse: ReusePolicy
+  maxPerOrigin: number
+  maxQueuePerOrigin: number
+}
+
 export interface PoolConfig {
   name: string
   origins: URL[]
@@ -161,6 +212,7 @@ export interface PoolConfig {
   connectTimeoutMs: number
   responseTimeoutMs: number
   tls: TlsConfig
+  connections: ConnectionsConfig
   health: HealthConfig
 }
 
@@ -179,6 +231,8 @@ export interface RouteConfig {
   faultInjection: boolean
   /** Bytes; 0 = no limit. */
   maxBodyBytes: number
+  /** Upgrade protocols forwarded, lower case. */
+  upgrades: string[]
 }
 
 export interface EdgeConfig {
@@ -188,10 +242,14 @@ export interface EdgeConfig {
   rayHeader: string
   tlsTimeoutMs: number
   bodyIdleTimeoutMs: number
+  originWriteTimeoutMs: number
   keepAliveTimeoutMs: number
   maxResponseHeaderBytes: number
   maxHeaderCount: number
   maxUrlLength: number
+  maxPipelined: number
+  escapedSlashes: EscapedSlashes
+  clientIp: { trustedProxies: string[], header: string | null }
 }
 
 /** Limits on the client side, enforced by the HTTP server itself. */

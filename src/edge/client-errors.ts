@@ -7,13 +7,10 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { AccessRecord } from '../log.js'
-import type { EdgeContext } from './context.js'
+import { rawResponse } from '../page/raw-response.js'
+import { ClientConnection } from './client-connection.js'
 import { SERVER_NAME } from './forward-headers.js'
-import { newRayId, rayHeaderValue } from './ray.js'
-
-/** The request in flight on a client socket, so a parser error mid-body is logged with it. */
-export const kSocketRequest = Symbol('highproxy.socketRequest')
-export type ClientSocket = Socket & { [kSocketRequest]?: EdgeContext | undefined }
+import { newRayId } from './ray.js'
 
 export function statusForClientError (code: string | undefined): number {
   switch (code) {
@@ -23,46 +20,45 @@ export function statusForClientError (code: string | undefined): number {
   }
 }
 
-export interface ClientErrorOptions { log: Logger, rayHeader: string, edgeName: string }
+export interface RefusalOptions { log: Logger, rayHeader: string, edgeName: string }
 
-/** The access line of a request refused before it reached the edge's handler. */
-function refusedAccess (ray: string, status: number, code: string, method: string, host: string): AccessRecord & { client_error: string } {
-  return { msg: 'access', method, host, path: '', status, ray_id: ray, duration_ms: 0, route: null, edge_status: status, ttfb_ms: null, connect_ms: null, client_error: code }
-}
-
-/** Status line text, headers and body of a refusal: short, with the ray id the log line carries. */
-function refusal (opts: ClientErrorOptions, status: number, ray: string): { text: string, headers: Record<string, string>, body: string } {
-  const text = STATUS_CODES[status] ?? ''
+/** The access line of a request refused before the edge's handler saw it. */
+export function refusedAccess (ray: string, status: number, refused: string, method: string, host: string): AccessRecord {
   return {
-    text,
-    headers: { [opts.rayHeader]: rayHeaderValue(ray, opts.edgeName), server: SERVER_NAME, 'content-type': 'text/plain; charset=utf-8' },
-    body: `${status} ${text}: the edge refused this request\n`
+    msg: 'access', method, host, path: '', status, ray_id: ray, duration_ms: 0, route: null, edge_status: status,
+    ttfb_ms: null, connect_ms: null, pool: null, origin: null, refused
   }
 }
 
-export function clientErrorHandler (opts: ClientErrorOptions): (err: NodeJS.ErrnoException, socket: Socket) => void {
-  return (err, raw) => {
-    const socket = raw as ClientSocket
+/** Headers and body of a short refusal, with the ray id its access line carries. */
+export function refusal (opts: RefusalOptions, status: number, ray: string, extra: string[] = []): { headers: string[], body: string } {
+  return {
+    headers: [opts.rayHeader, `${ray}-${opts.edgeName}`, 'server', SERVER_NAME, 'content-type', 'text/plain; charset=utf-8', ...extra],
+    body: `${status} ${STATUS_CODES[status] ?? ''}: the edge refused this request\n`
+  }
+}
+
+export function clientErrorHandler (opts: RefusalOptions): (err: NodeJS.ErrnoException, socket: Socket) => void {
+  return (err, socket) => {
     if (err.code === 'ECONNRESET') return
     const status = statusForClientError(err.code)
-    const inflight = socket[kSocketRequest]
+    const inflight = ClientConnection.peek(socket)?.active ?? null
     const ray = inflight?.ray ?? newRayId()
-    if (inflight !== undefined) {
+    if (inflight !== null) {
       // The request already has its access line coming: make it say what happened.
       inflight.clientError = status
+      inflight.refused = err.code ?? 'client_error'
     } else {
-      opts.log.info(refusedAccess(ray, status, err.code ?? 'ERR', '', ''))
+      opts.log.info(refusedAccess(ray, status, err.code ?? 'client_error', '', ''))
     }
     if (!socket.writable) return
     // A response already under way cannot be followed by another status line: cut it.
-    if (inflight !== undefined && (inflight.ttfbMs !== null || inflight.edgeStatus !== null)) {
+    if (inflight !== null && inflight.sink.started) {
       socket.destroy()
       return
     }
     const answer = refusal(opts, status, ray)
-    let head = `HTTP/1.1 ${status} ${answer.text}\r\n`
-    for (const [name, value] of Object.entries(answer.headers)) head += `${name}: ${value}\r\n`
-    socket.end(`${head}content-length: ${Buffer.byteLength(answer.body)}\r\nconnection: close\r\n\r\n${answer.body}`)
+    socket.end(rawResponse(status, answer.headers, answer.body))
   }
 }
 
@@ -70,12 +66,12 @@ export function clientErrorHandler (opts: ClientErrorOptions): (err: NodeJS.Errn
  * Fastify's router refuses paths whose percent-escapes are not UTF-8 (/x%ff): answered
  * 400 like the parser's refusals, with a ray id and an access line.
  */
-export function frameworkErrorHandler (opts: ClientErrorOptions): (error: FastifyError, req: FastifyRequest, reply: FastifyReply) => void {
+export function frameworkErrorHandler (opts: RefusalOptions): (error: FastifyError, req: FastifyRequest, reply: FastifyReply) => void {
   return (error, req, reply) => {
     reply.hijack()
     const ray = String(req.id)
     const answer = refusal(opts, 400, ray)
-    reply.raw.writeHead(400, answer.text, answer.headers)
+    reply.raw.writeHead(400, answer.headers)
     reply.raw.end(answer.body)
     opts.log.info(refusedAccess(ray, 400, error.code, req.method, req.headers.host ?? ''))
   }

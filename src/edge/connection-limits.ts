@@ -1,29 +1,30 @@
 // How many client connections the edge holds, in all and per address. Past a limit a
-// connection gets a short answer with Retry-After rather than a silent drop (which is
-// what Node's own server.maxConnections does) or an unbounded queue.
+// connection gets a short answer with Retry-After, a ray id and an access line, rather
+// than a silent drop (which is what Node's own server.maxConnections does) or an
+// unbounded queue.
 
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { ClientLimits } from '../config/schema.js'
+import { rawResponse } from '../page/raw-response.js'
+import { refusal, refusedAccess, type RefusalOptions } from './client-errors.js'
+import { newRayId } from './ray.js'
 
-const answer = (status: number, text: string, retryAfter: number): string =>
-  `HTTP/1.1 ${status} ${text}\r\nretry-after: ${retryAfter}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
-  `connection: close\r\ncontent-length: ${text.length + 1}\r\n\r\n${text}\n`
-
-const OVERLOADED = answer(503, 'Service Unavailable', 5)
-const TOO_MANY = answer(429, 'Too Many Requests', 10)
-
-export function limitConnections (server: Server, limits: ClientLimits): void {
+export function limitConnections (server: Server, limits: ClientLimits, opts: RefusalOptions): void {
   let open = 0
   const perIp = new Map<string, number>()
+  const refuse = (socket: Socket, status: 503 | 429, retryAfter: number): void => {
+    const ray = newRayId()
+    const answer = refusal(opts, status, ray, ['retry-after', String(retryAfter)])
+    socket.on('error', () => {})
+    socket.end(rawResponse(status, answer.headers, answer.body))
+    opts.log.info(refusedAccess(ray, status, status === 503 ? 'max_connections' : 'max_connections_per_ip', '', ''))
+  }
   server.on('connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? ''
     const fromIp = (perIp.get(ip) ?? 0) + 1
-    if (open >= limits.maxConnections || (limits.maxConnectionsPerIp > 0 && fromIp > limits.maxConnectionsPerIp)) {
-      socket.on('error', () => {})
-      socket.end(open >= limits.maxConnections ? OVERLOADED : TOO_MANY)
-      return
-    }
+    if (open >= limits.maxConnections) { refuse(socket, 503, 5); return }
+    if (limits.maxConnectionsPerIp > 0 && fromIp > limits.maxConnectionsPerIp) { refuse(socket, 429, 10); return }
     open++
     perIp.set(ip, fromIp)
     socket.once('close', () => {

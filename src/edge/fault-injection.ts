@@ -1,12 +1,12 @@
 // Fault injection on demand: `x-highproxy-fault: 522` (optionally `;percent=30`) makes
 // the edge answer as if that fault happened, without touching the origin, so a client
-// can rehearse its retry and error handling against every edge status.
+// can rehearse its retry and error handling against every edge status. The injected
+// error carries the code of the real fault, so the classification table, the page, the
+// failure line and the metrics are those of the real thing (with `injected: true`).
 
 import type { PoolConfig } from '../config/schema.js'
-import { ORIGIN_FAULT_STATUSES, catalogEntry, type OriginFaultStatus } from '../errors/catalog.js'
-import type { Classification, Phase } from '../errors/classify.js'
-import { InjectedFaultError } from '../errors.js'
-import type { FailureExtras } from './records.js'
+import { ORIGIN_FAULT_STATUSES, type OriginFaultStatus } from '../status/catalog.js'
+import { InjectedFaultError, type ErrorCode, type Phase } from '../status/errors.js'
 
 export const FAULT_HEADER = 'x-highproxy-fault'
 
@@ -36,27 +36,30 @@ export function applies (fault: FaultRequest, random: () => number = Math.random
   return fault.percent >= 100 || random() * 100 < fault.percent
 }
 
-/** The phase each status would have failed in, had it been real. */
-const PHASE: Record<OriginFaultStatus, Phase> = {
-  520: 'response', 521: 'connect', 522: 'connect', 523: 'connect', 524: 'response', 525: 'tls', 526: 'tls', 530: 'dns'
+/** The code and phase each status would have failed with, had it been real. */
+const REAL: Record<OriginFaultStatus, { code: ErrorCode | string, phase: Phase }> = {
+  520: { code: 'ECONNRESET', phase: 'response' },
+  521: { code: 'ECONNREFUSED', phase: 'connect' },
+  522: { code: 'HPX_ERR_CONNECT_TIMEOUT', phase: 'connect' },
+  523: { code: 'EHOSTUNREACH', phase: 'connect' },
+  524: { code: 'HPX_ERR_RESPONSE_TIMEOUT', phase: 'response' },
+  525: { code: 'HPX_ERR_TLS_HANDSHAKE', phase: 'tls' },
+  526: { code: 'HPX_ERR_TLS_CERT', phase: 'tls' },
+  530: { code: 'HPX_ERR_DNS', phase: 'dns' }
 }
 
 export interface InjectedFailure {
   error: InjectedFaultError
   phase: Phase
-  classification: Classification
-  extras: FailureExtras
   /** 522 and 524 take as long as the real thing. */
   waitMs: number
 }
 
 export function injectedFailure (status: OriginFaultStatus, pool: PoolConfig): InjectedFailure {
-  const waitMs = status === 522 ? pool.connectTimeoutMs : status === 524 ? pool.responseTimeoutMs : 0
+  const real = REAL[status]
   return {
-    error: new InjectedFaultError(status),
-    phase: PHASE[status],
-    classification: { status, cause: status === 520 ? 'reset' : null, code: 'HPX_ERR_INJECTED', why: `injected: ${catalogEntry(status).title}`, known: true },
-    extras: { injected: true, timings: status === 522 ? { connect_ms: waitMs } : {} },
-    waitMs
+    error: new InjectedFaultError(status, real.code, real.phase),
+    phase: real.phase,
+    waitMs: status === 522 ? pool.connectTimeoutMs : status === 524 ? pool.responseTimeoutMs : 0
   }
 }

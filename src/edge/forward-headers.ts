@@ -1,50 +1,136 @@
-// Which headers cross the proxy, each way. Hop-by-hop headers (RFC 9110 §7.6.1) are
-// for one connection only; the X-Forwarded-* set tells the origin who asked.
+// Which headers cross the proxy, each way. Hop-by-hop headers (RFC 9110 §7.6.1) are for
+// one connection only. Identity headers (who the client is) are the edge's to set: from
+// a peer it does not trust, a client's X-Forwarded-For, X-Real-IP, Forwarded, True-Client-IP
+// or CF-Connecting-IP are forgeries, so they are dropped and rebuilt from what the edge
+// saw (see client-ip.ts for trusted proxies).
+//
+// What depends only on the route (which names to drop, what to add) is built once per
+// route as HeaderRules; per request only the values are filled in.
 
 import type { IncomingHttpHeaders } from 'node:http'
+import type { RouteConfig } from '../config/schema.js'
+import type { PoolMember } from '../origin/pool.js'
+import type { Exchange } from './exchange.js'
 
-const HOP_BY_HOP = new Set([
+const HOP_BY_HOP = [
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
   'te', 'trailer', 'transfer-encoding', 'upgrade',
   // The edge answers `Expect: 100-continue` itself; undici refuses to send it on.
-  'expect'
-])
+  'expect',
+  // Only meaningful with an Upgrade: h2c, which is never forwarded.
+  'http2-settings'
+]
 
-/** Origin response headers the client never sees: hop-by-hop, and Server (the edge's own). */
-export function droppedFromResponse (name: string): boolean {
-  const lower = name.toLowerCase()
-  return HOP_BY_HOP.has(lower) || lower === 'server'
+/** Who the client is, as a client might claim it: the edge sets these itself. */
+const IDENTITY = [
+  'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port',
+  'x-real-ip', 'true-client-ip', 'cf-connecting-ip', 'x-client-ip', 'x-cluster-client-ip'
+]
+
+export const SERVER_NAME = 'highproxy'
+
+/** Flags shared by every route, changed at run time. */
+export interface EdgeFlags {
+  /** Set when the server starts draining: every later response closes its connection. */
+  draining: boolean
 }
 
-export interface ForwardFacts {
-  clientIp: string
-  /** The scheme the client used to reach the edge. */
-  proto: 'http' | 'https'
+export interface HeaderRules {
+  readonly rayHeader: string
+  readonly edgeName: string
+  /** The header the decided client address goes in; null: none. */
+  readonly clientIpHeader: string | null
+  readonly hostHeader: 'origin' | 'keep'
+  /** The route's own headers, flat name/value lists, lower-case names. */
+  readonly requestExtra: readonly string[]
+  readonly responseExtra: readonly string[]
+  /** Incoming request headers never forwarded as they are. */
+  readonly dropRequest: ReadonlySet<string>
+  /** Origin response headers the client never sees as they are. */
+  readonly dropResponse: ReadonlySet<string>
+  /** The route's prefix, added back to rewritten redirects when it is stripped. */
+  readonly redirectPrefix: string
+  readonly flags: EdgeFlags
+}
+
+export interface EdgeIdentity {
   rayHeader: string
-  rayValue: string
-  /** Host header for the origin. */
-  host: string
-  /** The route's own request headers, a flat name/value list. */
-  extra: string[]
+  edgeName: string
+  clientIpHeader: string | null
 }
 
-/** The request headers the origin receives. */
-export function toOrigin (incoming: IncomingHttpHeaders, facts: ForwardFacts): IncomingHttpHeaders {
-  const headers: IncomingHttpHeaders = {}
-  const listed = incoming.connection
-  const dropped = listed === undefined ? null : new Set(listed.split(',').map(n => n.trim().toLowerCase()))
-  for (const name in incoming) {
-    if (HOP_BY_HOP.has(name) || dropped?.has(name) === true) continue
-    headers[name] = incoming[name]
+export function headerRules (route: RouteConfig, edge: EdgeIdentity, flags: EdgeFlags): HeaderRules {
+  const names = (flat: readonly string[]): string[] => flat.filter((_, i) => i % 2 === 0)
+  return {
+    rayHeader: edge.rayHeader,
+    edgeName: edge.edgeName,
+    clientIpHeader: edge.clientIpHeader,
+    hostHeader: route.hostHeader,
+    requestExtra: route.requestHeaders,
+    responseExtra: route.responseHeaders,
+    dropRequest: new Set([...HOP_BY_HOP, ...IDENTITY, 'host', edge.rayHeader, ...(edge.clientIpHeader === null ? [] : [edge.clientIpHeader]), ...names(route.requestHeaders)]),
+    dropResponse: new Set([...HOP_BY_HOP, 'server', edge.rayHeader, ...names(route.responseHeaders)]),
+    redirectPrefix: route.stripPrefix ? route.path.replace(/\/$/, '') : '',
+    flags
   }
-  const prior = incoming['x-forwarded-for']
-  headers['x-forwarded-for'] = prior === undefined || prior === '' ? facts.clientIp : `${String(prior)}, ${facts.clientIp}`
-  headers['x-forwarded-proto'] = facts.proto
-  if (incoming.host !== undefined) headers['x-forwarded-host'] = incoming.host
-  for (let i = 0; i < facts.extra.length; i += 2) headers[facts.extra[i] as string] = facts.extra[i + 1]
-  headers[facts.rayHeader] = facts.rayValue
-  headers.host = facts.host
+}
+
+/** Headers on every response the edge sends, proxied or its own: the ray id, our Server, the route's extras. */
+export function edgeHeaders (ray: string, rules: Pick<HeaderRules, 'rayHeader' | 'edgeName' | 'responseExtra' | 'flags'>): string[] {
+  const headers = [rules.rayHeader, `${ray}-${rules.edgeName}`, 'server', SERVER_NAME]
+  // A kept-alive connection would hold a draining server open until its idle timeout.
+  if (rules.flags.draining) headers.push('connection', 'close')
+  for (let i = 0; i < rules.responseExtra.length; i++) headers.push(rules.responseExtra[i] as string)
   return headers
 }
 
-export const SERVER_NAME = 'highproxy'
+/** `Connection: keep-alive, x-secret-hop` names more hop-by-hop headers for this request. */
+function listedByConnection (value: string | undefined): Set<string> | null {
+  if (value === undefined || value === 'keep-alive' || value === 'close') return null
+  return new Set(value.split(',').map(n => n.trim().toLowerCase()))
+}
+
+/** The request headers this origin receives, as the flat list undici takes. */
+export function requestHeaders (exchange: Exchange, member: PoolMember, rules: HeaderRules): string[] {
+  const incoming = exchange.headers
+  const out: string[] = []
+  const listed = listedByConnection(incoming.connection)
+  const drop = rules.dropRequest
+  for (const name in incoming) {
+    if (drop.has(name) || (listed !== null && listed.has(name))) continue
+    const value = incoming[name]
+    if (typeof value === 'string') out.push(name, value)
+    else if (value !== undefined) for (const v of value) out.push(name, v)
+  }
+  const client = exchange.client
+  out.push('x-forwarded-for', client.forwardedFor, 'x-forwarded-proto', client.forwardedProto, 'x-forwarded-host', exchange.host)
+  if (rules.clientIpHeader !== null) out.push(rules.clientIpHeader, client.ip)
+  for (let i = 0; i < rules.requestExtra.length; i++) out.push(rules.requestExtra[i] as string)
+  out.push(rules.rayHeader, `${exchange.ray}-${rules.edgeName}`)
+  out.push('host', rules.hostHeader === 'keep' && exchange.host !== '' ? exchange.host : member.url.host)
+  return out
+}
+
+/**
+ * The origin's response headers for the client, after the edge's own, from the headers
+ * undici already decoded (lower-case names, latin1 values, repeats as arrays). Redirects
+ * must not leak the origin's address: a Location (or Content-Location) that starts with
+ * the origin is rewritten to the client's host (nginx's proxy_redirect default).
+ */
+export function responseHeaders (exchange: Exchange, member: PoolMember, origin: IncomingHttpHeaders, rules: HeaderRules,
+  upgrade = false): string[] {
+  const headers = edgeHeaders(exchange.ray, rules)
+  const drop = rules.dropResponse
+  for (const name in origin) {
+    if (drop.has(name) && !(upgrade && name === 'upgrade')) continue
+    const value = origin[name] as string | string[]
+    if (typeof value !== 'string') {
+      for (const v of value) headers.push(name, v)
+    } else if ((name === 'location' || name === 'content-location') && value.startsWith(member.origin)) {
+      headers.push(name, `${exchange.client.scheme}://${exchange.host}${rules.redirectPrefix}${value.slice(member.origin.length)}`)
+    } else {
+      headers.push(name, value)
+    }
+  }
+  return headers
+}

@@ -1,55 +1,47 @@
-// Building the two log records from what a request carried (types live in log.ts).
+// The two log records, built from what a request carried (their types live in log.ts).
 
-import { performance } from 'node:perf_hooks'
-import type { DialError } from '../errors.js'
-import type { Classification, Phase } from '../errors/classify.js'
-import type { AccessRecord, FailureRecord, Timings } from '../log.js'
-import { kDialInfo } from '../origin/dial.js'
-import type { EdgeContext } from './context.js'
-
-const ms = (value: number): number => Math.round(value * 10) / 10
-
-/** The failure's message where its code was found, not a wrapper's text. */
-function messageFor (err: unknown, code: string | null): string {
-  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 8; depth++) {
-    const { code: c, message, cause } = e as { code?: unknown, message?: unknown, cause?: unknown }
-    if (c === code || cause === undefined) return String(message ?? '')
-    e = cause
-  }
-  return String(err)
-}
+import type { AccessRecord, FailureRecord } from '../log.js'
+import { messageFor, type Classification } from '../status/classify.js'
+import { dialErrorIn, type Phase } from '../status/errors.js'
+import { roundMs } from '../time.js'
+import type { Attempt } from './attempt.js'
+import type { Exchange } from './exchange.js'
 
 export interface FailureExtras {
   truncated?: boolean
   injected?: boolean
-  timings?: Partial<Timings>
+  /** For an injected 522: the wait it stood for. */
+  connectMs?: number
 }
 
-export function failureRecord (ctx: EdgeContext, err: unknown, dialErr: DialError | null, phase: Phase,
+const orNull = (ms: number | null): number | null => ms === null ? null : roundMs(ms)
+
+export function failureRecord (exchange: Exchange, attempt: Attempt | null, err: unknown, phase: Phase,
   c: Classification, extra: FailureExtras = {}): FailureRecord {
-  const info = ctx.socket?.[kDialInfo]
-  const dialTimings = dialErr?.timings ?? (info !== undefined && ctx.socketFresh ? info.timings : null)
+  const dialErr = dialErrorIn(err)
+  // A connection dialled for this attempt: its dial timings and addresses are the attempt's.
+  const info = attempt?.connection?.info ?? null
+  const dialTimings = dialErr?.timings ?? (attempt?.fresh === true ? info?.timings ?? null : null)
   const localAddress = dialErr !== null ? dialErr.localAddress : info?.localAddress ?? null
   const localPort = dialErr !== null ? dialErr.localPort : info?.localPort ?? null
   return {
     msg: 'origin failure',
     edge_status: c.status,
-    ray_id: ctx.ray,
+    ray_id: exchange.ray,
     origin: {
-      url: ctx.originUrl ?? '',
+      url: attempt?.member.origin ?? exchange.pool?.members[0]?.origin ?? '',
       address: dialErr?.address ?? info?.address ?? null,
       port: dialErr?.port ?? info?.port ?? null
     },
     error: { code: c.code, message: messageFor(err, c.code) },
     timings: {
       dns_ms: dialTimings?.dns_ms ?? null,
-      connect_ms: dialTimings?.connect_ms ?? null,
+      connect_ms: extra.connectMs ?? dialTimings?.connect_ms ?? null,
       tls_ms: dialTimings?.tls_ms ?? null,
-      ttfb_ms: ctx.ttfbMs === null ? null : ms(ctx.ttfbMs),
-      total_ms: ms(performance.now() - ctx.start),
-      ...extra.timings
+      ttfb_ms: orNull(attempt?.ttfbMs ?? null),
+      total_ms: roundMs(exchange.elapsed())
     },
-    attempt: ctx.attempt,
+    attempt: attempt?.number ?? exchange.tried.length,
     phase,
     why: c.why,
     cause: c.cause,
@@ -58,23 +50,28 @@ export function failureRecord (ctx: EdgeContext, err: unknown, dialErr: DialErro
     source: localAddress === null ? null : { address: localAddress, port: localPort ?? 0 },
     truncated: extra.truncated ?? false,
     injected: extra.injected ?? false,
-    route: ctx.route
+    route: exchange.route?.config.name ?? null,
+    pool: exchange.pool?.config.name ?? null
   }
 }
 
-export function accessRecord (ctx: EdgeContext, method: string, host: string, path: string, status: number): AccessRecord {
-  const info = ctx.socketFresh ? ctx.socket?.[kDialInfo] : undefined
-  return {
+export function accessRecord (exchange: Exchange, status: number): AccessRecord {
+  const attempt = exchange.attempt
+  const record: AccessRecord = {
     msg: 'access',
-    method,
-    host,
-    path,
+    method: exchange.method,
+    host: exchange.host,
+    path: exchange.path,
     status,
-    ray_id: ctx.ray,
-    duration_ms: ms(performance.now() - ctx.start),
-    route: ctx.route,
-    edge_status: ctx.edgeStatus,
-    ttfb_ms: ctx.ttfbMs === null ? null : ms(ctx.ttfbMs),
-    connect_ms: info?.timings.connect_ms ?? null
+    ray_id: exchange.ray,
+    duration_ms: roundMs(exchange.elapsed()),
+    route: exchange.route?.config.name ?? null,
+    edge_status: exchange.edgeStatus,
+    ttfb_ms: orNull(attempt?.ttfbMs ?? null),
+    connect_ms: attempt?.fresh === true ? attempt.connection?.info.timings.connect_ms ?? null : null,
+    pool: exchange.pool?.config.name ?? null,
+    origin: attempt?.member.origin ?? null
   }
+  if (exchange.refused !== null) record.refused = exchange.refused
+  return record
 }

@@ -1,6 +1,11 @@
 // Which route serves this host and path? First match wins, in configured order.
 
-import type { RouteConfig } from '../config/schema.js'
+export interface Routable {
+  /** Exact host, `*.example.com`, or `*`. */
+  readonly host: string
+  /** Path prefix. */
+  readonly path: string
+}
 
 function hostMatches (pattern: string, host: string): boolean {
   if (pattern === '*') return true
@@ -12,12 +17,11 @@ function pathMatches (prefix: string, path: string): boolean {
   if (prefix === '/') return true
   if (!path.startsWith(prefix)) return false
   // "/api" serves "/api" and "/api/x", not "/apix".
-  return prefix.endsWith('/') || path.length === prefix.length || path[prefix.length] === '/' || path[prefix.length] === '?'
+  return prefix.endsWith('/') || path.length === prefix.length || path[prefix.length] === '/'
 }
 
 /** The Host header without its port, lower case; IPv6 literals keep their brackets. */
-export function hostOnly (hostHeader: string | undefined): string {
-  if (hostHeader === undefined) return ''
+export function hostOnly (hostHeader: string): string {
   const host = hostHeader.toLowerCase()
   if (host.startsWith('[')) {
     const end = host.indexOf(']')
@@ -27,20 +31,32 @@ export function hostOnly (hostHeader: string | undefined): string {
   return colon === -1 ? host : host.slice(0, colon)
 }
 
-export class Router {
-  constructor (private readonly routes: readonly RouteConfig[]) {}
+export class Router<R extends Routable> {
+  constructor (private readonly routes: readonly R[]) {}
 
-  match (host: string, path: string): RouteConfig | null {
+  match (host: string, path: string): R | null {
     for (const route of this.routes) {
       if (hostMatches(route.host, host) && pathMatches(route.path, path)) return route
     }
     return null
   }
+}
 
-  /** The path the origin sees: the matched prefix removed when the route says so. */
-  static originPath (route: RouteConfig, path: string): string {
-    if (!route.stripPrefix || route.path === '/') return path
-    const rest = path.slice(route.path.length)
-    return rest.startsWith('/') ? rest : `/${rest}`
+/**
+ * The path of the request target, and its query. An absolute-form target
+ * (`GET http://other.host/x`) is routed by its path and the Host header like any other:
+ * its authority is never dialled, so the edge cannot be used as an open proxy.
+ */
+export function splitTarget (url: string): { path: string, query: string } {
+  let target = url
+  if (!url.startsWith('/')) {
+    try {
+      const parsed = new URL(url)
+      target = parsed.pathname + parsed.search
+    } catch {
+      target = '/'
+    }
   }
+  const q = target.indexOf('?')
+  return q === -1 ? { path: target, query: '' } : { path: target.slice(0, q), query: target.slice(q) }
 }

@@ -2,7 +2,7 @@
 // the proxy, echoes what it received, and streams on request.
 
 import http from 'node:http'
-import { escapeHtml } from '../errors/render.js'
+import { escapeHtml } from '../page/render.js'
 import type { LabOrigin } from './faults.js'
 import { LOOPBACK, closeWithConnections, listenLoopback } from './loopback.js'
 

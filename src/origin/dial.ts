@@ -21,7 +21,8 @@ import {
   ConnectFailedError, ConnectTimeoutError, DnsLookupError, TlsCertificateError,
   TlsHandshakeError, TlsTimeoutError,
   type DialAttempt, type DialFacts, type DialPhase, type DialTimings
-} from '../errors.js'
+} from '../status/errors.js'
+import { since } from '../time.js'
 
 export interface DialTarget {
   protocol: 'http:' | 'https:'
@@ -47,7 +48,7 @@ export interface DialOptions {
   lookup?: typeof dns.lookup
 }
 
-/** What a successful dial learned; stamped on the socket for the failure record. */
+/** What a successful dial learned: the failure and access records name it. */
 export interface DialInfo {
   timings: DialTimings
   address: string
@@ -55,19 +56,17 @@ export interface DialInfo {
   localAddress: string | null
   localPort: number | null
   attempts: DialAttempt[]
-  /** Requests sent on this socket so far; the first one "owns" the dial timings. */
-  uses: number
   tls: { protocol: string | null, cipher: string | null, subject: string | null, validTo: string | null } | null
 }
 
-export const kDialInfo = Symbol('highproxy.dialInfo')
-export type DialedSocket = net.Socket & { [kDialInfo]?: DialInfo }
+export interface Dialled {
+  socket: net.Socket
+  info: DialInfo
+}
 
 interface Resolved { address: string, family: number }
 
 const DEFAULT_ATTEMPT_DELAY_MS = 250
-
-const since = (start: number): number => Math.round((performance.now() - start) * 10) / 10
 
 function facts (phase: DialPhase, timings: DialTimings, attempts: DialAttempt[], port: number,
   socket?: net.Socket): DialFacts {
@@ -243,7 +242,7 @@ let pending = 0
 export const pendingDials = (): number => pending
 
 /** Dial an origin phase by phase; rejects with a DialError typed by the failing phase. */
-export async function dial (target: DialTarget, opts: DialOptions): Promise<DialedSocket> {
+export async function dial (target: DialTarget, opts: DialOptions): Promise<Dialled> {
   pending++
   try {
     return await dialPhases(target, opts)
@@ -252,23 +251,32 @@ export async function dial (target: DialTarget, opts: DialOptions): Promise<Dial
   }
 }
 
-async function dialPhases (target: DialTarget, opts: DialOptions): Promise<DialedSocket> {
+async function dialPhases (target: DialTarget, opts: DialOptions): Promise<Dialled> {
   const timings: DialTimings = { dns_ms: null, connect_ms: null, tls_ms: null }
   const attempts: DialAttempt[] = []
   const addresses = await resolve(target, opts, timings)
   const tcp = await connectAny(addresses, target, opts, timings, attempts)
-  const socket: DialedSocket = target.protocol === 'https:'
-    ? await handshake(tcp, target, opts, timings, attempts)
-    : tcp
-  socket[kDialInfo] = {
+  const socket = target.protocol === 'https:' ? await handshake(tcp, target, opts, timings, attempts) : tcp
+  const info: DialInfo = {
     timings,
     address: tcp.remoteAddress ?? '',
     port: target.port,
     localAddress: tcp.localAddress ?? null,
     localPort: tcp.localPort ?? null,
     attempts,
-    uses: 0,
     tls: socket instanceof tls.TLSSocket ? tlsFacts(socket) : null
   }
-  return socket
+  return { socket, info }
+}
+
+const defaultPort = (protocol: string): number => protocol === 'https:' ? 443 : 80
+
+/** URL host names keep the brackets of IPv6 literals; sockets want them bare. */
+export const bareHost = (hostname: string): string =>
+  hostname.startsWith('[') ? hostname.slice(1, -1) : hostname
+
+/** Where a configured origin URL is dialled. */
+export function originTarget (url: URL): DialTarget {
+  const protocol = url.protocol === 'https:' ? 'https:' : 'http:'
+  return { protocol, hostname: bareHost(url.hostname), port: Number(url.port) || defaultPort(protocol) }
 }

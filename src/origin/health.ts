@@ -1,8 +1,13 @@
 // Is this origin up? Passive health from real traffic (consecutive dial failures), and
 // an optional active check. A down origin rests for the cool-down, then exactly one
 // request tries it (half-open): success brings it back, failure restarts the rest.
+//
+// Health is kept by pool name and origin URL in a HealthStore that outlives a reload:
+// SIGHUP rebuilds the pools, and an origin marked down must stay down, not get traffic
+// again at once because its pool object is new.
 
 import type { HealthConfig } from '../config/schema.js'
+import type { Phase } from '../status/errors.js'
 
 export type HealthState = 'up' | 'down' | 'half-open'
 
@@ -10,10 +15,15 @@ export class OriginHealth {
   private consecutive = 0
   private downUntil = 0
   private probing = false
-  /** The edge status of the last dial failure: what a request gets when the whole pool is down. */
-  lastFailureStatus: number | null = null
+  /** The last failure and its phase: what a request gets when the whole pool is down. */
+  lastFailure: { error: unknown, phase: Phase } | null = null
 
-  constructor (private readonly config: HealthConfig, private readonly now: () => number = Date.now) {}
+  constructor (private config: HealthConfig, private readonly now: () => number = Date.now) {}
+
+  /** A reload may change the thresholds; the state is kept. */
+  configure (config: HealthConfig): void {
+    this.config = config
+  }
 
   state (): HealthState {
     if (this.downUntil === 0) return 'up'
@@ -22,12 +32,12 @@ export class OriginHealth {
 
   /** Whether a request may go to this origin now. */
   available (): boolean {
-    return this.state() !== 'down'
+    return this.downUntil === 0 || this.state() !== 'down'
   }
 
   /** A request is about to go here; in half-open it is the one trial request. */
   acquire (): void {
-    if (this.state() === 'half-open') this.probing = true
+    if (this.downUntil !== 0 && this.state() === 'half-open') this.probing = true
   }
 
   /** The origin answered (response headers arrived, or an active check passed). */
@@ -38,8 +48,8 @@ export class OriginHealth {
   }
 
   /** A dial failed (nothing reached the origin), or an active check failed. */
-  failed (status: number): void {
-    this.lastFailureStatus = status
+  failed (error: unknown, phase: Phase): void {
+    this.lastFailure = { error, phase }
     this.consecutive++
     if (!this.config.passive) return
     if (this.probing || this.consecutive >= this.config.failures) {
@@ -51,5 +61,28 @@ export class OriginHealth {
   /** A trial request ended without telling us anything (e.g. the client left). */
   released (): void {
     this.probing = false
+  }
+}
+
+/** Health by pool and origin, across reloads. */
+export class HealthStore {
+  private readonly entries = new Map<string, OriginHealth>()
+
+  /** The health of this origin in this pool: the one it had before a reload, if any. */
+  take (pool: string, origin: string, config: HealthConfig): OriginHealth {
+    const key = `${pool}\n${origin}`
+    let health = this.entries.get(key)
+    if (health === undefined) {
+      health = new OriginHealth(config)
+      this.entries.set(key, health)
+    } else {
+      health.configure(config)
+    }
+    return health
+  }
+
+  /** After a reload: forget origins no pool lists any more. */
+  retain (kept: ReadonlySet<OriginHealth>): void {
+    for (const [key, health] of this.entries) if (!kept.has(health)) this.entries.delete(key)
   }
 }

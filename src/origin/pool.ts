@@ -1,76 +1,108 @@
-// A pool of origins: who is in it, how busy each one is, whether each is up, and which
-// one takes the next request. Active health checks run here when configured.
+// A pool of origins: who is in it, how busy each one is, whether each is up, which one
+// takes the next request, and the transport its connections go through. Active health
+// checks run here when configured.
 
-import type { Dispatcher } from 'undici'
 import type { PoolConfig } from '../config/schema.js'
-import { dialErrorIn } from '../errors.js'
-import { classify } from '../errors/classify.js'
-import { OriginHealth, type HealthState } from './health.js'
+import { HealthCheckError, dialErrorIn } from '../status/errors.js'
+import { originTarget } from './dial.js'
+import type { HealthStore, HealthState, OriginHealth } from './health.js'
 import { selector, type Selector } from './select.js'
+import type { ConnectionSet, Transport } from './transport.js'
 
 export class PoolMember {
   inFlight = 0
+  /** The URL's origin (`http://127.0.0.1:9000`): what logs name. */
   readonly origin: string
-  readonly health: OriginHealth
+  /** `host:port`: the metrics label, bounded by the configuration. */
+  readonly label: string
+  readonly connections: ConnectionSet
 
-  constructor (readonly url: URL, pool: PoolConfig) {
+  constructor (readonly url: URL, readonly pool: string, readonly health: OriginHealth, transport: Transport) {
     this.origin = url.origin
-    this.health = new OriginHealth(pool.health)
+    const target = originTarget(url)
+    this.label = `${url.hostname}:${target.port}`
+    this.connections = transport.set(this.origin, target)
   }
 }
 
-export interface MemberHealth { pool: string, origin: string, state: HealthState, up: boolean }
+export interface MemberHealth {
+  pool: string
+  origin: string
+  state: HealthState
+  up: boolean
+  inFlight: number
+}
 
 export class OriginPool {
   readonly members: PoolMember[]
   private readonly pick: Selector
   private timer: NodeJS.Timeout | null = null
 
-  constructor (readonly config: PoolConfig) {
-    this.members = config.origins.map(url => new PoolMember(url, config))
+  constructor (readonly config: PoolConfig, readonly transport: Transport, health: HealthStore) {
+    this.members = config.origins.map(url => new PoolMember(url, config.name, health.take(config.name, url.origin, config.health), transport))
     this.pick = selector(config.policy)
   }
 
-  /** An available origin not tried yet by this request, or null when none is left. */
-  select (tried: ReadonlySet<PoolMember>): PoolMember | null {
-    const candidates = this.members.filter(m => !tried.has(m) && m.health.available())
-    return this.pick(candidates) ?? null
+  /** An available origin this request has not tried yet, or null when none is left. */
+  select (tried: readonly PoolMember[]): PoolMember | null {
+    if (this.members.length === 1) {
+      const only = this.members[0] as PoolMember
+      return tried.length === 0 && only.health.available() ? only : null
+    }
+    return this.pick(this.members.filter(m => !tried.includes(m) && m.health.available())) ?? null
   }
 
-  /** When every origin is down: the status of the most recent failure, answered at once. */
-  downStatus (): number | null {
-    for (const m of this.members) if (m.health.available()) return null
-    return this.members.map(m => m.health.lastFailureStatus).find(s => s !== null) ?? null
+  /** When every origin is down: a failure of one of them, which the pool-down answer repeats. */
+  downFailure (): OriginHealth['lastFailure'] {
+    let last: OriginHealth['lastFailure'] = null
+    for (const m of this.members) {
+      if (m.health.available()) return null
+      last ??= m.health.lastFailure
+    }
+    return last
   }
 
   snapshot (): MemberHealth[] {
     return this.members.map(m => {
       const state = m.health.state()
-      return { pool: this.config.name, origin: m.origin, state, up: state !== 'down' }
+      return { pool: this.config.name, origin: m.origin, state, up: state !== 'down', inFlight: m.inFlight }
     })
   }
 
-  /** Periodic GET of the check path on every origin, through the proxy's own agent. */
-  startChecks (dispatcher: Dispatcher): void {
+  /** Periodic GET of the check path on every origin, through the pool's own transport. */
+  startChecks (): void {
     const check = this.config.health.check
     if (check === null || this.timer !== null) return
-    const run = (): void => {
-      for (const m of this.members) {
-        dispatcher.request({ origin: m.origin, path: check.path, method: 'GET', headersTimeout: check.timeoutMs, bodyTimeout: check.timeoutMs })
-          .then(async res => {
-            await res.body.dump()
-            if (res.statusCode === check.expectStatus) m.health.succeeded()
-            else m.health.failed(502)
-          }, (err: Error) => m.health.failed(classify(err, dialErrorIn(err)?.phase ?? 'response').status))
-      }
-    }
+    const run = (): void => { for (const m of this.members) void this.check(m, check) }
     this.timer = setInterval(run, check.intervalMs)
     this.timer.unref()
     run()
   }
 
-  stopChecks (): void {
+  private async check (m: PoolMember, check: NonNullable<PoolConfig['health']['check']>): Promise<void> {
+    let phase: 'connect' | 'response' = 'connect'
+    try {
+      const c = this.transport.idle(m.connections, null) ?? await this.transport.open(m.connections, null)
+      phase = 'response'
+      let reusable = false
+      try {
+        const res = await c.client.request({ path: check.path, method: 'GET', headersTimeout: check.timeoutMs, bodyTimeout: check.timeoutMs, headers: { 'user-agent': 'highproxy-health-check' } })
+        await res.body.dump()
+        reusable = true
+        if (res.statusCode === check.expectStatus) m.health.succeeded()
+        else m.health.failed(new HealthCheckError(res.statusCode, check.expectStatus), 'response')
+      } finally {
+        this.transport.release(c, reusable)
+      }
+    } catch (err) {
+      m.health.failed(err, dialErrorIn(err)?.phase ?? phase)
+    }
+  }
+
+  /** Reload or shutdown: no more checks; idle connections close, busy ones after their request. */
+  retire (): void {
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
+    this.transport.retire(this.members.map(m => m.connections))
   }
 }

@@ -5,8 +5,8 @@ import t from 'tap'
 import {
   emptyOrigin, garbageOrigin, hugeHeadersOrigin, resetOrigin, type LabOrigin
 } from '../../src/lab/faults.js'
-import { UNKNOWN_ERROR_DETAIL, type UnknownErrorCause } from '../../src/errors/catalog.js'
-import type { ErrorBody } from '../../src/errors/render.js'
+import { UNKNOWN_ERROR_DETAIL, type UnknownErrorCause } from '../../src/status/catalog.js'
+import type { ErrorBody } from '../../src/page/render.js'
 import { accessFor, failureFor, get, rayOf, startProxy, type Got } from '../helpers.js'
 import { timed, oneOfTwo, shown, type Timed } from '../timing.js'
 

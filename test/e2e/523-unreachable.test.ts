@@ -4,7 +4,7 @@
 
 import t from 'tap'
 import { unreachableOrigin } from '../../src/lab/faults.js'
-import type { ErrorBody } from '../../src/errors/render.js'
+import type { ErrorBody } from '../../src/page/render.js'
 import { accessFor, failureFor, get, rayOf, startProxy, type Got } from '../helpers.js'
 import { timed, oneOfTwo, shown, type Timed } from '../timing.js'
 

@@ -4,7 +4,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { silentOrigin } from '../../src/lab/faults.js'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
-import type { ErrorBody } from '../../src/errors/render.js'
+import type { ErrorBody } from '../../src/page/render.js'
 import { accessFor, client, failureFor, rayOf, startProxy, type Got } from '../helpers.js'
 import { timed, oneOfTwo, shown, getWithin, type Timed } from '../timing.js'
 

@@ -3,7 +3,7 @@
 
 import t from 'tap'
 import { plainOnTlsOrigin } from '../../src/lab/faults.js'
-import type { ErrorBody } from '../../src/errors/render.js'
+import type { ErrorBody } from '../../src/page/render.js'
 import { accessFor, failureFor, get, rayOf, startProxy, type Got } from '../helpers.js'
 import { timed, oneOfTwo, shown, type Timed } from '../timing.js'
 

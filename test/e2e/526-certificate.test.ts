@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { selfSignedCertificate, tlsOrigin } from '../../src/lab/faults.js'
-import type { ErrorBody } from '../../src/errors/render.js'
+import type { ErrorBody } from '../../src/page/render.js'
 import { accessFor, failureFor, get, rayOf, startProxy, type LogLine } from '../helpers.js'
 
 const TIMEOUTS = { connect: '400ms', response: '500ms' }

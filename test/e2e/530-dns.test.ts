@@ -7,7 +7,7 @@
 // octets (RFC 1035) and fails the lookup with ENOTFOUND without sending a packet.
 
 import t from 'tap'
-import type { ErrorBody } from '../../src/errors/render.js'
+import type { ErrorBody } from '../../src/page/render.js'
 import { accessFor, failureFor, get, rayOf, startProxy, type Got } from '../helpers.js'
 import { timed, oneOfTwo, shown, type Timed } from '../timing.js'
 

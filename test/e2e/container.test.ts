@@ -16,7 +16,8 @@ import { Script } from 'node:vm'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { parse as parseYaml, parseAllDocuments } from 'yaml'
-import { durationMs, loadConfig } from '../../src/config/load.js'
+import { loadConfig } from '../../src/config/load.js'
+import { durationMs } from '../../src/config/duration.js'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))

@@ -154,7 +154,7 @@ t.test('active health checks mark a failing origin down before any request does'
   const sickUrl = `http://127.0.0.1:${(sick.address() as import('node:net').AddressInfo).port}`
   const good = await healthyOrigin()
   const proxy = await startProxy({
-    pools: [{ name: 'web', origins: [sickUrl, good.url], policy: 'round_robin', health: { failures: 1, cooldown: '10s', check: { path: '/healthz', interval: '100ms', timeout: '500ms', expect_status: 200 } } }],
+    pools: [{ name: 'web', origins: [sickUrl, good.url], policy: 'round_robin', health: { failures: 1, cooldown: '10s', check: { path: '/healthz', interval: '100ms', timeout: '100ms', expect_status: 200 } } }],
     routes: [{ pool: 'web' }]
   })
   t.teardown(async () => { await proxy.close(); await good.close(); sick.close() })

@@ -4,8 +4,8 @@
 
 import http from 'node:http'
 import t from 'tap'
-import { CATALOG, ORIGIN_FAULT_STATUSES } from '../../src/errors/catalog.js'
-import type { ErrorBody } from '../../src/errors/render.js'
+import { CATALOG, ORIGIN_FAULT_STATUSES } from '../../src/status/catalog.js'
+import type { ErrorBody } from '../../src/page/render.js'
 import { closeWithConnections, listenLoopback } from '../../src/lab/loopback.js'
 import { accessFor, failureFor, rayOf, startProxy, type Got, type LogLine } from '../helpers.js'
 import { getWithin, timed, oneOfTwo, shown, type Timed } from '../timing.js'

@@ -6,9 +6,10 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { isMap, isSeq, parseDocument, type Document, type Node, type Pair } from 'yaml'
-import { SETTINGS, durationMs, loadConfig, type Sources } from '../../src/config/load.js'
+import { SETTINGS, loadConfig, type Sources } from '../../src/config/load.js'
+import { durationMs } from '../../src/config/duration.js'
 import { ConfigSchema, type Config } from '../../src/config/schema.js'
-import { ConfigError } from '../../src/errors.js'
+import { ConfigError } from '../../src/status/errors.js'
 
 const EXAMPLE = new URL('../../config.example.yaml', import.meta.url)
 const ORIGIN = 'http://127.0.0.1:9000'

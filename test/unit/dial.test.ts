@@ -3,10 +3,10 @@
 
 import net from 'node:net'
 import t from 'tap'
-import { dial, kDialInfo, type DialOptions } from '../../src/origin/dial.js'
-import { classify } from '../../src/errors/classify.js'
+import { dial, type DialOptions } from '../../src/origin/dial.js'
+import { classify } from '../../src/status/classify.js'
 import { refusedOrigin, synDropOrigin } from '../../src/lab/faults.js'
-import type { DialError } from '../../src/errors.js'
+import type { DialError } from '../../src/status/errors.js'
 
 const twoAddresses = ((_host: string, _opts: unknown, cb: (e: null, a: Array<{ address: string, family: number }>) => void) =>
   cb(null, [{ address: '::1', family: 6 }, { address: '127.0.0.1', family: 4 }])) as unknown as DialOptions['lookup']
@@ -59,8 +59,7 @@ t.test('a slow first address does not stop a second one from winning', async t =
   const port = (server.address() as net.AddressInfo).port
   const v6 = await synDropOrigin('::1', port)
   t.teardown(async () => { await v6.close(); server.close() })
-  const socket = await dial({ protocol: 'http:', hostname: 'two.test', port }, options(2000))
-  const info = socket[kDialInfo]
+  const { socket, info } = await dial({ protocol: 'http:', hostname: 'two.test', port }, options(2000))
   t.equal(info?.address, '127.0.0.1')
   t.same(info?.attempts.map(a => [a.address, a.code]), [['::1', 'ECANCELED'], ['127.0.0.1', null]])
   t.ok((info?.timings.connect_ms ?? 0) >= 250 && (info?.timings.connect_ms ?? 0) < 600, `connected after ${String(info?.timings.connect_ms)} ms`)

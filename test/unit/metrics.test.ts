@@ -21,6 +21,8 @@ function access (over: Partial<AccessRecord> = {}): AccessRecord {
     edge_status: null,
     ttfb_ms: 10,
     connect_ms: 0.4,
+    pool: 'web',
+    origin: 'http://127.0.0.1:9000',
     ...over
   }
 }
@@ -43,6 +45,7 @@ function failure (over: Partial<FailureRecord> = {}): FailureRecord {
     truncated: false,
     injected: false,
     route: 'web',
+    pool: 'web',
     ...over
   }
 }

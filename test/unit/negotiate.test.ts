@@ -1,5 +1,5 @@
 import t from 'tap'
-import { negotiate } from '../../src/errors/negotiate.js'
+import { negotiate } from '../../src/page/negotiate.js'
 
 t.test('negotiation matrix', async t => {
   const cases: Array<[string | undefined, string]> = [

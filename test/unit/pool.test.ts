@@ -5,33 +5,33 @@ import { selector } from '../../src/origin/select.js'
 t.test('passive health: down after N failures, half-open after the cool-down, one trial', async t => {
   let now = 1000
   const h = new OriginHealth({ passive: true, failures: 3, cooldownMs: 10_000, check: null }, () => now)
-  h.failed(522)
-  h.failed(522)
+  h.failed({ code: 'X522' }, 'connect')
+  h.failed({ code: 'X522' }, 'connect')
   t.equal(h.state(), 'up', 'two failures: still up')
-  h.failed(522)
+  h.failed({ code: 'X522' }, 'connect')
   t.equal(h.state(), 'down')
   t.equal(h.available(), false)
-  t.equal(h.lastFailureStatus, 522)
+  t.same(h.lastFailure, { error: { code: 'X522' }, phase: 'connect' })
   now += 9_999
   t.equal(h.state(), 'down', 'still resting')
   now += 1
   t.equal(h.state(), 'half-open')
   h.acquire()
   t.equal(h.available(), false, 'only one trial request while half-open')
-  h.failed(521)
+  h.failed({ code: 'X521' }, 'connect')
   t.equal(h.state(), 'down', 'a failed trial rests again at once')
   now += 10_000
   h.acquire()
   h.succeeded()
   t.equal(h.state(), 'up', 'a good trial brings it back')
-  h.failed(521)
+  h.failed({ code: 'X521' }, 'connect')
   t.equal(h.state(), 'up', 'the count restarted')
 })
 
 t.test('a trial that ends without an answer frees the half-open slot', async t => {
   let now = 0
   const h = new OriginHealth({ passive: true, failures: 1, cooldownMs: 100, check: null }, () => now)
-  h.failed(522)
+  h.failed({ code: 'X522' }, 'connect')
   now = 100
   h.acquire()
   t.equal(h.available(), false)
@@ -57,8 +57,8 @@ t.test('policies', async t => {
 
 t.test('a single route origin is always dialled (no passive marking)', async t => {
   const h = new OriginHealth({ passive: false, failures: 1, cooldownMs: 10_000, check: null })
-  h.failed(522)
-  h.failed(522)
+  h.failed({ code: 'X522' }, 'connect')
+  h.failed({ code: 'X522' }, 'connect')
   t.equal(h.state(), 'up')
-  t.equal(h.lastFailureStatus, 522)
+  t.same(h.lastFailure, { error: { code: 'X522' }, phase: 'connect' })
 })

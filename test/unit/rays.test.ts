@@ -9,6 +9,7 @@ const rayN = (n: number): string => n.toString(16).padStart(16, '0')
 function record (ray: string, attempt = 1, status = 521): FailureRecord {
   return {
     msg: 'origin failure',
+    pool: 'web',
     edge_status: status,
     ray_id: ray,
     origin: { url: 'http://127.0.0.1:1', address: '127.0.0.1', port: 1 },

@@ -1,8 +1,17 @@
 import t from 'tap'
-import { CATALOG, ORIGIN_FAULT_STATUSES } from '../../src/errors/catalog.js'
-import { ErrorRenderer, type ErrorBody } from '../../src/errors/render.js'
+import { CATALOG, ORIGIN_FAULT_STATUSES } from '../../src/status/catalog.js'
+import { ErrorRenderer, type ErrorBody } from '../../src/page/render.js'
 
-const renderer = new ErrorRenderer({ edgeName: 'HPX' })
+const pages = new ErrorRenderer('HPX')
+/** The renderer, with its flat header list as an object for readable assertions. */
+const renderer = {
+  render: (...args: Parameters<ErrorRenderer['render']>) => {
+    const { headers, body } = pages.render(...args)
+    const named: Record<string, string> = {}
+    for (let i = 0; i < headers.length; i += 2) named[headers[i] as string] = headers[i + 1] as string
+    return { headers: named, body }
+  }
+}
 const facts = { status: 522, cause: null, host: 'example.com', ray: '0123456789abcdef', clientIp: '203.0.113.9', time: new Date('2026-11-25T13:01:02.345Z') }
 
 t.test('JSON body: every field, Cloudflare names', async t => {

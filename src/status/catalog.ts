@@ -166,6 +166,20 @@ const entries: EdgeErrorEntry[] = [
     ownerAction: 'Look up the Ray ID below in the edge logs for the exact failure.'
   },
   {
+    status: 503,
+    name: 'origin_connection_limit',
+    title: 'Origin connection limit reached',
+    category: 'origin',
+    retryAfter: 5,
+    retryable: true,
+    ownerActionRequired: true,
+    failedHop: 'edge',
+    errorCode: 503,
+    whatHappened: 'Every connection the edge may open to the origin web server is busy, and none became free in time.',
+    visitorAction: VISITOR_RETRY,
+    ownerAction: 'Check whether the origin answers slowly (busy connections pile up behind slow answers), then raise the pool\'s max_connections if the origin can take more.'
+  },
+  {
     status: 400,
     name: 'bad_request',
     title: 'Bad request',
@@ -175,9 +189,9 @@ const entries: EdgeErrorEntry[] = [
     ownerActionRequired: false,
     failedHop: 'browser',
     errorCode: 400,
-    whatHappened: 'The edge refused this request: its path has dot segments (".." or "."), which could reach a different resource at the origin than the one routed.',
+    whatHappened: 'The edge refused this request: its path or Host is malformed, or its path has dot segments (".." or ".", also percent-encoded or behind an encoded slash), which could reach a different resource at the origin than the one routed.',
     visitorAction: 'Check the address you typed.',
-    ownerAction: 'No action needed unless your own links produce such paths.'
+    ownerAction: 'No action needed unless your own links produce such paths; the edge log line says which rule refused it.'
   },
   {
     status: 413,
@@ -192,6 +206,20 @@ const entries: EdgeErrorEntry[] = [
     whatHappened: 'The request body is larger than this site accepts.',
     visitorAction: 'Send a smaller request.',
     ownerAction: 'Raise max_body_size for this route if such bodies are expected.'
+  },
+  {
+    status: 417,
+    name: 'expectation_failed',
+    title: 'Expectation failed',
+    category: 'edge',
+    retryAfter: null,
+    retryable: false,
+    ownerActionRequired: false,
+    failedHop: 'browser',
+    errorCode: 417,
+    whatHappened: 'The request has an Expect header the edge cannot meet (only 100-continue is understood).',
+    visitorAction: 'Send the request without that Expect header.',
+    ownerAction: 'No action needed.'
   },
   {
     status: 414,

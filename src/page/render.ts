@@ -6,10 +6,10 @@ import { fileURLToPath } from 'node:url'
 import {
   CATALOG, UNKNOWN_ERROR_DETAIL,
   type EdgeErrorEntry, type FailedHop, type UnknownErrorCause
-} from './catalog.js'
+} from '../status/catalog.js'
 import { CONTENT_TYPES, type ErrorFormat } from './negotiate.js'
 
-export const DEFAULT_TEMPLATE = fileURLToPath(new URL('../../templates/error.html', import.meta.url))
+const TEMPLATE = fileURLToPath(new URL('../../templates/error.html', import.meta.url))
 
 /** The RFC 9457 body, with Cloudflare's field names. Declared once, used by tests too. */
 export interface ErrorBody {
@@ -42,7 +42,8 @@ export interface ErrorFacts {
 }
 
 export interface RenderedError {
-  headers: Record<string, string>
+  /** Flat name/value list; the same array for every answer of a status and format. */
+  headers: readonly string[]
   body: string
 }
 
@@ -105,17 +106,29 @@ function detailOf (entry: EdgeErrorEntry, cause: UnknownErrorCause | null): stri
   return cause === null ? entry.whatHappened : `${UNKNOWN_ERROR_DETAIL[cause]} ${entry.whatHappened}`
 }
 
-export interface RendererOptions {
-  /** The edge's short code, shown in pages and appended to the ray header. */
-  edgeName: string
-  templatePath?: string
+const FORMATS: readonly ErrorFormat[] = ['html', 'json', 'problem', 'markdown']
+
+/** The headers of every edge error of a status in a format: Cloudflare's set. */
+function errorHeaders (entry: EdgeErrorEntry, format: ErrorFormat): string[] {
+  const headers = [
+    'content-type', CONTENT_TYPES[format],
+    'cache-control', CACHE_CONTROL,
+    'expires', 'Thu, 01 Jan 1970 00:00:01 GMT',
+    'x-frame-options', 'SAMEORIGIN',
+    'referrer-policy', 'same-origin',
+    'x-content-type-options', 'nosniff'
+  ]
+  if (entry.retryAfter !== null) headers.push('retry-after', String(entry.retryAfter))
+  return headers
 }
 
 export class ErrorRenderer {
   private readonly pages = new Map<string, CompiledPage>()
+  private readonly headers = new Map<string, readonly string[]>()
 
-  constructor (private readonly opts: RendererOptions) {
-    const template = readFileSync(opts.templatePath ?? DEFAULT_TEMPLATE, 'utf8')
+  /** @param edgeName the edge's short code, shown in pages and appended to the ray header */
+  constructor (edgeName: string) {
+    const template = readFileSync(TEMPLATE, 'utf8')
     for (const entry of CATALOG.values()) {
       const causes: Array<UnknownErrorCause | null> =
         entry.status === 520 ? [null, ...Object.keys(UNKNOWN_ERROR_DETAIL) as UnknownErrorCause[]] : [null]
@@ -123,13 +136,14 @@ export class ErrorRenderer {
         this.pages.set(pageKey(entry.status, cause), compile(template, {
           status: String(entry.status),
           title: escapeHtml(entry.title),
-          edge_name: escapeHtml(opts.edgeName),
+          edge_name: escapeHtml(edgeName),
           what_happened: escapeHtml(detailOf(entry, cause)),
           visitor_action: escapeHtml(entry.visitorAction),
           owner_action: escapeHtml(entry.ownerAction),
           ...hopValues(entry.failedHop)
         }))
       }
+      for (const format of FORMATS) this.headers.set(`${entry.status}:${format}`, errorHeaders(entry, format))
     }
   }
 
@@ -157,17 +171,8 @@ export class ErrorRenderer {
   }
 
   render (facts: ErrorFacts, format: ErrorFormat): RenderedError {
-    const entry = CATALOG.get(facts.status)
-    if (entry === undefined) throw new RangeError(`no catalog entry for status ${facts.status}`)
-    const headers: Record<string, string> = {
-      'content-type': CONTENT_TYPES[format],
-      'cache-control': CACHE_CONTROL,
-      expires: 'Thu, 01 Jan 1970 00:00:01 GMT',
-      'x-frame-options': 'SAMEORIGIN',
-      'referrer-policy': 'same-origin',
-      'x-content-type-options': 'nosniff'
-    }
-    if (entry.retryAfter !== null) headers['retry-after'] = String(entry.retryAfter)
+    const headers = this.headers.get(`${facts.status}:${format}`)
+    if (headers === undefined) throw new RangeError(`no catalog entry for status ${facts.status}`)
     return { headers, body: this.renderBody(facts, format) }
   }
 

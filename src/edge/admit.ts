@@ -1,0 +1,66 @@
+// What the edge refuses before a request reaches any origin: a request it could not
+// route safely, or one past its limits. Each refusal has a status and a short reason
+// for the access line; none is ever forwarded.
+
+import type { IncomingMessage } from 'node:http'
+import type { EscapedSlashes } from '../config/schema.js'
+
+export interface Refusal {
+  status: 400 | 413 | 414 | 417 | 431
+  /** Which rule refused it (the access line's `refused`). */
+  reason: 'url_too_long' | 'too_many_headers' | 'host_count' | 'host_invalid' | 'escaped_slash' | 'dot_segment'
+    | 'body_too_large' | 'upgrade_with_body' | 'expectation'
+}
+
+export interface AdmitLimits {
+  maxUrlLength: number
+  maxHeaderCount: number
+}
+
+/**
+ * RFC 9110 §7.2 / RFC 3986 §3.2.2: `host [ ":" port ]`, where host is an IP literal in
+ * brackets or a reg-name (unreserved, pct-encoded, sub-delims). `evil.com:80@127.0.0.1`,
+ * `a b`, `<script>` or `evil.com/../x` are not hosts: they would reach the origin as
+ * X-Forwarded-Host, and the edge's own pages.
+ */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::[0-9]{0,5})?$/
+
+/**
+ * A "." or ".." path segment, as an origin may read it: dots percent-encoded or not,
+ * segments ended by "/", "\" (Windows servers), their encoded forms (origins that decode
+ * %2F before resolving dot segments, as nginx does), or a `;` path parameter (`..;/`,
+ * Tomcat). `/api/..%2fadmin` would match a route for /api and reach /admin.
+ */
+const DOT_SEGMENT = /(?:^|\/|\\|%2f|%5c)(?:\.|%2e){1,2}(?:$|\/|\\|%2f|%5c|;)/i
+
+const ESCAPED_SLASH = /%2f|%5c/i
+
+/** Node keeps the first of two Host headers; an edge must refuse the request (RFC 9112 §3.2). */
+function hostCount (raw: string[]): number {
+  let n = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string
+    if (name.length === 4 && name.toLowerCase() === 'host') n++
+  }
+  return n
+}
+
+/** The request's own faults, found before routing; null when it may be routed. */
+export function refusalOf (req: IncomingMessage, host: string, path: string, escaped: EscapedSlashes, limits: AdmitLimits): Refusal | null {
+  if ((req.url ?? '').length > limits.maxUrlLength) return { status: 414, reason: 'url_too_long' }
+  // Node meets `Expect: 100-continue` itself; nothing else can be met (RFC 9110 §10.1.1).
+  const expect = req.headers.expect
+  if (expect !== undefined && !/^100-continue$/i.test(expect.trim())) return { status: 417, reason: 'expectation' }
+  if (req.rawHeaders.length / 2 > limits.maxHeaderCount) return { status: 431, reason: 'too_many_headers' }
+  // HTTP/2 carries :authority instead, which Node reports as the Host.
+  if (req.httpVersionMajor === 1 && hostCount(req.rawHeaders) !== 1) return { status: 400, reason: 'host_count' }
+  if (!HOST.test(host)) return { status: 400, reason: 'host_invalid' }
+  if (escaped === 'reject' && ESCAPED_SLASH.test(path)) return { status: 400, reason: 'escaped_slash' }
+  if (DOT_SEGMENT.test(path)) return { status: 400, reason: 'dot_segment' }
+  return null
+}
+
+/** `unescape`: %2F and %5C become the separators they encode, before routing and forwarding. */
+export function unescapeSlashes (path: string): string {
+  return ESCAPED_SLASH.test(path) ? path.replace(/%2f/gi, '/').replace(/%5c/gi, '\\') : path
+}

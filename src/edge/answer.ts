@@ -1,0 +1,68 @@
+// How the edge answers on its own, and what it writes down: an edge error page (the same
+// for every failure and refusal, through whichever sink the client has), the failure
+// line of a failed attempt, and the one access line every request gets, whichever way
+// it ends.
+
+import { STATUS_CODES } from 'node:http'
+import type { UnknownErrorCause } from '../status/catalog.js'
+import { CLIENT_ABORT_STATUS, type Classification, type ProxyErrorType } from '../status/classify.js'
+import type { Phase } from '../status/errors.js'
+import type { Attempt } from './attempt.js'
+import type { Exchange } from './exchange.js'
+import { edgeHeaders } from './forward-headers.js'
+import { accessRecord, failureRecord, type FailureExtras } from './records.js'
+import type { EdgeRuntime } from './runtime.js'
+
+export interface EdgeAnswer {
+  status: number
+  cause: UnknownErrorCause | null
+  proxyStatus: ProxyErrorType | null
+}
+
+/**
+ * The edge's own answer: the negotiated page, with the headers every edge answer
+ * carries, and the route's status rewrite on the status line (the body keeps the edge
+ * status). `close`: the request's body was not read, so the connection cannot carry
+ * another request.
+ */
+export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: EdgeAnswer, close = false): void {
+  exchange.edgeStatus = answer.status
+  const sink = exchange.sink
+  if (sink.started || sink.gone) return
+  const rules = exchange.route?.settings.headers ?? edge.bare
+  const before = edgeHeaders(exchange.ray, rules)
+  if (close && !rules.flags.draining) before.push('connection', 'close')
+  const page = edge.pages.build({
+    status: answer.status,
+    cause: answer.cause,
+    accept: exchange.headers.accept,
+    host: exchange.host,
+    ray: exchange.ray,
+    clientIp: exchange.client.ip
+  }, before)
+  const wire = exchange.route?.config.statusRewrite.get(answer.status) ?? answer.status
+  sink.start(wire, STATUS_CODES[wire] ?? '', page.headers)
+  sink.end(exchange.method === 'HEAD' ? undefined : page.body)
+}
+
+/** One failure line per failed attempt (or per answer without one: pool down, injected). */
+export function logFailure (edge: EdgeRuntime, exchange: Exchange, attempt: Attempt | null, err: unknown, phase: Phase,
+  c: Classification, extra?: FailureExtras): void {
+  const record = failureRecord(exchange, attempt, err, phase, c, extra)
+  if (c.known) edge.log.warn(record)
+  else edge.log.error(record)
+  edge.hooks.onFailure?.(record)
+}
+
+/** The exchange is over: its access line, exactly once, and the next request on its connection may start. */
+export function finish (edge: EdgeRuntime, exchange: Exchange): void {
+  if (exchange.finished) return
+  exchange.finished = true
+  const sink = exchange.sink
+  if (!sink.completed && !exchange.truncated) exchange.abort()
+  const status = exchange.clientError ?? (sink.started ? sink.status : CLIENT_ABORT_STATUS)
+  const record = accessRecord(exchange, status)
+  edge.log.info(record)
+  edge.hooks.onAccess?.(record)
+  exchange.connection.done(exchange)
+}

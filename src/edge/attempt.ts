@@ -1,0 +1,314 @@
+// One try at one origin: it takes a connection from the pool's transport, sends the
+// request, and streams the answer to the client. It is undici's dispatch handler (the
+// documented controller API), and its fields are the attempt's facts: the connection
+// and its dial timings, how far it got (phase), whether request bytes reached the
+// origin, whether the status went out to the client, and how it ended. The proxy loop
+// reads those facts as the Outcome, classifies a failure, and decides whether to try
+// again.
+
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import { typedUndiciError, type OriginConnection } from '../origin/connection.js'
+import type { PoolMember } from '../origin/pool.js'
+import {
+  BadResponseError, BodyIdleTimeoutError, OriginErrorReplacedError, ResponseTimeoutError, WriteTimeoutError,
+  dialErrorIn, withoutStack, type Phase
+} from '../status/errors.js'
+import type { BodyMeter } from './body.js'
+import type { Exchange } from './exchange.js'
+import { requestHeaders, responseHeaders, type HeaderRules } from './forward-headers.js'
+import type { SocketSink } from './sink.js'
+
+/** What the proxy loop reads of an attempt once it is over. */
+export interface Outcome {
+  readonly ok: boolean
+  readonly error: Error | null
+  readonly phase: Phase
+  /** Request bytes may have reached the origin: never retried, whatever the method. */
+  readonly requestSent: boolean
+  /** The status went out to the client: it cannot change any more. */
+  readonly headersSent: boolean
+}
+
+/** The settings an attempt runs with, fixed per pool and route when the config loads. */
+export interface AttemptSettings {
+  headers: HeaderRules
+  responseTimeoutMs: number
+  bodyIdleTimeoutMs: number
+  originWriteTimeoutMs: number
+}
+
+type TimerKind = 'response' | 'body' | 'write'
+
+/** RFC 9112 reason-phrase: HTAB, SP, VCHAR, obs-text. Anything else cannot be relayed. */
+const INVALID_REASON = /[^\t\x20-\x7e\x80-\xff]/ // eslint-disable-line no-control-regex
+
+export class Attempt implements Dispatcher.DispatchHandler, Outcome {
+  ok = false
+  error: Error | null = null
+  phase: Phase = 'connect'
+  requestSent = false
+  headersSent = false
+
+  connection: OriginConnection | null = null
+  /** The connection was dialled for this attempt: its dial timings are this attempt's. */
+  fresh = false
+  /** Time from the exchange's arrival to the origin's response headers. */
+  ttfbMs: number | null = null
+  /** The origin's status, once its headers arrived. */
+  originStatus = 0
+
+  private controller: Dispatcher.DispatchController | null = null
+  /** The connection to give back to the transport when the attempt ends (not a tunnel's). */
+  private lease: OriginConnection | null = null
+  private pendingAbort: Error | null = null
+  private timer: NodeJS.Timeout | null = null
+  private timerKind: TimerKind = 'response'
+  /** The origin's status line and headers, held until its first body byte (see onResponseStart). */
+  private held: { status: number, text: string, headers: string[] } | null = null
+  private settle: ((a: Attempt) => void) | null = null
+  private readonly resume = (): void => { this.controller?.resume() }
+  private readonly onTimer = (): void => { this.timedOut() }
+
+  private readonly settings: AttemptSettings
+
+  constructor (readonly exchange: Exchange, readonly member: PoolMember, readonly number: number) {
+    this.settings = (exchange.route as NonNullable<Exchange['route']>).settings
+  }
+
+  /** Runs the attempt to its end; the promise resolves with the attempt itself, as the outcome. */
+  run (): Promise<Attempt> {
+    this.member.inFlight++
+    this.member.health.acquire()
+    return new Promise(resolve => {
+      this.settle = resolve
+      const transport = this.member.connections.transport
+      const owner = this.exchange.connection.owner
+      // An upgrade leaves its connection to the tunnel: it never takes an idle one.
+      const idle = this.exchange.upgrade === null ? transport.idle(this.member.connections, owner) : null
+      if (idle !== null) {
+        this.send(idle)
+        return
+      }
+      transport.open(this.member.connections, owner).then(c => {
+        this.fresh = true
+        this.send(c)
+      }, (err: Error) => {
+        this.phase = dialErrorIn(err)?.phase ?? 'queue'
+        this.finish(err)
+      })
+    })
+  }
+
+  /** Cancels the attempt (the client left, or the edge answers instead). */
+  abort (reason: Error): void {
+    if (this.settle === null) return
+    if (this.controller === null) this.pendingAbort ??= reason
+    else this.controller.abort(reason)
+  }
+
+  private send (c: OriginConnection): void {
+    this.connection = c
+    this.lease = c
+    // The client left, or its body grew past the limit, while we dialled: the connection
+    // is good, the request is not sent.
+    const stop = this.pendingAbort ?? this.exchange.body?.errored ?? null
+    if (stop !== null) { this.finish(stop, true); return }
+    c.uses++
+    const exchange = this.exchange
+    exchange.connection.owner.started = true
+    c.client.dispatch({
+      path: originPath(exchange),
+      method: exchange.method as Dispatcher.HttpMethod,
+      headers: requestHeaders(exchange, this.member, this.settings.headers),
+      body: exchange.body,
+      upgrade: exchange.upgrade
+    }, this)
+  }
+
+  onRequestStart (controller: Dispatcher.DispatchController): void {
+    this.controller = controller
+    this.requestSent = true
+    const body = this.exchange.body as BodyMeter | null
+    if (body === null) {
+      this.phase = 'response'
+      this.arm('response', this.settings.responseTimeoutMs)
+      return
+    }
+    this.phase = 'request'
+    body.watch(this)
+  }
+
+  /** The whole request body was handed to the origin's socket: the response timeout starts. */
+  bodySent (): void {
+    this.stopTimer()
+    // An origin may answer before the upload ends (an echo, an early 413).
+    if (this.ttfbMs !== null) return
+    this.phase = 'response'
+    this.arm('response', this.settings.responseTimeoutMs)
+  }
+
+  /** The origin stopped reading the request body (its socket is full) or read again. */
+  bodyStalled (stalled: boolean): void {
+    if (this.phase !== 'request') return
+    if (stalled) this.arm('write', this.settings.originWriteTimeoutMs)
+    else this.stopTimer()
+  }
+
+  onResponseStart (_controller: Dispatcher.DispatchController, statusCode: number, origin: IncomingHttpHeaders, statusMessage?: string): void {
+    // 1xx (e.g. 103 Early Hints) are not forwarded: the final response follows.
+    if (statusCode < 200) return
+    this.ttfbMs = this.exchange.elapsed()
+    this.originStatus = statusCode
+    this.phase = 'body'
+    this.member.health.succeeded()
+    const text = statusMessage ?? ''
+    if (INVALID_REASON.test(text)) {
+      this.abortWith(new BadResponseError('a control character in the status line'))
+      return
+    }
+    const route = this.exchange.route
+    if (route !== null && route.config.originErrors === 'replace' && statusCode >= 500) {
+      this.abortWith(new OriginErrorReplacedError(statusCode))
+      return
+    }
+    const headers = responseHeaders(this.exchange, this.member, origin, this.settings.headers)
+    // The status and headers wait for the first body byte (or the end): an origin that
+    // resets right after its headers still gets an honest 520, since nothing reached the
+    // client yet.
+    this.held = { status: statusCode, text, headers }
+    this.arm('body', this.settings.bodyIdleTimeoutMs)
+  }
+
+  onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.held === null) return
+    this.timer?.refresh()
+    if (!this.headersSent && !this.writeHead()) return
+    const sink = this.exchange.sink
+    if (!sink.write(chunk)) {
+      controller.pause()
+      sink.onDrain(this.resume)
+    }
+  }
+
+  onResponseEnd (): void {
+    this.stopTimer()
+    if (this.held === null) return
+    if (!this.headersSent && !this.writeHead()) return
+    this.exchange.sink.end()
+    this.ok = true
+    this.finish(null)
+  }
+
+  onResponseError (_controller: Dispatcher.DispatchController, err: Error): void {
+    this.stopTimer()
+    if (this.phase === 'body' && !this.headersSent) this.phase = 'response'
+    this.finish(typedUndiciError(err))
+  }
+
+  /** 101: the origin's socket and the client's are spliced; the attempt is done, the tunnel lives on. */
+  onRequestUpgrade (_controller: Dispatcher.DispatchController, statusCode: number, originHeaders: IncomingHttpHeaders, origin: Duplex): void {
+    this.stopTimer()
+    this.ttfbMs = this.exchange.elapsed()
+    this.originStatus = statusCode
+    this.member.health.succeeded()
+    const sink = this.exchange.sink as SocketSink
+    const connection = this.lease as OriginConnection
+    this.lease = null
+    const closed = connection.set.transport.tunnel(connection)
+    const client = sink.switched(statusCode)
+    const headers = responseHeaders(this.exchange, this.member, originHeaders, this.settings.headers, true)
+    let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
+    client.write(head + 'connection: upgrade\r\n\r\n')
+    const early = this.exchange.upgradeHead
+    if (early !== null && early.length > 0) origin.write(early)
+    const member = this.member
+    let open = true
+    const close = (): void => {
+      if (!open) return
+      open = false
+      member.inFlight--
+      closed()
+      origin.destroy()
+      client.destroy()
+    }
+    origin.on('error', close)
+    origin.once('close', close)
+    client.once('close', close)
+    origin.pipe(client)
+    client.pipe(origin)
+    this.headersSent = true
+    this.ok = true
+    // The tunnel holds the origin's in-flight count until it closes (least_in_flight sees it).
+    this.member.inFlight++
+    this.finish(null)
+  }
+
+  /** The held status line and headers go out; false when Node refused them (the origin's fault: 520). */
+  private writeHead (): boolean {
+    const held = this.held as NonNullable<Attempt['held']>
+    try {
+      this.exchange.sink.start(held.status, held.text, held.headers)
+    } catch (err) {
+      this.abortWith(new BadResponseError('a header the edge cannot relay', { cause: err }))
+      return false
+    }
+    this.headersSent = true
+    return true
+  }
+
+  private abortWith (err: Error): void {
+    this.stopTimer()
+    this.held = null
+    this.phase = 'response'
+    this.controller?.abort(err)
+  }
+
+  private arm (kind: TimerKind, ms: number): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timerKind = kind
+    this.timer = setTimeout(this.onTimer, ms)
+  }
+
+  private stopTimer (): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+  }
+
+  // undici's own timers run on a ~0.5 s clock: a 524 on them would be up to half a second late.
+  private timedOut (): void {
+    this.timer = null
+    const s = this.settings
+    const err = withoutStack(() => this.timerKind === 'response'
+      ? new ResponseTimeoutError(s.responseTimeoutMs)
+      : this.timerKind === 'body'
+        ? new BodyIdleTimeoutError(s.bodyIdleTimeoutMs)
+        : new WriteTimeoutError(s.originWriteTimeoutMs, (this.exchange.body as BodyMeter).bytes))
+    this.controller?.abort(err)
+  }
+
+  private finish (err: Error | null, reusable = this.ok): void {
+    const settle = this.settle
+    if (settle === null) return
+    this.settle = null
+    this.error = err
+    this.controller = null
+    this.member.inFlight--
+    const c = this.lease
+    if (c !== null) {
+      this.lease = null
+      c.set.transport.release(c, reusable)
+    }
+    settle(this)
+  }
+}
+
+/** The path the origin sees: the route's prefix removed when it says so, and the query. */
+function originPath (exchange: Exchange): string {
+  const route = exchange.route?.config
+  if (route === undefined || !route.stripPrefix || route.path === '/') return exchange.path + exchange.query
+  const rest = exchange.path.slice(route.path.length)
+  return (rest.startsWith('/') ? rest : `/${rest}`) + exchange.query
+}

@@ -1,0 +1,87 @@
+// One client connection, as the edge sees it: the requests it sent, answered one at a
+// time and in order (HTTP/1.1 pipelining), and the origin connections it owns under the
+// reuse policy. Node parses pipelined requests as fast as they arrive and hands every
+// one to the handler at once; proxied as they come, 1,000 requests in one write became
+// 1,000 origin connections. Here the next request starts when the previous one is over,
+// and reading stops while `maxWaiting` requests are queued, so one client can never be
+// amplified into many origin connections or unbounded memory. HTTP/2 streams run side
+// by side (their concurrency is the session's own limit).
+
+import type { EventEmitter } from 'node:events'
+import { ConnectionOwner } from '../origin/transport.js'
+import type { Exchange } from './exchange.js'
+
+const kClient = Symbol('highproxy.clientConnection')
+
+/** A TCP socket (HTTP/1.1) or an HTTP/2 session. */
+type Carrier = EventEmitter & { pause?: () => void, resume?: () => void, [kClient]?: ClientConnection }
+
+export interface ExchangeRunner {
+  /** Start serving an exchange whose turn it is. */
+  run: (exchange: Exchange) => void
+  /** The connection closed before this exchange's turn: it still gets its access line. */
+  abandon: (exchange: Exchange) => void
+}
+
+export class ClientConnection {
+  readonly owner = new ConnectionOwner()
+  active: Exchange | null = null
+  private readonly waiting: Exchange[] = []
+  private paused = false
+  private closed = false
+
+  private constructor (private readonly carrier: Carrier, private readonly serial: boolean,
+    private readonly maxWaiting: number, private readonly runner: ExchangeRunner) {
+    carrier.once('close', () => this.close())
+  }
+
+  static of (carrier: Carrier, serial: boolean, maxWaiting: number, runner: ExchangeRunner): ClientConnection {
+    let conn = carrier[kClient]
+    if (conn === undefined) {
+      conn = new ClientConnection(carrier, serial, maxWaiting, runner)
+      carrier[kClient] = conn
+    }
+    return conn
+  }
+
+  /** The connection's state, if it has sent a request already (for Node's parser errors). */
+  static peek (carrier: object): ClientConnection | undefined {
+    return (carrier as Carrier)[kClient]
+  }
+
+  /** A new request on this connection: served now, or after the ones before it. */
+  admit (exchange: Exchange): void {
+    if (this.closed) { this.runner.abandon(exchange); return }
+    if (!this.serial || this.active === null) {
+      this.active = exchange
+      this.runner.run(exchange)
+      return
+    }
+    this.waiting.push(exchange)
+    if (!this.paused && this.waiting.length >= this.maxWaiting && this.carrier.pause !== undefined) {
+      this.paused = true
+      this.carrier.pause()
+    }
+  }
+
+  /** An exchange is over: the next one in line starts. */
+  done (exchange: Exchange): void {
+    if (this.active !== exchange) return
+    this.active = null
+    const next = this.waiting.shift()
+    if (this.paused && this.waiting.length < this.maxWaiting / 2) {
+      this.paused = false
+      this.carrier.resume?.()
+    }
+    if (next !== undefined && !this.closed) {
+      this.active = next
+      this.runner.run(next)
+    }
+  }
+
+  private close (): void {
+    this.closed = true
+    this.owner.release()
+    for (const e of this.waiting.splice(0)) this.runner.abandon(e)
+  }
+}

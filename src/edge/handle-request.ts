@@ -1,0 +1,132 @@
+// One client request, top to bottom:
+//   arrive   → an Exchange (ray id, who the client is), queued behind the requests before
+//              it on its connection (answered one at a time, in order)
+//   admit    → refusals before routing: 414, 431, 400 (Host, dot segments, escaped slashes)
+//   route    → 404 when none matches; 413 for a declared body over the route's limit
+//   inject   → x-highproxy-fault, when the route allows it
+//   proxy    → the proxy loop (proxy-loop.ts): attempts at origins until one answers or
+//              the edge answers for them
+//   finish   → the access line, when the response is over, whichever way it ended
+// Upgrade requests (upgrade.ts) arrive on a raw socket and take the same path.
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { classify } from '../status/classify.js'
+import { refusalOf, unescapeSlashes, type Refusal } from './admit.js'
+import { answerError, finish, logFailure } from './answer.js'
+import { hasBody, meterBody } from './body.js'
+import { clientFacts } from './client-ip.js'
+import { ClientConnection, type ExchangeRunner } from './client-connection.js'
+import { Exchange } from './exchange.js'
+import { FAULT_HEADER, applies, injectedFailure, parseFault } from './fault-injection.js'
+import { proxy } from './proxy-loop.js'
+import { isRayId, newRayId } from './ray.js'
+import { hostOnly, splitTarget } from './router.js'
+import type { EdgeRuntime } from './runtime.js'
+import { ResponseSink, SocketSink, type ClientSink } from './sink.js'
+
+/** Runs an exchange when its turn on its connection comes. */
+export function runner (edge: EdgeRuntime): ExchangeRunner {
+  return {
+    run: exchange => { serve(edge, exchange).catch(err => internalError(edge, exchange, err)) },
+    abandon: exchange => finish(edge, exchange)
+  }
+}
+
+/** A request Fastify routed to the edge (HTTP/1.1, or HTTP/2 through Node's compatible API). */
+export function handleRequest (edge: EdgeRuntime, run: ExchangeRunner, req: IncomingMessage, res: ServerResponse, id: string): void {
+  arrive(edge, run, req, new ResponseSink(res), id)
+}
+
+/** An Upgrade request: it has no ServerResponse, only its socket. */
+export function handleUpgrade (edge: EdgeRuntime, run: ExchangeRunner, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const exchange = arrive(edge, run, req, new SocketSink(socket), newRayId(), false)
+  exchange.upgradeAsked = String(req.headers.upgrade ?? '').trim().toLowerCase()
+  exchange.upgradeHead = head
+  exchange.connection.admit(exchange)
+}
+
+function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: IncomingMessage, sink: ClientSink, id: string, admit = true): Exchange {
+  const ray = isRayId(id) ? id : newRayId()
+  const http2 = req.httpVersionMajor === 2
+  const carrier = http2 ? (req as unknown as { stream: { session: Duplex } }).stream.session : req.socket
+  const connection = ClientConnection.of(carrier, !http2, edge.config.maxPipelined, run)
+  const client = clientFacts(req, edge.trust, 'http', `HTTP/${req.httpVersion}`, null)
+  const exchange = new Exchange(ray, req, sink, client, connection, splitTarget(req.url ?? '/'))
+  sink.onClose(() => finish(edge, exchange))
+  if (admit) connection.admit(exchange)
+  return exchange
+}
+
+async function serve (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
+  const req = exchange.req
+  const config = edge.config
+  const refused = refusalOf(req, exchange.host, exchange.path, config.escapedSlashes, config)
+  if (refused !== null) { refuse(edge, exchange, refused); return }
+  if (config.escapedSlashes === 'unescape') exchange.path = unescapeSlashes(exchange.path)
+
+  const route = edge.state.router.match(hostOnly(exchange.host), exchange.path)
+  if (route === null) { answerError(edge, exchange, NO_ROUTE); return }
+  exchange.route = route
+  exchange.pool = route.pool
+
+  if (hasBody(req)) {
+    const declared = req.headers['content-length']
+    const limit = route.config.maxBodyBytes
+    if (limit > 0 && declared !== undefined && Number(declared) > limit) { refuse(edge, exchange, { status: 413, reason: 'body_too_large' }); return }
+    // A declared length is enforced by the parser; only a chunked body is counted.
+    if (exchange.upgradeAsked === null) exchange.body = meterBody(req, declared === undefined ? limit : 0)
+  }
+  if (exchange.upgradeAsked !== null) {
+    // Only the protocols the route allows are forwarded (websocket by default): an
+    // `Upgrade: h2c` would tunnel past every route and path check once answered 101.
+    // Any other is dropped and the request proxied as plain HTTP; one with a body is
+    // refused, since the socket is no longer framed by Node's parser.
+    if (route.config.upgrades.includes(exchange.upgradeAsked)) exchange.upgrade = exchange.upgradeAsked
+    else if (hasBody(req)) { refuse(edge, exchange, { status: 400, reason: 'upgrade_with_body' }); return }
+  }
+
+  if (req.headers[FAULT_HEADER] !== undefined && await injected(edge, exchange)) return
+  await proxy(edge, exchange)
+}
+
+/** Refused before any origin saw it. An unread body means the connection cannot carry another request. */
+function refuse (edge: EdgeRuntime, exchange: Exchange, refusal: Refusal): void {
+  exchange.refused = refusal.reason
+  const proxyStatus = refusal.status === 400 ? 'http_request_error' : 'http_request_denied'
+  answerError(edge, exchange, { status: refusal.status, cause: null, proxyStatus }, hasBody(exchange.req))
+}
+
+const NO_ROUTE = { status: 404, cause: null, proxyStatus: 'destination_not_found' as const }
+
+/** Fault injection: true when this request got an injected fault instead of the origin. */
+async function injected (edge: EdgeRuntime, exchange: Exchange): Promise<boolean> {
+  const header = exchange.headers[FAULT_HEADER]
+  if (header === undefined) return false
+  const route = exchange.route as NonNullable<Exchange['route']>
+  const fault = parseFault(header)
+  if (!route.config.faultInjection || fault === null) {
+    edge.log.info({ ray_id: exchange.ray, header: String(header).slice(0, 64), enabled: route.config.faultInjection }, 'fault injection header ignored')
+    return false
+  }
+  if (!applies(fault)) return false
+  const failure = injectedFailure(fault.status, route.config.pool)
+  if (failure.waitMs > 0) {
+    const ac = new AbortController()
+    exchange.sink.onClose(() => ac.abort())
+    try { await sleep(failure.waitMs, undefined, { signal: ac.signal }) } catch { return true }
+  }
+  const c = classify(failure.error, failure.phase)
+  logFailure(edge, exchange, null, failure.error, failure.phase, c,
+    { injected: true, ...(fault.status === 522 ? { connectMs: failure.waitMs } : {}) })
+  answerError(edge, exchange, c)
+  return true
+}
+
+/** A bug of ours must not leave the client hanging: 502 page, an error line with the stack. */
+function internalError (edge: EdgeRuntime, exchange: Exchange, err: unknown): void {
+  edge.log.error({ ray_id: exchange.ray, err }, 'internal error while serving a request')
+  if (exchange.sink.started) exchange.sink.cut()
+  else answerError(edge, exchange, { status: 502, cause: null, proxyStatus: 'proxy_internal_error' }, true)
+}

@@ -1,0 +1,77 @@
+// The proxy loop, for proxied requests and upgrades alike (Caddy's proxyLoopIteration /
+// tryAgain): take an origin → one attempt → its outcome → one decision, try again or
+// answer. A retry is a new Attempt; the only rule for one is the edge's: nothing was
+// sent to the origin (the attempt failed while dialling), another origin is available,
+// and this was the first try.
+
+import { CLIENT_ABORT_STATUS, classify, type Classification } from '../status/classify.js'
+import { PoolDownError, dialErrorIn } from '../status/errors.js'
+import type { OriginPool } from '../origin/pool.js'
+import { answerError, logFailure } from './answer.js'
+import { Attempt, type Outcome } from './attempt.js'
+import type { Exchange } from './exchange.js'
+import type { EdgeRuntime } from './runtime.js'
+
+/** A request tries at most this many origins: the first, and one more when nothing was sent. */
+const MAX_ATTEMPTS = 2
+
+export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
+  const pool = exchange.pool as OriginPool
+  let failure: Classification | null = null
+  for (;;) {
+    const member = pool.select(exchange.tried)
+    if (member === null) break
+    exchange.tried.push(member)
+    const attempt = new Attempt(exchange, member, exchange.tried.length)
+    exchange.attempt = attempt
+    await attempt.run()
+    if (attempt.ok) return
+    failure = failed(edge, exchange, attempt)
+    if (failure === null || !tryAgain(exchange, attempt)) break
+  }
+  if (failure !== null) answerError(edge, exchange, failure)
+  else if (exchange.tried.length === 0) poolDown(edge, exchange, pool)
+}
+
+/** The one decision. */
+function tryAgain (exchange: Exchange, outcome: Outcome): boolean {
+  return !outcome.requestSent && dialErrorIn(outcome.error) !== null && exchange.tried.length < MAX_ATTEMPTS && !exchange.aborted
+}
+
+/**
+ * What a failed attempt means: its classification, with the origin's health and the
+ * failure line; null when nothing is left to answer (the client left, its body was too
+ * large, or the status was already on the wire).
+ */
+function failed (edge: EdgeRuntime, exchange: Exchange, attempt: Attempt): Classification | null {
+  const c = classify(attempt.error, attempt.phase)
+  const health = attempt.member.health
+  // A client that left, or sent too much, is not the origin's failure.
+  if (c.status === CLIENT_ABORT_STATUS || c.status === 413) {
+    health.released()
+    if (c.status === 413) {
+      exchange.refused = 'body_too_large'
+      answerError(edge, exchange, c, true)
+    }
+    return null
+  }
+  if (dialErrorIn(attempt.error) !== null) health.failed(attempt.error, attempt.phase)
+  else if (attempt.originStatus === 0) health.released()
+  logFailure(edge, exchange, attempt, attempt.error, attempt.phase, c, { truncated: attempt.headersSent })
+  if (attempt.headersSent) {
+    // The status is on the wire: the only honest signal left is a cut connection.
+    exchange.truncated = true
+    exchange.sink.cut()
+    return null
+  }
+  return c
+}
+
+/** Every origin of the pool is marked down: answered at once from the last failure, without dialling. */
+function poolDown (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool): void {
+  const last = pool.downFailure()
+  const err = new PoolDownError(pool.config.name, pool.members.length, last?.error ?? null, last?.phase ?? 'connect')
+  const c = classify(err, 'connect')
+  logFailure(edge, exchange, null, err, 'connect', c)
+  answerError(edge, exchange, c)
+}

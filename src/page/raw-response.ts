@@ -1,0 +1,18 @@
+// The one writer of raw HTTP/1.1 answers: for sockets that never got (or no longer have)
+// a ServerResponse — an upgrade request, a connection refused at the door, a request
+// Node's parser gave up on. Every such answer closes its connection.
+
+import { STATUS_CODES } from 'node:http'
+
+/** The status line and headers of an answer on a raw socket; `bodyBytes` null: the body ends at close. */
+export function rawHead (status: number, headers: readonly string[], bodyBytes: number | null, text = STATUS_CODES[status] ?? ''): string {
+  let head = `HTTP/1.1 ${status} ${text}\r\n`
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
+  if (bodyBytes !== null) head += `content-length: ${bodyBytes}\r\n`
+  return `${head}connection: close\r\n\r\n`
+}
+
+/** A whole short answer: head and body in one write. */
+export function rawResponse (status: number, headers: readonly string[], body: string): string {
+  return rawHead(status, headers, Buffer.byteLength(body)) + body
+}
