@@ -18,7 +18,7 @@ const measuredRows = rows => rows.some(r => r.rounds.length > 0)
 
 function healthyTable (h) {
   return {
-    title: `1. Healthy path at saturation (${generatorName(h.generator, h.connections)}; origin: ${h.origin}; median of ${h.rounds} interleaved rounds of ${h.seconds} s; × floor = CPU/req over the bare node floor's, paired round by round)`,
+    title: `1. Healthy path at saturation (${generatorName(h.generator, h.connections)}; origin: ${h.origin}; median of ${h.rounds} interleaved round${h.rounds > 1 ? 's' : ''} of ${h.seconds} s; × floor = CPU/req over the bare node floor's, paired round by round)`,
     header: HEALTHY_HEADER,
     rows: h.cases.flatMap(c => c.rows.map(r => [c.label, r.target, num(r.rps), us(r.cpuUs),
       r.kind === 'direct' ? DASH : x(r.xFloor), r.kind === 'direct' ? DASH : x(r.xFloorLog), ms(r.p50), ms(r.p99),
