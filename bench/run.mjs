@@ -116,10 +116,10 @@ const P = {
   mode: dryRun ? 'dry-run' : quick ? 'quick' : 'full',
   connections: Math.round(positive('connections', flags.connections, 50)),
   rounds: Math.round(positive('rounds', flags.rounds, quick ? 3 : 5)),
-  duration: positive('duration', flags.duration, quick ? 0.3 : 1.2),
-  // Load per target before its first measured round, in requests, within a time cap:
-  // Node's JIT needs thousands of requests before the CPU per request settles, and a slow
-  // proxy gets far fewer of them in a given time than nginx (half before later cases).
+  duration: positive('duration', flags.duration, quick ? 0.3 : 1),
+  // Load per target before its first measured round: until its CPU per request settles,
+  // at least this many requests, at most this many seconds (see warmUp). Later cases run
+  // on processes the first one warmed: a share of it for their own path.
   warmupRequests: quick ? 5000 : 15000,
   warmup: quick ? 1.5 : 4,
   laterWarmup: quick ? 0.25 : 0.5,
@@ -127,7 +127,7 @@ const P = {
   originServer: oneOf('origin-server', flags['origin-server'], ['auto', 'nginx', 'node']),
   // Fixed-rate latency: well under every target's saturation, where p99 is not queueing.
   rate: Math.round(positive('rate', flags.rate, 2000)),
-  rateSeconds: quick ? 1 : 2.5,
+  rateSeconds: quick ? 1 : 2,
   rateRounds: quick ? 1 : 2,
   stormConcurrency: Math.round(positive('storm-concurrency', flags['storm-concurrency'], 1000)),
   stormTimeout: '2s',
@@ -171,13 +171,27 @@ const hp = (name, args, opts = {}) => startHighproxy(name, args, { ...opts, extr
 /** Saturation load with the chosen generator: same result shape either way. */
 const saturate = opts => P.generator === 'wrk' ? wrk(wrkBin, opts) : load(opts)
 
-/** Saturation load in short runs until `share` of the warm-up's requests (or of its time cap) are done. */
-async function warmUp (opts, share = 1) {
+/**
+ * Saturation load on `target` in short runs until `share` of the warm-up's requests are
+ * done and its CPU per request has settled (two runs in a row within 10%; on a noisy
+ * machine that may not happen, so twice the requests are enough too), or `share` of the
+ * time cap is used. highproxy's CPU per request kept falling for thousands of requests
+ * after the Node floor's had settled: a warm-up of fixed seconds measured the JIT.
+ */
+async function warmUp (target, opts, share = 1) {
   const until = performance.now() + P.warmup * share * 1000
   let done = 0
-  do done += (await saturate({ ...opts, seconds: 0.5 })).requests
-  while (done < P.warmupRequests * share && performance.now() < until)
-  return done
+  let last = null
+  for (;;) {
+    const window = cpuWindow([target.proc.pid])
+    const res = await saturate({ ...opts, port: target.port, seconds: 0.4 })
+    const cpu = res.requests > 0 ? window()[0] / res.requests : null
+    done += res.requests
+    const settled = last !== null && cpu !== null && Math.abs(cpu - last) <= 0.1 * last
+    last = cpu
+    const enough = done >= P.warmupRequests * share && (settled || done >= 2 * P.warmupRequests * share)
+    if (enough || performance.now() >= until) return { requests: done, cpuUs: cpu }
+  }
 }
 
 const pick = r => ({ rps: r.rps, p50: r.p50, p99: r.p99, p999: r.p999, requests: r.requests, errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx, statuses: r.statuses, ...(r.queued === undefined ? {} : { queued: r.queued }) })
@@ -279,7 +293,10 @@ async function saturation (targets, origin) {
     const opts = { path: c.path, connections: P.connections }
     if (!dryRun) {
       // Later cases run on processes the first one warmed: a shorter warm-up for their own path.
-      for (const t of targets) await warmUp({ ...opts, port: t.port }, ci === 0 ? 1 : P.laterWarmup)
+      for (const t of targets) {
+        const w = await warmUp(t, opts, ci === 0 ? 1 : P.laterWarmup)
+        log(`  ${c.key} warm-up ${t.name}: ${w.requests} requests, last ${w.cpuUs?.toFixed(1)} µs CPU/req`)
+      }
       for (let r = 0; r < P.rounds; r++) {
         for (const [i, t] of targets.entries()) {
           const m = await measured(t, origin, () => saturate({ ...opts, port: t.port, seconds: P.duration }))
@@ -303,7 +320,7 @@ async function fixedRate (targets, origin, { warm }) {
   const opts = { path: '/', connections: P.connections, rate: P.rate }
   if (!dryRun) {
     // Targets not yet warmed by the saturation rounds get the same warm-up first.
-    if (!warm) for (const t of targets) await warmUp({ path: '/', connections: P.connections, port: t.port })
+    if (!warm) for (const t of targets) await warmUp(t, { path: '/', connections: P.connections })
     else if (!quick) for (const t of targets) await fixedLoad({ ...opts, port: t.port, seconds: 0.3 }) // back from 64 KiB to the small path
     for (let r = 0; r < P.rateRounds; r++) {
       for (const [i, t] of targets.entries()) {
@@ -348,8 +365,8 @@ async function workers (results, ctx) {
     for (const t of procs) t.processes = processTree(t.proc.pid).length
     const rounds = procs.map(() => [])
     const opts = { path: '/', connections: P.connections }
-    // Each worker needs its own warm-up: --workers 2 gets twice the load before measuring (full mode).
-    for (const [i, t] of procs.entries()) await warmUp({ ...opts, port: t.port }, quick ? 1 : i + 1)
+    // Each worker needs its own warm-up: --workers 2 gets twice the cap (full mode).
+    for (const [i, t] of procs.entries()) await warmUp(t, opts, quick ? 1 : i + 1)
     for (let r = 0; r < P.rounds; r++) {
       for (const [i, t] of procs.entries()) {
         const m = await measured(t, origin, () => saturate({ ...opts, port: t.port, seconds: P.duration }))
@@ -551,7 +568,7 @@ async function errorPages (results, ctx) {
     const rounds = kinds.map(() => [])
     const opts = k => ({ port: k.target.port, path: '/', headers: { accept: k.accept }, connections: P.connections })
     if (!dryRun) {
-      for (const k of kinds) await warmUp(opts(k), quick ? 0.5 : 1)
+      for (const k of kinds) await warmUp(k.target, opts(k))
       for (let r = 0; r < P.rounds; r++) {
         for (const [i, k] of kinds.entries()) {
           const m = await measured(k.target, origin, () => saturate({ ...opts(k), seconds: P.duration }))
