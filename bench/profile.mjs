@@ -1,28 +1,39 @@
 #!/usr/bin/env node
-// Where highproxy's time goes under load: one highproxy process run with
-// `node --cpu-prof` behind the bench's load generator, its .cpuprofile read back and
-// self time added up per function and per package.
+// Where the time goes: one process run with `node --cpu-prof` under the bench's load,
+// its .cpuprofile read back and self time added up per function and per package.
 //
-//   node bench/profile.mjs                    healthy path, 2-byte body
-//   node bench/profile.mjs --case 64k         healthy path, 64 KiB body
-//   node bench/profile.mjs --case 521         521 error pages (refused origin), HTML
+//   node bench/profile.mjs                    highproxy, healthy path, 2-byte body
+//   node bench/profile.mjs --case 64k         highproxy, healthy path, 64 KiB body
+//   node bench/profile.mjs --case 521         highproxy, 521 error pages (refused origin), HTML
 //   node bench/profile.mjs --case 521-json    the same, as JSON
-//   --seconds <s> (default 10), --top <n> (default 15), --out <dir> (default /tmp)
+//   node bench/profile.mjs --case storm       highproxy, one 522 storm: --concurrency requests
+//                                             (default 1,000) at once on new connections to a
+//                                             SYN-dropping origin, connect timeout 2 s
+//   node bench/profile.mjs --case floor       the Node floor (bench/servers/node-floor.mjs), 2-byte body
+//   node bench/profile.mjs --case floor-log   the same with its one pino line per request
+//   --seconds <s> (default 10), --top <n> (default 15), --out <dir> (default /tmp),
+//   --connections <n> (default 50), --highproxy-args "<args>" (appended to the highproxy start),
+//   --origin-server auto|nginx|node (default auto: nginx when installed, as in run.mjs)
 //
-// The profile stays in <out>/highproxy-prof-<date>/; the summary is printed and written
-// next to it as summary.md and summary.json.
+// The load is the bench's: wrk -t1 when installed, else autocannon in this process. The
+// profile stays in <out>/highproxy-prof-<case>-<date>/; the summary is printed and
+// written next to it as summary.md and summary.json.
 
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { HOST, freePort, start, stopAll, waitHttp } from './lib/procs.mjs'
+import { HOST, freePort, stopAll } from './lib/procs.mjs'
 import { load } from './lib/load.mjs'
+import { wrk } from './lib/wrk.mjs'
+import { cpuWindow } from './lib/cpu.mjs'
+import { runStorm } from './lib/storm.mjs'
+import { splitArgs } from './lib/args.mjs'
+import { startHighproxy, startNodeServer, startOrigin, which } from './lib/servers.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const CLI = path.join(ROOT, 'dist', 'cli.js')
 
 const { values: flags } = parseArgs({
   options: {
@@ -30,20 +41,29 @@ const { values: flags } = parseArgs({
     seconds: { type: 'string', default: '10' },
     top: { type: 'string', default: '15' },
     out: { type: 'string', default: os.tmpdir() },
-    connections: { type: 'string', default: '50' }
+    connections: { type: 'string', default: '50' },
+    concurrency: { type: 'string', default: '1000' },
+    'highproxy-args': { type: 'string', default: '' },
+    'origin-server': { type: 'string', default: 'auto' }
   },
   strict: true
 })
 const CASES = {
-  small: { path: '/', headers: {} },
-  '64k': { path: '/64k', headers: {} },
-  521: { path: '/', headers: { accept: 'text/html' }, refused: true },
-  '521-json': { path: '/', headers: { accept: 'application/json' }, refused: true }
+  small: { server: 'highproxy', path: '/', headers: {} },
+  '64k': { server: 'highproxy', path: '/64k', headers: {} },
+  521: { server: 'highproxy', path: '/', headers: { accept: 'text/html' }, refused: true },
+  '521-json': { server: 'highproxy', path: '/', headers: { accept: 'application/json' }, refused: true },
+  storm: { server: 'highproxy', storm: true },
+  floor: { server: 'floor', path: '/', headers: {} },
+  'floor-log': { server: 'floor', path: '/', headers: {}, log: true }
 }
 const c = CASES[flags.case]
 if (c === undefined) { process.stderr.write(`profile: --case is one of ${Object.keys(CASES).join(', ')}\n`); process.exit(2) }
 const seconds = Number(flags.seconds)
 const top = Number(flags.top)
+const extra = splitArgs(flags['highproxy-args'])
+const wrkBin = which('wrk')
+const STORM_TIMEOUT_MS = 2000
 
 /** Which package (or part of node) a profiled function belongs to. */
 export function categoryOf (frame) {
@@ -63,13 +83,23 @@ export function categoryOf (frame) {
   return url
 }
 
-/** Self time per function and per category, from a .cpuprofile. */
-export function summarize (profile, topN = 15) {
+/** Now on the clock of a .cpuprofile's timestamps (CLOCK_MONOTONIC µs, as V8's and uv_hrtime's). */
+export const profileClockUs = () => Number(process.hrtime.bigint() / 1000n)
+
+/**
+ * Self time per function and per category, from a .cpuprofile. With `window`
+ * ({ fromUs, toUs } on profileClockUs), only the samples taken inside it count: the
+ * measured load or the storm, not the start-up and warm-up around it.
+ */
+export function summarize (profile, topN = 15, window = null) {
   const byId = new Map(profile.nodes.map(n => [n.id, n]))
   const self = new Map() // node id → µs
   const { samples, timeDeltas } = profile
+  let t = profile.startTime
   for (let i = 0; i < samples.length; i++) {
-    // timeDeltas[i] is the time before sample i; attribute the next delta to sample i.
+    t += timeDeltas[i] ?? 0 // timeDeltas[i] is the time before sample i
+    if (window !== null && (t < window.fromUs || t > window.toUs)) continue
+    // Attribute the next delta to sample i.
     const dt = timeDeltas[i + 1] ?? 0
     self.set(samples[i], (self.get(samples[i]) ?? 0) + dt)
   }
@@ -132,7 +162,7 @@ export function summarize (profile, topN = 15) {
 
 export function summaryMarkdown (s, title) {
   const lines = [`# ${title}`, '',
-    `Profiled ${(s.totalMs / 1000).toFixed(1)} s; idle ${s.idlePct.toFixed(1)}%. "% busy" is the share of non-idle time.`, '',
+    `Profiled ${(s.totalMs / 1000).toFixed(1)} s${s.windowSeconds ? ' (the samples of the measured load only, not start-up or warm-up)' : ''}; idle ${s.idlePct.toFixed(1)}%. "% busy" is the share of non-idle time.`, '',
     `## Top ${s.functions.length} functions by self time`, '',
     '| # | function | where | package | self ms | % total | % busy |', '| --- | --- | --- | --- | --- | --- | --- |',
     ...s.functions.map((f, i) => `| ${i + 1} | \`${f.fn}\` | ${f.where || '—'} | ${f.category} | ${f.ms.toFixed(0)} | ${f.pct.toFixed(1)} | ${f.pctBusy.toFixed(1)} |`),
@@ -149,39 +179,85 @@ export function summaryMarkdown (s, title) {
   return lines.join('\n')
 }
 
+/** Load on `port` with the bench's generator; resolves { rps, p50, p99, requests }. */
+const saturate = opts => wrkBin !== null ? wrk(wrkBin, opts) : load(opts)
+
+/** The profiled process, started under --cpu-prof: highproxy (through its CLI) or the floor. */
+async function startProfiled (dir, tmp) {
+  const node = ['--cpu-prof', '--cpu-prof-dir', dir]
+  if (c.storm) {
+    const { synDropOrigin } = await import(pathToFileURL(path.join(ROOT, 'dist', 'lab', 'faults.js')).href)
+    const dead = await synDropOrigin()
+    const config = path.join(tmp, 'storm.yaml')
+    // A route's own single origin is never marked down: every request waits for its connect.
+    // Nothing else is routed, so the readiness check gets a 404 at once, not a 522 in 2 s.
+    writeFileSync(config, `routes:\n  - { path: /dead, origin: "${dead.url}", strip_prefix: true, connect_timeout: ${STORM_TIMEOUT_MS}ms }\ntimeouts:\n  connect: ${STORM_TIMEOUT_MS}ms\n`)
+    const hp = await startHighproxy('highproxy', ['--config', config], { node, extra, raiseFdLimit: true, readyPath: '/ready' })
+    return { ...hp, close: () => dead.close() }
+  }
+  const upstream = c.refused ? { url: `http://${HOST}:${await freePort()}` } : await startOrigin(flags['origin-server'], tmp)
+  const started = c.server === 'floor'
+    ? await startNodeServer('node floor', 'node-floor.mjs', upstream.url, c.log ? ['--log'] : [], { node })
+    : await startHighproxy('highproxy', ['--origin', upstream.url], { node, extra })
+  return { ...started, origin: upstream.kind ?? 'refused', close: async () => {} }
+}
+
 async function main () {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   const dir = path.join(flags.out, `highproxy-prof-${flags.case}-${stamp}`)
   mkdirSync(dir, { recursive: true })
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'highproxy-profile-'))
+  let target = null
   try {
-    let upstream
-    if (c.refused) {
-      upstream = `http://${HOST}:${await freePort()}`
+    target = await startProfiled(dir, tmp)
+    const pid = target.proc.pid
+    // The summary counts only the samples of the measured load (or the storm).
+    const window = { fromUs: 0, toUs: 0 }
+    let measured
+    if (c.storm) {
+      const concurrency = Number(flags.concurrency)
+      let cpu
+      const r = await runStorm({
+        port: target.port,
+        path: '/dead/x',
+        concurrency,
+        timeoutMs: STORM_TIMEOUT_MS,
+        beforeFire: () => { cpu = cpuWindow([pid]); window.fromUs = profileClockUs() },
+        afterLast: () => { window.toUs = profileClockUs(); return cpu()[0] }
+      })
+      const s = r.summary
+      measured = { case: flags.case, concurrency, cpuPerRequestUs: r.after / concurrency, got522: s.got522, lost: s.lost, early: s.early, latenessMedian: s.lateness.median, latenessP99: s.lateness.p99, latenessMax: s.lateness.max }
+      process.stderr.write(`profile: storm of ${concurrency}: ${s.got522} × 522, ${s.lost} lost, ${s.early} early, lateness p50 ${s.lateness.median?.toFixed(0)} p99 ${s.lateness.p99?.toFixed(0)} ms, ${measured.cpuPerRequestUs.toFixed(0)} µs CPU/request under --cpu-prof\n`)
     } else {
-      const originPort = await freePort()
-      const origin = start('origin', process.execPath, [path.join(ROOT, 'bench', 'servers', 'origin.mjs'), String(originPort)])
-      await waitHttp(origin, originPort)
-      upstream = `http://${HOST}:${originPort}`
+      const opts = { port: target.port, path: c.path, headers: c.headers, connections: Number(flags.connections) }
+      await saturate({ ...opts, seconds: 2 })
+      const cpu = cpuWindow([pid])
+      window.fromUs = profileClockUs()
+      const res = await saturate({ ...opts, seconds })
+      window.toUs = profileClockUs()
+      const cpuPerRequestUs = cpu()[0] / res.requests
+      measured = { case: flags.case, rps: res.rps, p50: res.p50, p99: res.p99, cpuPerRequestUs, seconds, connections: opts.connections, generator: wrkBin !== null ? 'wrk' : 'autocannon', origin: target.origin }
+      process.stderr.write(`profile: ${Math.round(res.rps)} req/s, ${cpuPerRequestUs.toFixed(1)} µs CPU/req, p50 ${res.p50?.toFixed(2)} ms, p99 ${res.p99?.toFixed(2)} ms under --cpu-prof (origin ${target.origin})\n`)
     }
-    const port = await freePort()
-    const hp = start('highproxy', process.execPath,
-      ['--cpu-prof', '--cpu-prof-dir', dir, CLI, '--origin', upstream, '--port', String(port), '--log-format', 'json'])
-    await waitHttp(hp, port)
-    await load({ port, path: c.path, headers: c.headers, connections: Number(flags.connections), seconds: 2 })
-    const res = await load({ port, path: c.path, headers: c.headers, connections: Number(flags.connections), seconds })
-    process.stderr.write(`profile: ${Math.round(res.rps)} req/s, p50 ${res.p50?.toFixed(2)} ms, p99 ${res.p99?.toFixed(2)} ms under --cpu-prof\n`)
     await sleep(200)
-    await hp.stop(10_000) // SIGTERM: a clean exit writes the profile
+    await target.proc.stop(10_000) // SIGTERM: a clean exit writes the profile
     const file = readdirSync(dir).find(f => f.endsWith('.cpuprofile'))
     if (file === undefined) throw new Error(`no .cpuprofile written in ${dir}`)
-    const summary = summarize(JSON.parse(readFileSync(path.join(dir, file), 'utf8')), top)
-    summary.load = { case: flags.case, rps: res.rps, p50: res.p50, p99: res.p99, seconds, connections: Number(flags.connections) }
-    const md = summaryMarkdown(summary, `highproxy CPU profile: ${flags.case}, ${Math.round(res.rps)} req/s under --cpu-prof`)
+    const summary = summarize(JSON.parse(readFileSync(path.join(dir, file), 'utf8')), top, window)
+    summary.windowSeconds = (window.toUs - window.fromUs) / 1e6
+    summary.load = measured
+    const what = c.server === 'floor' ? `node floor${c.log ? ' + pino line' : ''}` : 'highproxy'
+    const title = c.storm
+      ? `${what} CPU profile: one storm of ${measured.concurrency} to a SYN-dropping origin, ${measured.cpuPerRequestUs.toFixed(0)} µs CPU per storm request under --cpu-prof`
+      : `${what} CPU profile: ${flags.case}, ${Math.round(measured.rps)} req/s, ${measured.cpuPerRequestUs.toFixed(1)} µs CPU/req under --cpu-prof`
+    const md = summaryMarkdown(summary, title)
     writeFileSync(path.join(dir, 'summary.md'), md)
     writeFileSync(path.join(dir, 'summary.json'), JSON.stringify(summary, null, 2))
     process.stdout.write(md + `\nprofile: ${path.join(dir, file)}\n`)
   } finally {
     await stopAll()
+    await target?.close()
+    rmSync(tmp, { recursive: true, force: true })
   }
 }
 

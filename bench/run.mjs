@@ -1,50 +1,75 @@
 #!/usr/bin/env node
-// `npm run bench`: highproxy against peer proxies on loopback, and the 522 storm.
+// `npm run bench`: what highproxy costs on loopback, against the Node floor and peer
+// proxies, and what a 522 storm does to it.
 //
 //   npm run bench                      full run (≤ 5 minutes)
 //   npm run bench -- --quick           about a minute
-//   npm run bench -- --quick --dry-run start and stop the harness, one request each, no load
+//   npm run bench -- --quick --dry-run start every server, one request each, no load
 //
-// Every server runs in its own process; the load generator (autocannon) runs here.
-// Results: a table on stdout, bench/results/<date>.json and bench/results/<date>.md.
+// Every server runs in its own process. Throughput: wrk (-t1) when installed, else
+// autocannon in this process. Fixed-rate latency and the storm's healthy load:
+// lib/rate-client.mjs (evenly spaced requests, every response timed), and the storm
+// client, each in its own process.
+// Results: tables on stdout, bench/results/<date>.json and bench/results/<date>.md.
 
-import { execFileSync, fork } from 'node:child_process'
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdtempSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { HOST, accountChild, busyCores, freePort, noiseMeter, get, rssBytes, start, startedPids, stopAll, waitHttp } from './lib/procs.mjs'
-import { load, median, percentile } from './lib/load.mjs'
+import { HOST, busyCores, freePort, get, noiseMeter, rssBytes, startedPids, stopAll } from './lib/procs.mjs'
+import { load, median, percentile, within } from './lib/load.mjs'
+import { wrk } from './lib/wrk.mjs'
+import { fixedLoad } from './lib/rate.mjs'
+import { TICK_US, cpuWindow, processTree } from './lib/cpu.mjs'
+import { runStorm } from './lib/storm.mjs'
+import { parseVariant, splitArgs } from './lib/args.mjs'
+import { CLI, highproxyHelp, startHaproxy, startHighproxy, startNginxProxy, startNodeServer, startOrigin, which } from './lib/servers.mjs'
 import { evaluateTargets, markdown, printTables } from './lib/report.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const CLI = path.join(ROOT, 'dist', 'cli.js')
-const SERVERS = path.join(ROOT, 'bench', 'servers')
-const NODE = process.execPath
 
 const USAGE = `Usage: npm run bench -- [options]
 
-  --quick             about a minute (short rounds, one storm round)
-  --dry-run           start and stop the harness, one request per server, no load
-  --rounds <n>        rounds per comparison (default 3; at least 3 for a median)
-  --duration <s>      seconds per healthy-path round (default 5, quick 1.25)
-  --connections <n>   connections of the load generator (default 50)
-  --only <list>       sections to run: healthy,workers,storm,errors (default all)
-  --no-write          do not write bench/results/
-  --help              this text
+  --quick                  about a minute (short rounds, 3 of them)
+  --dry-run                start every server, one request each (a 3-request storm), no load
+  --only <list>            sections: healthy,latency,workers,storm,errors (default all)
+  --rounds <n>             interleaved rounds per comparison (default 5, quick 3)
+  --duration <s>           seconds per throughput round (default 1.5, quick 0.5)
+  --connections <n>        connections of the load generator (default 50)
+  --rate <n>               req/s of the fixed-rate latency rows (default 2000)
+  --generator <g>          throughput generator: auto (wrk if installed), wrk, autocannon
+  --origin-server <o>      auto (nginx if installed), nginx, node
+  --storm-concurrency <n>  requests per 522 storm, each on a new connection (default 1000)
+  --highproxy-args "<a>"   extra arguments appended to every highproxy start
+  --variant name="<a>"     one more highproxy row with these extra arguments (repeatable)
+  --no-write               do not write bench/results/
+  --help                   this text
 `
+
+// The values of these two are argument lists that start with "--", which parseArgs
+// would take for a flag of its own: glue each to its option (`--opt=value`) first.
+const ARG_LISTS = new Set(['--highproxy-args', '--variant'])
+const argv = process.argv.slice(2).flatMap((a, i, all) => ARG_LISTS.has(all[i - 1]) && !ARG_LISTS.has(a) ? [] : ARG_LISTS.has(a) && i + 1 < all.length ? [`${a}=${all[i + 1]}`] : [a])
 
 const { values: flags } = (() => {
   try {
     return parseArgs({
+      args: argv,
       options: {
         quick: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
         rounds: { type: 'string' },
         duration: { type: 'string' },
         connections: { type: 'string' },
+        rate: { type: 'string' },
+        generator: { type: 'string' },
+        'origin-server': { type: 'string' },
+        'storm-concurrency': { type: 'string' },
+        'highproxy-args': { type: 'string' },
+        variant: { type: 'string', multiple: true },
         only: { type: 'string' },
         'no-write': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' }
@@ -58,39 +83,70 @@ const { values: flags } = (() => {
 })()
 if (flags.help) { process.stdout.write(USAGE); process.exit(0) }
 
+const fail = msg => { process.stderr.write(`bench: ${msg}\n`); process.exit(2) }
 const quick = flags.quick === true
 const dryRun = flags['dry-run'] === true
 const positive = (name, value, fallback) => {
   if (value === undefined) return fallback
   const n = Number(value)
-  if (!Number.isFinite(n) || n <= 0) { process.stderr.write(`bench: --${name} must be a positive number\n`); process.exit(2) }
+  if (!Number.isFinite(n) || n <= 0) fail(`--${name} must be a positive number`)
   return n
 }
-const SECTIONS = ['healthy', 'workers', 'storm', 'errors']
+const oneOf = (name, value, choices) => {
+  if (value === undefined) return choices[0]
+  if (!choices.includes(value)) fail(`--${name} is one of ${choices.join(', ')}`)
+  return value
+}
+const SECTIONS = ['healthy', 'latency', 'workers', 'storm', 'errors']
 const only = flags.only === undefined ? SECTIONS : flags.only.split(',').map(s => s.trim())
-for (const s of only) if (!SECTIONS.includes(s)) { process.stderr.write(`bench: unknown section "${s}" (${SECTIONS.join(', ')})\n`); process.exit(2) }
+for (const s of only) if (!SECTIONS.includes(s)) fail(`unknown section "${s}" (${SECTIONS.join(', ')})`)
+
+let highproxyArgs, variants
+try {
+  highproxyArgs = splitArgs(flags['highproxy-args'] ?? '')
+  variants = (flags.variant ?? []).map(parseVariant)
+} catch (err) { fail(err.message) }
+if (new Set(variants.map(v => v.name)).size !== variants.length) fail('two --variant rows have the same name')
+
+const wrkBin = which('wrk')
+const generator = oneOf('generator', flags.generator, ['auto', 'wrk', 'autocannon'])
+if (generator === 'wrk' && wrkBin === null) fail('--generator wrk: wrk is not installed')
 
 const P = {
   mode: dryRun ? 'dry-run' : quick ? 'quick' : 'full',
   connections: Math.round(positive('connections', flags.connections, 50)),
-  rounds: Math.round(positive('rounds', flags.rounds, 3)),
-  duration: positive('duration', flags.duration, quick ? 1.25 : 5),
-  warmup: quick ? 0.75 : 2,
-  stormConcurrency: 2000,
+  rounds: Math.round(positive('rounds', flags.rounds, quick ? 3 : 5)),
+  duration: positive('duration', flags.duration, quick ? 0.3 : 1),
+  // Load per target before its first measured round: until its CPU per request settles,
+  // at least this many requests, at most this many seconds (see warmUp). Later cases run
+  // on processes the first one warmed: a share of it for their own path.
+  warmupRequests: quick ? 5000 : 15000,
+  warmup: quick ? 1.5 : 4,
+  laterWarmup: quick ? 0.25 : 0.5,
+  generator: generator === 'autocannon' || wrkBin === null ? 'autocannon' : 'wrk',
+  originServer: oneOf('origin-server', flags['origin-server'], ['auto', 'nginx', 'node']),
+  // Fixed-rate latency: well under every target's saturation, where p99 is not queueing.
+  rate: Math.round(positive('rate', flags.rate, 2000)),
+  rateSeconds: quick ? 1 : 2,
+  rateRounds: quick ? 1 : 2,
+  stormConcurrency: Math.round(positive('storm-concurrency', flags['storm-concurrency'], 1000)),
   stormTimeout: '2s',
   stormTimeoutMs: 2000,
-  stormRounds: quick ? 1 : 3,
-  // The healthy load during a wave starts once all 2,000 are pending and lasts past
-  // the moment their connect timers fire.
-  stormLoadSeconds: 3,
-  errorSeconds: quick ? 1 : 4,
-  workersSeconds: quick ? 1.25 : 5
+  // A request with no answer by the timeout plus this is lost.
+  stormGraceMs: 5000,
+  // The healthy route's steady load around a storm (the issue's 400 req/s).
+  stormLoadRate: 400,
+  stormLoadConnections: 20,
+  stormQuietSeconds: quick ? 1.5 : 3,
+  highproxyArgs,
+  variants
 }
 
-const log = msg => process.stderr.write(`bench: ${msg}\n`)
+const T0 = performance.now()
+const log = msg => process.stderr.write(`bench: ${((performance.now() - T0) / 1000).toFixed(1).padStart(5)} s  ${msg}\n`)
 
 // ---------------------------------------------------------------------------------
-// Starting servers
+// Shared pieces
 
 function checkBuild () {
   if (!existsSync(CLI)) {
@@ -110,381 +166,255 @@ function checkBuild () {
   if (newer.length > 0) log(`warning: dist/ is older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? '…' : ''}: run \`npm run build\` to bench the current source`)
 }
 
-async function startOrigin () {
-  const port = await freePort()
-  const proc = start('origin', NODE, [path.join(SERVERS, 'origin.mjs'), String(port)])
-  await waitHttp(proc, port)
-  return { proc, port, url: `http://${HOST}:${port}` }
-}
+const hp = (name, args, opts = {}) => startHighproxy(name, args, { ...opts, extra: [...P.highproxyArgs, ...(opts.extra ?? [])] })
 
-/** highproxy as shipped: JSON logs on stdout at the default level (info), stdout to /dev/null. */
-let helpText = null
-const highproxyHelp = () => {
-  if (helpText === null) {
-    try { helpText = execFileSync(NODE, [CLI, '--help'], { encoding: 'utf8', timeout: 10_000 }) } catch (err) { helpText = String(err.stdout ?? '') }
-  }
-  return helpText
-}
+/** Saturation load with the chosen generator: same result shape either way. */
+const saturate = opts => P.generator === 'wrk' ? wrk(wrkBin, opts) : load(opts)
 
-async function startHighproxy (name, args, { stdout = 'ignore', raiseFdLimit = false, readyPath = '/' } = {}) {
-  const port = await freePort()
-  // A side listener on a fixed default port would collide between runs: give it a free one.
-  const extra = /--admin-port\b/.test(highproxyHelp()) ? ['--admin-port', String(await freePort())] : []
-  const proc = start(name, NODE, [CLI, ...args, ...extra, '--port', String(port), '--log-format', 'json'], { stdout, raiseFdLimit })
-  await waitHttp(proc, port, readyPath)
-  return { proc, port }
-}
-
-async function startNodeServer (name, file, upstream) {
-  const port = await freePort()
-  const proc = start(name, NODE, [path.join(SERVERS, file), String(port), upstream])
-  await waitHttp(proc, port)
-  return { proc, port }
-}
-
-function which (cmd) {
-  try { return execFileSync('which', [cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null } catch { return null }
-}
-
-async function startNginx (bin, upstreamPort, tmp) {
-  const port = await freePort()
-  const dir = mkdtempSync(path.join(tmp, 'nginx-'))
-  const conf = path.join(dir, 'nginx.conf')
-  writeFileSync(conf, `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  upstream origin { server ${HOST}:${upstreamPort}; keepalive 128; }
-  server {
-    listen ${HOST}:${port};
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
+/**
+ * Saturation load on `target` in short runs until `share` of the warm-up's requests are
+ * done and its CPU per request has settled (two runs in a row within 10%; on a noisy
+ * machine that may not happen, so twice the requests are enough too). Past `share` of the
+ * time cap the requests alone are enough; past 3× the cap it stops anyway (and says so).
+ * highproxy's CPU per request kept falling for thousands of requests after the Node
+ * floor's had settled, and on a contended host a time-only warm-up gave it 1,000.
+ */
+async function warmUp (target, opts, share = 1) {
+  const t0 = performance.now()
+  const soft = t0 + P.warmup * share * 1000
+  const hard = t0 + 3 * P.warmup * share * 1000
+  const want = P.warmupRequests * share
+  let done = 0
+  let last = null
+  for (;;) {
+    const window = cpuWindow([target.proc.pid])
+    const res = await saturate({ ...opts, port: target.port, seconds: 0.4 })
+    const cpu = res.requests > 0 ? window()[0] / res.requests : null
+    done += res.requests
+    const settled = last !== null && cpu !== null && Math.abs(cpu - last) <= 0.1 * last
+    last = cpu
+    const now = performance.now()
+    const enough = done >= want && (settled || done >= 2 * want || now >= soft)
+    if (enough || now >= hard) {
+      if (done < want) warmupShort.push(`${target.name ?? target.proc.name} ${done}`)
+      return { requests: done, cpuUs: cpu }
+    }
   }
 }
-`)
-  const proc = start('nginx', bin, ['-p', dir, '-c', conf])
-  await waitHttp(proc, port)
-  return { proc, port }
+
+/** Targets whose warm-up hit the hard cap before its requests, for the notes. */
+const warmupShort = []
+
+const pick = r => ({ rps: r.rps, p50: r.p50, p99: r.p99, p999: r.p999, requests: r.requests, errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx, statuses: r.statuses, ...(r.queued === undefined ? {} : { queued: r.queued }) })
+const sum = xs => xs.reduce((a, b) => a + (b ?? 0), 0)
+const ratio = (a, b) => (a == null || b == null || b === 0 ? null : a / b)
+/** Median over rounds of a per-round ratio a[r] / b[r]: the two were measured side by side. */
+const pairedRatio = (a, b) => median(a.map((r, i) => ratio(r, b[i])))
+const fdCount = pid => { try { return readdirSync(`/proc/${pid}/fd`).length } catch { return null } }
+
+/**
+ * One measured round: CPU of the target's process tree (and of the origin's) around the
+ * load, divided by the requests it completed.
+ */
+async function measured (target, origin, run) {
+  const window = cpuWindow([target.proc.pid, origin.proc.pid])
+  const res = await run()
+  const [cpu, originCpu] = window()
+  const per = us => res.requests > 0 ? us / res.requests : null
+  return { ...pick(res), cpuUs: per(cpu), originCpuUs: target.proc.pid === origin.proc.pid ? null : per(originCpu) }
 }
 
-async function startHaproxy (bin, upstreamPort, tmp) {
-  const port = await freePort()
-  const dir = mkdtempSync(path.join(tmp, 'haproxy-'))
-  const conf = path.join(dir, 'haproxy.cfg')
-  writeFileSync(conf, `global
-  maxconn 20000
-  nbthread 1
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  option http-keep-alive
-frontend bench
-  bind ${HOST}:${port}
-  default_backend origin
-backend origin
-  http-reuse always
-  server o ${HOST}:${upstreamPort}
-`)
-  const proc = start('haproxy', bin, ['-db', '-f', conf])
-  await waitHttp(proc, port)
-  return { proc, port }
+/** Median figures of a row's rounds, and its CPU paired round by round with `yardsticks`. */
+function summarize (name, rounds, yardsticks = {}) {
+  const col = k => rounds.map(r => r[k])
+  const out = {
+    target: name,
+    rps: median(col('rps')),
+    p50: median(col('p50')),
+    p99: median(col('p99')),
+    p999: median(col('p999')),
+    cpuUs: median(col('cpuUs')),
+    originCpuUs: median(col('originCpuUs')),
+    requests: sum(col('requests')),
+    problems: rounds.reduce((n, r) => n + r.errors + r.timeouts + r.non2xx, 0),
+    rounds
+  }
+  for (const [key, ys] of Object.entries(yardsticks)) out[key] = ys === undefined ? null : pairedRatio(col('cpuUs'), ys.map(r => r.cpuUs))
+  return out
 }
-
 
 // ---------------------------------------------------------------------------------
-// 1. Healthy path
+// 1 + 2. Healthy path (saturation) and fixed-rate latency, on one set of targets
 
 const CASES = [
-  { key: 'small', label: '200 "ok" (2 B)', path: '/' },
-  { key: '64k', label: '200, 64 KiB body', path: '/64k' }
+  { key: 'small', label: '200 "ok" (2 B)', path: '/', bytes: 2 },
+  { key: '64k', label: '200, 64 KiB body', path: '/64k', bytes: 65536 }
 ]
+const FLOOR = 'node floor'
+const FLOOR_LOG = 'node floor + pino line'
 
-async function healthy (results, notes, tmp) {
-  const origin = await startOrigin()
-  const targets = [{ name: 'direct', port: origin.port, proc: origin.proc }]
-  const peers = [
-    ['highproxy', () => startHighproxy('highproxy', ['--origin', origin.url])],
-    ['@fastify/http-proxy', () => startNodeServer('@fastify/http-proxy', 'fastify-http-proxy.mjs', origin.url)],
-    ['http-proxy', () => startNodeServer('http-proxy', 'node-http-proxy.mjs', origin.url)]
+async function startTargets (origin, notes, tmp) {
+  const targets = [{ name: 'direct', kind: 'direct', port: origin.port, proc: origin.proc }]
+  const starters = [
+    [FLOOR, 'floor', () => startNodeServer(FLOOR, 'node-floor.mjs', origin.url)],
+    [FLOOR_LOG, 'floor', () => startNodeServer(FLOOR_LOG, 'node-floor.mjs', origin.url, ['--log'])],
+    ['highproxy', 'highproxy', () => hp('highproxy', ['--origin', origin.url])],
+    ...P.variants.map(v => [`highproxy (${v.name})`, 'highproxy', () => hp(`highproxy (${v.name})`, ['--origin', origin.url], { extra: v.args })]),
+    ['@fastify/http-proxy', 'peer', () => startNodeServer('@fastify/http-proxy', 'fastify-http-proxy.mjs', origin.url)],
+    ['http-proxy', 'peer', () => startNodeServer('http-proxy', 'node-http-proxy.mjs', origin.url)]
   ]
-  for (const [name, bin, starter] of [['nginx', which('nginx'), startNginx], ['haproxy', which('haproxy'), startHaproxy]]) {
+  for (const [name, bin, starter] of [['nginx', which('nginx'), startNginxProxy], ['haproxy', which('haproxy'), startHaproxy]]) {
     if (bin === null) notes.push(`${name}: not installed here (\`which ${name}\` found nothing), skipped.`)
-    else peers.push([name, () => starter(bin, origin.port, tmp)])
+    else starters.push([name, 'peer', () => starter(bin, origin.port, tmp)])
   }
-  const started = await Promise.allSettled(peers.map(([, s]) => s()))
+  const started = await Promise.allSettled(starters.map(([, , s]) => s()))
   started.forEach((r, i) => {
-    const name = peers[i][0]
-    if (r.status === 'fulfilled') targets.push({ name, ...r.value })
-    else if (name === 'highproxy') throw r.reason
+    const [name, kind] = starters[i]
+    if (r.status === 'fulfilled') targets.push({ name, kind, ...r.value })
+    else if (kind !== 'peer') throw r.reason // highproxy and the floor are what the bench is for
     else notes.push(`${name}: failed to start, skipped (${String(r.reason?.message ?? r.reason).split('\n')[0]}).`)
   })
   // Every target must answer the same thing before it is measured.
   for (const t of targets) {
     for (const c of CASES) {
       const res = await get(t.port, c.path)
-      const expected = c.key === 'small' ? 2 : 65536
-      if (res.status !== 200 || res.body.length !== expected) throw new Error(`${t.name} ${c.path}: got ${res.status} with ${res.body.length} bytes`)
+      if (res.status !== 200 || res.body.length !== c.bytes) throw new Error(`${t.name} ${c.path}: got ${res.status} with ${res.body.length} bytes`)
     }
-    t.pid = t.proc.pid
+    t.processes = processTree(t.proc.pid).length
   }
-  log(`healthy path: ${targets.map(t => t.name).join(', ')}`)
+  log(`targets (origin ${origin.kind}): ${targets.map(t => `${t.name}${t.processes > 1 ? ` [${t.processes} processes]` : ''}`).join(', ')}`)
+  return targets
+}
 
-  const out = []
-  for (const c of CASES) {
-    const rows = targets.map(t => ({ target: t.name, rounds: [] }))
+async function paths (results, notes, ctx, { throughput, latency }) {
+  const origin = await ctx.origin()
+  const targets = await startTargets(origin, notes, ctx.tmp)
+  try {
+    if (throughput) results.healthy = await saturation(targets, origin)
+    if (latency) results.latency = await fixedRate(targets, origin, { warm: throughput })
+  } finally {
+    for (const t of targets) if (t.kind !== 'direct') await t.proc.stop()
+  }
+}
+
+async function saturation (targets, origin) {
+  const cases = []
+  for (const [ci, c] of CASES.entries()) {
+    const rounds = targets.map(() => [])
+    const opts = { path: c.path, connections: P.connections }
     if (!dryRun) {
-      for (const t of targets) await load({ port: t.port, path: c.path, connections: P.connections, seconds: P.warmup })
+      // Later cases run on processes the first one warmed: a shorter warm-up for their own path.
+      for (const t of targets) {
+        const w = await warmUp(t, opts, ci === 0 ? 1 : P.laterWarmup)
+        log(`  ${c.key} warm-up ${t.name}: ${w.requests} requests, last ${w.cpuUs?.toFixed(1)} µs CPU/req`)
+      }
       for (let r = 0; r < P.rounds; r++) {
         for (const [i, t] of targets.entries()) {
-          const res = await load({ port: t.port, path: c.path, connections: P.connections, seconds: P.duration })
-          rows[i].rounds.push(res)
-          log(`  ${c.key} round ${r + 1}/${P.rounds} ${t.name}: ${Math.round(res.rps)} req/s, p99 ${res.p99?.toFixed(2)} ms`)
+          const m = await measured(t, origin, () => saturate({ ...opts, port: t.port, seconds: P.duration }))
+          rounds[i].push(m)
+          log(`  ${c.key} round ${r + 1}/${P.rounds} ${t.name}: ${Math.round(m.rps)} req/s, ${m.cpuUs?.toFixed(1)} µs CPU/req, p99 ${m.p99?.toFixed(2)} ms`)
         }
       }
     }
-    out.push({ case: c.key, label: c.label, path: c.path, rows: rows.map(summarize) })
+    const floor = rounds[targets.findIndex(t => t.name === FLOOR)]
+    const floorLog = rounds[targets.findIndex(t => t.name === FLOOR_LOG)]
+    const rows = targets.map((t, i) => ({ ...summarize(t.name, rounds[i], { xFloor: floor, xFloorLog: floorLog }), kind: t.kind, processes: t.processes }))
+    const direct = rows.find(r => r.target === 'direct')
+    for (const r of rows) r.vsDirect = ratio(r.rps, direct?.rps)
+    cases.push({ case: c.key, label: c.label, path: c.path, rows })
   }
-  for (const c of out) {
-    const direct = c.rows.find(r => r.target === 'direct')
-    const hp = c.rows.find(r => r.target === 'highproxy')
-    for (const r of c.rows) {
-      r.vsDirect = ratio(r.rps, direct?.rps)
-      r.vsHighproxy = ratio(r.rps, hp?.rps)
-      r.p99Added = r.p99 === null || direct?.p99 == null ? null : r.p99 - direct.p99
-    }
-  }
-  results.healthy = { connections: P.connections, seconds: P.duration, warmup: P.warmup, rounds: P.rounds, cases: out }
-  for (const t of targets) await t.proc.stop()
+  return { generator: P.generator, origin: origin.kind, connections: P.connections, seconds: P.duration, warmup: { requests: P.warmupRequests, maxSeconds: P.warmup }, rounds: P.rounds, cases }
 }
 
-const ratio = (a, b) => (a == null || b == null || b === 0 ? null : a / b)
-
-function summarize ({ target, rounds }) {
-  return {
-    target,
-    rps: median(rounds.map(r => r.rps)),
-    p50: median(rounds.map(r => r.p50)),
-    p99: median(rounds.map(r => r.p99)),
-    problems: rounds.reduce((n, r) => n + r.errors + r.timeouts + r.non2xx, 0),
-    requests: rounds.reduce((n, r) => n + r.requests, 0),
-    rounds: rounds.map(r => ({ rps: r.rps, p50: r.p50, p99: r.p99, p999: r.p999, requests: r.requests, errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx, statuses: r.statuses }))
+async function fixedRate (targets, origin, { warm }) {
+  const rounds = targets.map(() => [])
+  const opts = { path: '/', connections: P.connections, rate: P.rate }
+  if (!dryRun) {
+    // Targets not yet warmed by the saturation rounds get the same warm-up first.
+    if (!warm) for (const t of targets) await warmUp(t, { path: '/', connections: P.connections })
+    else if (!quick) for (const t of targets) await fixedLoad({ ...opts, port: t.port, seconds: 0.3 }) // back from 64 KiB to the small path
+    for (let r = 0; r < P.rateRounds; r++) {
+      for (const [i, t] of targets.entries()) {
+        const m = await measured(t, origin, () => fixedLoad({ ...opts, port: t.port, seconds: P.rateSeconds }))
+        rounds[i].push(m)
+        log(`  ${P.rate} req/s round ${r + 1}/${P.rateRounds} ${t.name}: p50 ${m.p50?.toFixed(2)} p99 ${m.p99?.toFixed(2)} p99.9 ${m.p999?.toFixed(2)} ms, ${m.cpuUs?.toFixed(1)} µs CPU/req`)
+      }
+    }
   }
+  const direct = rounds[0]
+  const rows = targets.map((t, i) => {
+    const row = { ...summarize(t.name, rounds[i]), kind: t.kind }
+    // Added latency paired round by round, like the CPU ratios.
+    row.p99Added = t.kind === 'direct' ? null : median(rounds[i].map((m, r) => m.p99 == null || direct[r]?.p99 == null ? null : m.p99 - direct[r].p99))
+    row.p999Added = t.kind === 'direct' ? null : median(rounds[i].map((m, r) => m.p999 == null || direct[r]?.p999 == null ? null : m.p999 - direct[r].p999))
+    return row
+  })
+  return { rate: P.rate, connections: P.connections, seconds: P.rateSeconds, rounds: P.rateRounds, origin: origin.kind, generator: 'bench/lib/rate-client.mjs', rows }
 }
 
 // ---------------------------------------------------------------------------------
-// 2. Workers
+// 3. Workers
 
-async function workers (results) {
-  const help = highproxyHelp()
-  if (!/--workers\b/.test(help)) {
+async function workers (results, ctx) {
+  if (!/--workers\b/.test(await highproxyHelp())) {
     results.workers = { available: false, note: 'not available: `highproxy --help` lists no --workers flag' }
     log('workers: not available (no --workers flag)')
     return
   }
   if (dryRun) {
-    // Three more highproxy processes would double the dry run's start-up time: the flag is enough.
-    results.workers = { available: true, rows: ['highproxy --workers 1', 'highproxy --workers 2'].map(target => summarize({ target, rounds: [] })), ratio: null }
+    // Three more processes would slow the dry run down: the flag is enough.
+    results.workers = { available: true, rows: ['highproxy --workers 1', 'highproxy --workers 2'].map(name => summarize(name, [])), ratio: null }
     log('workers: --workers is available (not started in a dry run)')
     return
   }
-  const origin = await startOrigin()
-  const one = await startHighproxy('highproxy --workers 1', ['--origin', origin.url, '--workers', '1'])
-  const two = await startHighproxy('highproxy --workers 2', ['--origin', origin.url, '--workers', '2'])
-  const rows = [{ target: 'highproxy --workers 1', rounds: [] }, { target: 'highproxy --workers 2', rounds: [] }]
-  if (!dryRun) {
-    for (const t of [one, two]) await load({ port: t.port, connections: P.connections, seconds: P.warmup })
+  const origin = await ctx.origin()
+  const procs = [
+    { name: 'highproxy --workers 1', ...await hp('highproxy --workers 1', ['--origin', origin.url, '--workers', '1']) },
+    { name: 'highproxy --workers 2', ...await hp('highproxy --workers 2', ['--origin', origin.url, '--workers', '2']) }
+  ]
+  try {
+    for (const t of procs) t.processes = processTree(t.proc.pid).length
+    const rounds = procs.map(() => [])
+    const opts = { path: '/', connections: P.connections }
+    // Each worker needs its own warm-up: --workers 2 gets twice the cap (full mode).
+    for (const [i, t] of procs.entries()) await warmUp(t, opts, quick ? 1 : i + 1)
     for (let r = 0; r < P.rounds; r++) {
-      for (const [i, t] of [one, two].entries()) {
-        const res = await load({ port: t.port, connections: P.connections, seconds: P.workersSeconds })
-        rows[i].rounds.push(res)
-        log(`  workers round ${r + 1}/${P.rounds} ${rows[i].target}: ${Math.round(res.rps)} req/s`)
+      for (const [i, t] of procs.entries()) {
+        const m = await measured(t, origin, () => saturate({ ...opts, port: t.port, seconds: P.duration }))
+        rounds[i].push(m)
+        log(`  workers round ${r + 1}/${P.rounds} ${t.name}: ${Math.round(m.rps)} req/s, ${m.cpuUs?.toFixed(1)} µs CPU/req`)
       }
     }
+    const rows = procs.map((t, i) => ({ ...summarize(t.name, rounds[i], { xOne: rounds[0] }), processes: t.processes }))
+    results.workers = { available: true, generator: P.generator, rows, ratio: pairedRatio(rounds[1].map(r => r.rps), rounds[0].map(r => r.rps)) }
+  } finally {
+    for (const t of procs) await t.proc.stop()
   }
-  const summary = rows.map(summarize)
-  results.workers = { available: true, rows: summary, ratio: ratio(summary[1].rps, summary[0].rps) }
-  for (const p of [one, two, origin]) await p.proc.stop()
 }
 
 // ---------------------------------------------------------------------------------
-// 3. The 522 storm
+// 4. The 522 storm
 
-async function storm (results, tmp) {
-  const { synDropOrigin } = await import(pathToFileURL(path.join(ROOT, 'dist', 'lab', 'faults.js')).href)
-  const origin = await startOrigin()
-  const dead = await synDropOrigin()
-  try {
-    const config = path.join(tmp, 'storm.yaml')
-    writeFileSync(config, [
-      'routes:',
-      // Also set on the route: when this bench was written, the global `timeouts.connect`
-      // alone was not applied to routes (their 15 s default won over it).
-      `  - { path: /dead, origin: "${dead.url}", strip_prefix: true, connect_timeout: ${P.stormTimeout} }`,
-      `  - { path: /, origin: "${origin.url}" }`,
-      'timeouts:',
-      `  connect: ${P.stormTimeout}`,
-      ''
-    ].join('\n'))
-    // The proxy's log goes to a file here, to read its own view of each 522 afterwards.
-    const logFile = path.join(tmp, 'storm-highproxy.log')
-    const out = {
-      concurrency: P.stormConcurrency,
-      timeoutMs: P.stormTimeoutMs,
-      loadSeconds: P.stormLoadSeconds,
-      rounds: []
-    }
-    // One wave per round, each round on a fresh proxy: an origin that timed out may be
-    // marked down (answered at once for a while), and a wave must find it untouched.
-    const rounds = dryRun ? 1 : P.stormRounds
-    for (let r = 0; r < rounds; r++) {
-      const fd = openSync(logFile, 'a')
-      let hp
-      try {
-        hp = await startHighproxy('highproxy (storm)', ['--config', config], { stdout: fd, raiseFdLimit: true })
-      } finally {
-        closeSync(fd)
-      }
-      try {
-        out.fdLimit ??= Number(/^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${hp.proc.pid}/limits`, 'utf8'))?.[1] ?? NaN)
-        const check = await get(hp.port, '/')
-        if (check.status !== 200) throw new Error(`storm proxy: healthy route answered ${check.status}`)
-        if (r === 0) log(`storm: dead origin ${dead.url}, healthy ${origin.url}, proxy fd limit ${out.fdLimit}`)
-        if (dryRun) break
-        out.rounds.push(await stormRound(hp, r))
-      } finally {
-        await hp.proc.stop()
-      }
-    }
-    if (dryRun) { results.storm = out; return }
-    out.server = serverView(logFile, P.stormTimeoutMs)
-    const all = out.rounds.map(r => r.client)
-    const lateness = Float64Array.from(out.rounds.flatMap(r => r.lateness)).sort()
-    out.client = {
-      sent: sum(all.map(c => c.sent)),
-      got522: sum(all.map(c => c.got522)),
-      timed: lateness.length,
-      immediate: sum(all.map(c => c.immediate)),
-      lost: sum(all.map(c => c.lost)),
-      early: lateness.filter(v => v < 0).length,
-      statuses: mergeCounts(all.map(c => c.statuses)),
-      lostReasons: mergeCounts(all.map(c => c.lostReasons)),
-      reopened: sum(all.map(c => c.reopened)),
-      badAnswers: sum(all.map(c => c.badAnswers)),
-      latenessMedian: percentile(lateness, 50),
-      latenessP99: percentile(lateness, 99),
-      latenessMax: lateness.length ? lateness[lateness.length - 1] : null,
-      latenessMin: lateness.length ? lateness[0] : null
-    }
-    for (const r of out.rounds) delete r.lateness
-    out.healthyP99NoStorm = median(out.rounds.map(r => r.base.p99))
-    out.healthyP99Storm = median(out.rounds.map(r => r.during.p99))
-    out.healthyRpsNoStorm = median(out.rounds.map(r => r.base.rps))
-    out.healthyRpsStorm = median(out.rounds.map(r => r.during.rps))
-    out.healthyProblemsStorm = sum(out.rounds.map(r => r.during.errors + r.during.timeouts + r.during.non2xx))
-    out.rssBefore = median(out.rounds.map(r => r.rssBefore))
-    out.rssPending = median(out.rounds.map(r => r.rssPending))
-    out.rssMax = Math.max(...out.rounds.map(r => r.rssMax ?? 0))
-    out.rssPerPendingRounds = out.rounds.map(r => r.rssPending == null || r.rssBefore == null ? null : (r.rssPending - r.rssBefore) / P.stormConcurrency)
-    out.rssPerPending = median(out.rssPerPendingRounds)
-    results.storm = out
-  } finally {
-    await dead.close()
-    await origin.proc.stop()
-  }
-}
-
-/** Healthy load without the storm, then one wave of 2,000 dead-route requests under the same load. */
-async function stormRound (hp, r) {
-  const pid = hp.proc.pid
-  const loadOpts = { port: hp.port, connections: P.connections, seconds: P.stormLoadSeconds }
-  await load({ ...loadOpts, seconds: P.warmup })
-  const base = await load(loadOpts)
-  log(`  storm round ${r + 1}/${P.stormRounds} no storm: ${Math.round(base.rps)} req/s, p99 ${base.p99?.toFixed(2)} ms`)
-  await sleep(300)
-  const round = { base: pick(base), rssBefore: rssBytes(pid) }
-  let rssMax = round.rssBefore
-  const sampler = setInterval(() => { const v = rssBytes(pid); if (v !== null && v > rssMax) rssMax = v }, 50)
-  const client = fork(path.join(ROOT, 'bench', 'lib', 'storm-client.mjs'), [JSON.stringify({
-    port: hp.port, path: '/dead/x', concurrency: P.stormConcurrency, timeoutMs: P.stormTimeoutMs, resend: false
-  })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] })
-  const clientExit = new Promise(resolve => client.once('exit', resolve))
-  client.on('error', err => log(`storm client: ${err.message}`))
-  const messages = []
-  client.on('message', m => messages.push(m))
-  const wait = (type, ms) => new Promise((resolve, reject) => {
-    const seen = messages.find(m => m.type === type)
-    if (seen) { resolve(seen); return }
-    const timer = setTimeout(() => reject(new Error(`storm client: no "${type}" message within ${ms} ms`)), ms)
-    const onMsg = m => { if (m.type === type) { clearTimeout(timer); client.off('message', onMsg); resolve(m) } }
-    client.on('message', onMsg)
-    client.once('exit', code => { clearTimeout(timer); reject(new Error(`storm client exited (${code}) before "${type}"`)) })
-  })
-  try {
-    const pending = await wait('pending', 60_000)
-    round.pendingAfterMs = pending.ms
-    await sleep(300)
-    round.rssPending = rssBytes(pid)
-    // The healthy load spans the moment the 2,000 connect timers fire and the 522s go out.
-    const during = await load(loadOpts)
-    round.during = pick(during)
-    // In one-wave mode the client may already have sent its result and left.
-    if (client.connected) client.send({ type: 'stop' }, () => {})
-    const res = await wait('result', P.stormTimeoutMs + 15_000)
-    accountChild(client.pid)
-    clearInterval(sampler)
-    round.rssMax = rssMax
-    // An answer long before the timeout did not wait for a connect (e.g. origin marked down).
-    const timed = res.lateness.filter(v => v > -P.stormTimeoutMs / 2)
-    round.lateness = timed
-    const sorted = Float64Array.from(timed).sort()
-    round.client = {
-      sent: res.sent,
-      answered: res.answered,
-      lost: res.lost,
-      lostReasons: res.lostReasons,
-      statuses: res.statuses,
-      reopened: res.reopened,
-      warmFailures: res.warmFailures,
-      badAnswers: res.badAnswers,
-      got522: res.lateness.length,
-      immediate: res.lateness.length - timed.length,
-      early: timed.filter(v => v < 0).length,
-      lateness: { median: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.length ? sorted[sorted.length - 1] : null, min: sorted.length ? sorted[0] : null }
-    }
-    log(`  storm round ${r + 1}/${P.stormRounds} storm: healthy ${Math.round(during.rps)} req/s, p99 ${during.p99?.toFixed(2)} ms; ` +
-      `${res.sent} sent, ${res.lateness.length} × 522, lost ${res.lost}, lateness p99 ${round.client.lateness.p99?.toFixed(1)} ms`)
-    return round
-  } finally {
-    clearInterval(sampler)
-    if (client.exitCode === null) client.kill('SIGKILL')
-    await clientExit
-  }
-}
-
-const pick = r => ({ rps: r.rps, p50: r.p50, p99: r.p99, p999: r.p999, requests: r.requests, errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx, statuses: r.statuses })
-const sum = xs => xs.reduce((a, b) => a + (b ?? 0), 0)
-const mergeCounts = list => list.reduce((acc, o) => { for (const [k, v] of Object.entries(o ?? {})) acc[k] = (acc[k] ?? 0) + v; return acc }, {})
-
-/** The proxy's own record of each 522: when its connect timer fired, and the whole request. */
-function serverView (file, timeoutMs) {
+/** The proxy's own record of each 522 (its log from `offset` on): when its connect timer fired, and the whole request. */
+function serverView (file, offset, timeoutMs) {
   const connect = []
   const total = []
-  const levels = {}
   let access522 = 0
   let lines = 0
-  let unparsable = 0
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
+  let text = ''
+  try {
+    const fd = openSync(file, 'r')
+    const size = statSync(file).size
+    const buf = Buffer.alloc(Math.max(0, size - offset))
+    readSync(fd, buf, 0, buf.length, offset)
+    closeSync(fd)
+    text = buf.toString('utf8')
+  } catch {}
+  for (const line of text.split('\n')) {
     if (line === '') continue
     lines++
     let rec
-    try { rec = JSON.parse(line) } catch { unparsable++; continue }
-    levels[rec.level] = (levels[rec.level] ?? 0) + 1
+    try { rec = JSON.parse(line) } catch { continue }
     if (rec.msg === 'origin failure' && rec.edge_status === 522) {
       if (typeof rec.timings?.connect_ms === 'number') connect.push(rec.timings.connect_ms - timeoutMs)
       if (typeof rec.timings?.total_ms === 'number') total.push(rec.timings.total_ms - timeoutMs)
@@ -495,44 +425,183 @@ function serverView (file, timeoutMs) {
     const s = Float64Array.from(xs).sort()
     return { count: s.length, median: percentile(s, 50), p99: percentile(s, 99), max: s.length ? s[s.length - 1] : null }
   }
-  return { lines, unparsable, levels, failures522: connect.length, access522, connectLateness: stats(connect), totalLateness: stats(total) }
+  return { lines, failures522: connect.length, access522, connectLateness: stats(connect), totalLateness: stats(total) }
+}
+
+const logSize = file => { try { return statSync(file).size } catch { return 0 } }
+
+/** The healthy route's steady load (the issue's 400 req/s), every response timed. */
+const steady = (port, seconds) => fixedLoad({ port, path: '/', connections: P.stormLoadConnections, rate: P.stormLoadRate, seconds, keepTimes: true })
+
+/**
+ * One storm on a running proxy. Readings: the proxy's CPU from just before the storm is
+ * fired to the moment its last answer is in, VmRSS and open fds before and at 3/4 of
+ * the timeout (all pending), all of the whole process tree (so --workers counts); with
+ * `withLoad` the healthy route's latency for the responses that completed inside that
+ * window.
+ */
+async function stormWave (target, { concurrency = P.stormConcurrency, withLoad = false, logFile = null } = {}) {
+  const pid = target.proc.pid
+  const offset = logFile === null ? 0 : logSize(logFile)
+  const lead = 300
+  const loading = withLoad ? steady(target.port, (lead + P.stormTimeoutMs + 1500) / 1000) : null
+  if (withLoad) await sleep(lead)
+  let cpu
+  // Summed over the tree: with --workers the pending requests are in the workers.
+  const reading = () => {
+    const tree = processTree(pid)
+    return { rss: sum(tree.map(p => rssBytes(p.pid))), fds: sum(tree.map(p => fdCount(p.pid))) }
+  }
+  const r = await runStorm({
+    port: target.port,
+    path: '/dead/x',
+    concurrency,
+    timeoutMs: P.stormTimeoutMs,
+    graceMs: P.stormGraceMs,
+    beforeFire: () => { cpu = cpuWindow([pid]); return reading() },
+    pending: [{ afterMs: P.stormTimeoutMs * 0.75, fn: reading }],
+    afterLast: () => cpu()[0]
+  })
+  const pending = r.readings[0] ?? {}
+  const out = {
+    client: r.summary,
+    cpuUs: r.after,
+    cpuPerRequest: r.after / concurrency,
+    rssBefore: r.before.rss,
+    rssPending: pending.rss ?? null,
+    rssPerPending: r.before.rss == null || pending.rss == null ? null : (pending.rss - r.before.rss) / concurrency,
+    // Each pending request holds its client socket and its dial: 2 fds.
+    pendingSeen: r.before.fds == null || pending.fds == null ? null : (pending.fds - r.before.fds) / 2
+  }
+  if (loading !== null) {
+    const res = await loading
+    const during = within(res.raw, r.firedAt, r.lastAnswerAt ?? r.firedAt)
+    out.healthyDuring = { count: during.length, p50: percentile(during, 50), p99: percentile(during, 99), max: during.length ? during[during.length - 1] : null, errors: res.errors + res.timeouts + res.non2xx }
+  }
+  if (logFile !== null) {
+    await sleep(200) // the proxy gathers log writes for up to 50 ms
+    out.server = serverView(logFile, offset, P.stormTimeoutMs)
+  }
+  const c = out.client
+  log(`  storm: ${c.sent} sent, ${c.got522} × 522, ${c.early} early, ${c.lost} lost; lateness p50 ${c.lateness.median?.toFixed(0)} p99 ${c.lateness.p99?.toFixed(0)} max ${c.lateness.max?.toFixed(0)} ms; ` +
+    `${out.cpuPerRequest.toFixed(0)} µs CPU/request${out.healthyDuring ? `; healthy p99 ${out.healthyDuring.p99?.toFixed(2)} ms` : ''}`)
+  return out
+}
+
+async function storm (results, ctx) {
+  const { synDropOrigin } = await import(pathToFileURL(path.join(ROOT, 'dist', 'lab', 'faults.js')).href)
+  const origin = await ctx.origin()
+  const dead = await synDropOrigin()
+  const out = {
+    concurrency: P.stormConcurrency,
+    timeoutMs: P.stormTimeoutMs,
+    loadRate: P.stormLoadRate,
+    loadConnections: P.stormLoadConnections,
+    origin: origin.kind
+  }
+  try {
+    const config = path.join(ctx.tmp, 'storm.yaml')
+    // /dead is a route with its own single origin: passive health is off for those, so
+    // the warm-up storm cannot get it marked down (a down origin is answered at once,
+    // and the measured storm would wait for nothing). "answered at once" checks it.
+    writeFileSync(config, [
+      'routes:',
+      `  - { path: /dead, origin: "${dead.url}", strip_prefix: true, connect_timeout: ${P.stormTimeout} }`,
+      `  - { path: /, origin: "${origin.url}" }`,
+      'timeouts:',
+      `  connect: ${P.stormTimeout}`,
+      ''
+    ].join('\n'))
+    // The proxy's log goes to a file here, to read its own view of each 522 afterwards.
+    const logFile = path.join(ctx.tmp, 'storm-highproxy.log')
+    const startStormProxy = async (name, args) => {
+      const fd = openSync(logFile, 'a')
+      try { return await hp(name, ['--config', config, ...args], { stdout: fd, raiseFdLimit: true }) } finally { closeSync(fd) }
+    }
+    const one = await startStormProxy('highproxy (storm)', [])
+    try {
+      out.fdLimit = Number(/^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${one.proc.pid}/limits`, 'utf8'))?.[1] ?? NaN)
+      const check = await get(one.port, '/')
+      if (check.status !== 200) throw new Error(`storm proxy: healthy route answered ${check.status}`)
+      log(`storm: dead origin ${dead.url}, healthy ${origin.url} (${origin.kind}), ${P.stormConcurrency} per storm, proxy fd limit ${out.fdLimit}`)
+      if (dryRun) {
+        // A storm of three: the client, the route and the timings work, in about 2 s.
+        out.dry = (await stormWave(one, { concurrency: 3 })).client
+        results.storm = out
+        return
+      }
+      out.warmup = await stormWave(one)
+      const quiet = await steady(one.port, P.stormQuietSeconds)
+      out.quiet = { p50: quiet.p50, p99: quiet.p99, count: quiet.requests, errors: quiet.errors + quiet.timeouts + quiet.non2xx }
+      log(`  healthy route, no storm: p99 ${quiet.p99?.toFixed(2)} ms at ${P.stormLoadRate} req/s`)
+      out.clean = await stormWave(one, { logFile })
+      out.loaded = await stormWave(one, { withLoad: true, logFile })
+    } finally {
+      await one.proc.stop()
+    }
+    if (/--workers\b/.test(await highproxyHelp())) {
+      const two = await startStormProxy('highproxy --workers 2 (storm)', ['--workers', '2'])
+      try {
+        out.workers2Processes = processTree(two.proc.pid).length
+        out.workers2Warmup = await stormWave(two)
+        out.workers2 = await stormWave(two)
+      } finally {
+        await two.proc.stop()
+      }
+    }
+    results.storm = out
+  } finally {
+    await dead.close()
+  }
 }
 
 // ---------------------------------------------------------------------------------
-// 4. Error page cost
+// 5. Error pages
 
-async function errorPages (results) {
+async function errorPages (results, ctx) {
+  const origin = await ctx.origin()
   const refused = await freePort() // bound, then released: nothing listens there
-  const hp = await startHighproxy('highproxy (521)', ['--origin', `http://${HOST}:${refused}`])
-  const kinds = [
-    { key: 'html', accept: 'text/html', type: /^text\/html/ },
-    { key: 'json', accept: 'application/json', type: /^application\/(problem\+)?json/ }
-  ]
-  for (const k of kinds) {
-    const res = await get(hp.port, '/', { accept: k.accept })
-    k.check = { status: res.status, contentType: res.headers['content-type'], connection: res.headers.connection ?? null, bytes: res.body.length }
-    if (res.status !== 521 || !k.type.test(res.headers['content-type'] ?? '')) throw new Error(`521 ${k.key}: got ${res.status} ${res.headers['content-type']}`)
-  }
-  const rows = kinds.map(k => ({ target: k.key, rounds: [] }))
-  if (!dryRun) {
-    for (const k of kinds) await load({ port: hp.port, headers: { accept: k.accept }, connections: P.connections, seconds: P.warmup / 2 })
-    for (let r = 0; r < P.rounds; r++) {
-      for (const [i, k] of kinds.entries()) {
-        const res = await load({ port: hp.port, headers: { accept: k.accept }, connections: P.connections, seconds: P.errorSeconds })
-        rows[i].rounds.push(res)
-        log(`  521 round ${r + 1}/${P.rounds} ${k.key}: ${Math.round(res.rps)} req/s (${Object.entries(res.statuses).map(([s, n]) => `${n}×${s}`).join(', ')})`)
+  const bad = await hp('highproxy (521)', ['--origin', `http://${HOST}:${refused}`])
+  const good = await hp('highproxy (200)', ['--origin', origin.url])
+  try {
+    const kinds = [
+      { key: 'html', target: bad, accept: 'text/html', type: /^text\/html/ },
+      { key: 'json', target: bad, accept: 'application/json', type: /^application\/(problem\+)?json/ },
+      // The same build answering the healthy origin: the yardstick, paired round by round.
+      { key: 'healthy 200', target: good, accept: '*/*', type: /^text\/plain/ }
+    ]
+    for (const k of kinds) {
+      const res = await get(k.target.port, '/', { accept: k.accept })
+      k.check = { status: res.status, contentType: res.headers['content-type'], connection: res.headers.connection ?? null, bytes: res.body.length }
+      const want = k.key === 'healthy 200' ? 200 : 521
+      if (res.status !== want || !k.type.test(res.headers['content-type'] ?? '')) throw new Error(`${k.key}: got ${res.status} ${res.headers['content-type']}`)
+    }
+    const rounds = kinds.map(() => [])
+    const opts = k => ({ port: k.target.port, path: '/', headers: { accept: k.accept }, connections: P.connections })
+    if (!dryRun) {
+      for (const k of kinds) await warmUp(k.target, opts(k))
+      for (let r = 0; r < P.rounds; r++) {
+        for (const [i, k] of kinds.entries()) {
+          const m = await measured(k.target, origin, () => saturate({ ...opts(k), seconds: P.duration }))
+          rounds[i].push(m)
+          log(`  errors round ${r + 1}/${P.rounds} ${k.key}: ${Math.round(m.rps)} req/s, ${m.cpuUs?.toFixed(1)} µs CPU/answer`)
+        }
       }
     }
+    const healthyRounds = rounds[2]
+    results.errors = {
+      generator: P.generator,
+      rows: kinds.map((k, i) => {
+        const s = summarize(k.key, rounds[i], { xHealthy: healthyRounds })
+        // Here a 521 is the expected answer: count what is not one (wrk tells only < 400 from ≥ 400).
+        if (k.key !== 'healthy 200') s.problems = rounds[i].reduce((n, r) => n + r.errors + r.timeouts + (r.requests - r.non2xx), 0)
+        return { ...s, accept: k.accept, check: k.check }
+      })
+    }
+  } finally {
+    await bad.proc.stop()
+    await good.proc.stop()
   }
-  results.errors = {
-    rows: rows.map((row, i) => {
-      const s = summarize(row)
-      // Here every answer is a 521 by design: count only what is not one.
-      s.problems = row.rounds.reduce((n, r) => n + r.errors + r.timeouts + Object.entries(r.statuses).filter(([code]) => code !== '521').reduce((a, [, v]) => a + v, 0), 0)
-      return { ...s, accept: kinds[i].accept, check: kinds[i].check }
-    })
-  }
-  await hp.proc.stop()
 }
 
 // ---------------------------------------------------------------------------------
@@ -542,6 +611,9 @@ function machine () {
   let commit = null
   try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch {}
   const version = name => { try { return JSON.parse(readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version } catch { return null } }
+  const tool = (bin, args, re) => { try { return re.exec(execFileSync(bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }))?.[1] ?? null } catch (err) { return re.exec(String(err.stderr ?? ''))?.[1] ?? null } }
+  const nginx = which('nginx')
+  const haproxy = which('haproxy')
   return {
     cpu: cpus[0]?.model ?? 'unknown',
     cores: cpus.length,
@@ -549,7 +621,12 @@ function machine () {
     kernel: `${os.type()} ${os.release()}`,
     node: process.version,
     commit,
-    versions: Object.fromEntries(['fastify', '@fastify/reply-from', 'undici', 'pino', '@fastify/http-proxy', 'http-proxy', 'autocannon'].map(n => [n, version(n)]))
+    versions: {
+      ...Object.fromEntries(['fastify', 'undici', 'pino', '@fastify/http-proxy', 'http-proxy', 'autocannon'].map(n => [n, version(n)])),
+      nginx: nginx && tool(nginx, ['-v'], /nginx\/(\S+)/),
+      haproxy: haproxy && tool(haproxy, ['-v'], /version (\S+)/),
+      wrk: wrkBin && tool(wrkBin, ['-v'], /wrk (\S+)/)
+    }
   }
 }
 
@@ -565,51 +642,75 @@ async function main () {
   const results = { date: startedAt.toISOString(), mode: P.mode, params: P, machine: machine() }
   const notes = []
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'highproxy-bench-'))
-  log(`${P.mode} run: ${P.connections} connections, ${P.rounds} rounds of ${P.duration} s, on ${results.machine.cores} × ${results.machine.cpu}`)
+  // One origin for the whole run (every section's healthy traffic goes to it), started on first use.
+  let originP = null
+  const ctx = { tmp, origin: () => (originP ??= startOrigin(P.originServer, tmp)) }
+  log(`${P.mode} run: ${P.connections} connections, ${P.rounds} rounds of ${P.duration} s, throughput by ${P.generator}, on ${results.machine.cores} × ${results.machine.cpu}`)
+  if (P.highproxyArgs.length) log(`every highproxy start gets: ${P.highproxyArgs.join(' ')}`)
   if (!dryRun) {
     const busy = await busyCores(1000, results.machine.cores)
-    results.machine.busyCoresBefore = busy
-    if (busy !== null && busy > 0.2) {
-      notes.push(`other processes kept ${busy.toFixed(2)} of ${results.machine.cores} cores busy just before this run: numbers are noisier than on an idle machine.`)
-      log(`warning: the machine is not idle (${busy.toFixed(2)} cores busy before the run)`)
+    results.machine.busyCoresBefore = busy?.busy ?? null
+    results.machine.stealCoresBefore = busy?.steal ?? null
+    if (busy !== null && busy.busy + busy.steal > 0.2) {
+      notes.push(`just before this run other processes kept ${busy.busy.toFixed(2)} of ${results.machine.cores} cores busy and the hypervisor stole ${busy.steal.toFixed(2)}: numbers are noisier than on an idle machine.`)
+      log(`warning: the machine is not idle (${busy.busy.toFixed(2)} cores busy, ${busy.steal.toFixed(2)} stolen, before the run)`)
     }
   }
+  if (P.mode === 'full' && P.rounds < 5) notes.push(`only ${P.rounds} rounds: the issue asks for the paired median of at least 5.`)
   const noise = noiseMeter()
   // A section that fails is reported and the others still run; the exit code says so.
   const failures = []
-  const sections = { healthy: () => healthy(results, notes, tmp), workers: () => workers(results), storm: () => storm(results, tmp), errors: () => errorPages(results) }
-  const runSection = async name => {
+  const chosen = SECTIONS.filter(name => only.includes(name))
+  // healthy and latency share one set of started targets.
+  const tasks = []
+  if (chosen.includes('healthy') || chosen.includes('latency')) {
+    tasks.push([chosen.filter(s => s === 'healthy' || s === 'latency').join('+'), () => paths(results, notes, ctx, { throughput: chosen.includes('healthy'), latency: chosen.includes('latency') })])
+  }
+  if (chosen.includes('workers')) tasks.push(['workers', () => workers(results, ctx)])
+  if (chosen.includes('storm')) tasks.push(['storm', () => storm(results, ctx)])
+  if (chosen.includes('errors')) tasks.push(['errors', () => errorPages(results, ctx)])
+  results.sectionSeconds = {}
+  const runTask = async ([name, fn]) => {
+    const started = performance.now()
     try {
-      await sections[name]()
+      await fn()
     } catch (err) {
       failures.push({ section: name, error: String(err.stack ?? err) })
       notes.push(`section "${name}" failed: ${String(err.message ?? err).split('\n').slice(0, 2).join(' ')}`)
       log(`section ${name} failed: ${err.stack ?? err}`)
-      if (!dryRun) await stopAll()
+    } finally {
+      results.sectionSeconds[name] = (performance.now() - started) / 1000
     }
   }
   try {
-    const chosen = SECTIONS.filter(name => only.includes(name))
     // No load in a dry run: the sections' servers may start side by side.
-    if (dryRun) await Promise.all(chosen.map(runSection))
-    else for (const name of chosen) await runSection(name)
+    if (dryRun) await Promise.all(tasks.map(runTask))
+    else for (const task of tasks) await runTask(task)
+    if (originP !== null) results.origin = (await originP.catch(() => null))?.kind ?? null
   } finally {
     await stopAll()
     rmSync(tmp, { recursive: true, force: true })
   }
+  if (warmupShort.length) notes.push(`warm-up stopped at 3× its time cap before ${P.warmupRequests} requests (the machine was slow): ${warmupShort.join(', ')} requests; their first rounds may still be warming up.`)
+  if (results.origin) notes.push(`origin: ${results.origin === 'nginx' ? 'nginx (`return 200 "ok"`, a 64 KiB static file), the same for every target' : 'the node origin (bench/servers/origin.mjs): nginx is not installed'}.`)
+  if (results.healthy || results.workers?.rows?.[0]?.rounds?.length || results.errors) {
+    notes.push(`throughput generator: ${P.generator === 'wrk' ? `wrk -t1 -c${P.connections} (its own process)` : `autocannon, ${P.connections} connections, in the harness process`}; fixed-rate rows and the storm's healthy load: bench/lib/rate-client.mjs (evenly spaced requests, own process). CPU is read in clock ticks of ${TICK_US / 1000} ms.`)
+  }
   const cpu = noise()
   results.machine.othersCoresDuring = cpu.othersCores
   results.machine.benchCoresDuring = cpu.oursCores
+  results.machine.stealCoresDuring = cpu.stealCores
   if (!dryRun) {
-    log(`CPU during the run: bench ${cpu.oursCores.toFixed(2)} cores, other processes ${cpu.othersCores.toFixed(2)} cores`)
+    log(`CPU during the run: bench ${cpu.oursCores.toFixed(2)} cores, other processes ${cpu.othersCores.toFixed(2)}, stolen by the hypervisor ${cpu.stealCores.toFixed(2)}`)
     if (cpu.othersCores > 0.1) notes.push(`other processes used ${cpu.othersCores.toFixed(2)} of ${results.machine.cores} cores on average during this run (the bench itself ${cpu.oursCores.toFixed(2)}): numbers are noisier than on an idle machine.`)
+    if (cpu.stealCores > 0.05) notes.push(`the hypervisor stole ${cpu.stealCores.toFixed(2)} of ${results.machine.cores} cores on average during this run (steal time in /proc/stat): the host is shared, so CPU per request moves from round to round; the paired ratios are what compares.`)
   }
   log(`stopped child processes: ${startedPids.join(' ')}`)
   results.failures = failures
   if (!dryRun) {
     const busy = await busyCores(1000, results.machine.cores)
-    results.machine.busyCoresAfter = busy
-    if (busy !== null && busy > 0.2) notes.push(`other processes kept ${busy.toFixed(2)} cores busy right after this run.`)
+    results.machine.busyCoresAfter = busy?.busy ?? null
+    if (busy !== null && busy.busy > 0.2) notes.push(`other processes kept ${busy.busy.toFixed(2)} cores busy right after this run.`)
   }
   results.seconds = (performance.now() - t0) / 1000
   results.notes = notes
@@ -624,7 +725,7 @@ async function main () {
     writeFileSync(`${base}.md`, markdown(results))
     log(`wrote ${path.relative(ROOT, base)}.json and .md`)
   }
-  log(`done in ${results.seconds.toFixed(1)} s${failures.length ? `; failed: ${failures.map(f => f.section).join(', ')}` : ''}`)
+  log(`done in ${results.seconds.toFixed(1)} s (${Object.entries(results.sectionSeconds).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')})${failures.length ? `; failed: ${failures.map(f => f.section).join(', ')}` : ''}`)
 }
 
 await main()

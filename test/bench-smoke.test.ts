@@ -34,19 +34,30 @@ const alive = (pid: number): boolean => {
   }
 }
 
-t.test('bench --quick --dry-run starts and stops the harness and prints the table', async t => {
-  const run = await runBench(['--quick', '--dry-run'], 18_000)
+t.test('bench --quick --dry-run starts and stops the harness and prints the tables', async t => {
+  // A variant row and --highproxy-args, with flags that change nothing, to see both reach highproxy's CLI.
+  const run = await runBench(['--quick', '--dry-run', '--highproxy-args', '--response-timeout 100s', '--variant', 'twin=--connect-timeout "15s"'], 40_000)
   if (run.code !== 0) t.comment(run.stderr.slice(-4000))
   t.equal(run.code, 0, 'exits 0')
-  t.ok(run.ms < 20_000, `finished in ${run.ms} ms`)
-  t.match(run.stdout, /\| case +\| target +\| req\/s +\| p50 ms +\| p99 ms +\|/, 'healthy-path table header')
-  for (const target of ['direct', 'highproxy', '@fastify/http-proxy', 'http-proxy']) {
-    t.match(run.stdout, new RegExp(`\\| ${target.replace(/[/@]/g, '\\$&')} +\\|`), `${target} row`)
+  t.ok(run.ms < 40_000, `finished in ${run.ms} ms`)
+  t.match(run.stdout, /\| case +\| target +\| req\/s +\| CPU µs\/req +\| × floor +\|/, 'healthy-path table header')
+  for (const target of ['direct', 'node floor', 'node floor + pino line', 'highproxy', 'highproxy (twin)', '@fastify/http-proxy', 'http-proxy']) {
+    t.match(run.stdout, new RegExp(`\\| 200 "ok" \\(2 B\\) +\\| ${target.replace(/[/@()+]/g, '\\$&')} +\\|`), `${target} row`)
   }
+  t.match(run.stdout, /Latency at a fixed 2,000 req\/s/, 'fixed-rate table')
+  t.match(run.stdout, /\| target +\| req\/s +\| CPU µs\/req +\| p50 ms +\| p99 ms +\| p99\.9 ms +\| p99 added ms +\|/, 'fixed-rate table header')
   t.match(run.stdout, /The 522 storm/)
+  t.match(run.stdout, /\| sent \/ 522 received +\| 3 \/ 3 +\|/, 'the dry run\'s storm of 3 got its 522s')
   t.match(run.stdout, /Error pages: 521/)
+  t.match(run.stdout, /\| application\/json +\|/, '521 JSON row')
+  t.match(run.stdout, /note: origin: /, 'says which origin was used')
+  for (const peer of ['nginx', 'haproxy']) {
+    // Optional: either measured or skipped with a note saying why, never silently missing.
+    t.match(run.stdout, new RegExp(`(\\| ${peer} +\\|)|(note: ${peer}: )`), `${peer}: a row or a note`)
+  }
+  t.notMatch(run.stdout, /failed to start/, 'no installed peer failed to start')
   const pids = (/stopped child processes: ([\d ]+)/.exec(run.stderr)?.[1] ?? '').trim().split(/\s+/).filter(Boolean).map(Number)
-  t.ok(pids.length >= 4, `started ${pids.length} servers`)
+  t.ok(pids.length >= 8, `started ${pids.length} servers`)
   t.same(pids.filter(alive), [], 'no server left running')
 })
 
@@ -54,4 +65,10 @@ t.test('bench refuses an unknown flag', async t => {
   const run = await runBench(['--no-such-flag'], 10_000)
   t.equal(run.code, 2)
   t.match(run.stderr, /Usage: npm run bench/)
+})
+
+t.test('bench refuses a variant without a name', async t => {
+  const run = await runBench(['--variant', '--workers 2'], 10_000)
+  t.equal(run.code, 2)
+  t.match(run.stderr, /--variant wants name="<args>"/)
 })

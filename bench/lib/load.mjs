@@ -1,5 +1,7 @@
-// The load generator: autocannon, in this process, with every response's latency kept
+// The in-process load generator: autocannon, with every response's latency kept
 // (autocannon's own histogram has 1 ms resolution; added latency is sub-millisecond).
+// Used for the fixed-rate rows (`rate`: autocannon's overallRate), the storm's steady
+// healthy load, and for throughput when wrk is not installed.
 
 import autocannon from 'autocannon'
 import { HOST } from './procs.mjs'
@@ -25,23 +27,39 @@ class Samples {
     this.current[this.n++] = v
     this.total++
   }
-  sorted () {
+  values () {
     const out = new Float64Array(this.total)
     let off = 0
     for (const c of this.chunks) { out.set(c, off); off += c.length }
     out.set(this.current.subarray(0, this.n), off)
-    return out.sort()
+    return out
   }
+
+  sorted () { return this.values().sort() }
+}
+
+/** Wall-clock time in ms with sub-ms resolution, comparable between processes. */
+export const epochMs = () => performance.timeOrigin + performance.now()
+
+/** Latencies (sorted) of the responses that completed within [from, to] (epoch ms). */
+export function within (raw, from, to) {
+  const out = []
+  for (let i = 0; i < raw.at.length; i++) if (raw.at[i] >= from && raw.at[i] <= to) out.push(raw.ms[i])
+  return Float64Array.from(out).sort()
 }
 
 /**
- * Load `port` for `seconds` with `connections` keep-alive connections.
+ * Load `port` for `seconds` with `connections` keep-alive connections, as fast as they
+ * go, or at `rate` requests per second overall.
  * Bounded in time (duration) and in count (maxRequests, then stopped).
- * Resolves { rps, p50, p99, p999, mean, requests, statuses, errors, timeouts, non2xx, seconds }.
+ * Resolves { rps, p50, p99, p999, mean, requests, statuses, errors, timeouts, non2xx, seconds },
+ * plus raw: { at, ms } (each response's completion time and latency) with keepTimes.
  */
-export function load ({ port, path = '/', headers = {}, connections = 50, seconds, maxRequests = 250_000 * seconds, timeoutSec = 10 }) {
+export function load ({ port, path = '/', headers = {}, connections = 50, seconds, rate, keepTimes = false, maxRequests = 250_000 * seconds, timeoutSec = 10 }) {
   return new Promise((resolve, reject) => {
     const samples = new Samples()
+    const at = keepTimes ? new Samples() : null
+    const inOrder = keepTimes ? new Samples() : null
     const statuses = {}
     let t0 = 0
     let stopped = false
@@ -53,7 +71,8 @@ export function load ({ port, path = '/', headers = {}, connections = 50, second
       headers,
       timeout: timeoutSec,
       excludeErrorStats: false,
-      sampleInt: 100
+      sampleInt: 100,
+      ...(rate === undefined ? {} : { overallRate: rate })
     }, (err, result) => {
       if (err) { reject(err); return }
       const elapsed = (performance.now() - t0) / 1000
@@ -71,12 +90,14 @@ export function load ({ port, path = '/', headers = {}, connections = 50, second
         errors: result.errors,
         timeouts: result.timeouts,
         non2xx: result.non2xx,
-        seconds: elapsed
+        seconds: elapsed,
+        ...(keepTimes ? { raw: { at: at.values(), ms: inOrder.values() } } : {})
       })
     })
     t0 = performance.now()
     instance.on('response', (_client, statusCode, _bytes, responseTime) => {
       samples.push(responseTime)
+      if (at !== null) { at.push(epochMs()); inOrder.push(responseTime) }
       statuses[statusCode] = (statuses[statusCode] ?? 0) + 1
       if (!stopped && samples.total >= maxRequests) { stopped = true; instance.stop() }
     })

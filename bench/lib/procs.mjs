@@ -7,6 +7,7 @@ import net from 'node:net'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { TICK_US, treeCpuUs } from './cpu.mjs'
 
 export const HOST = '127.0.0.1'
 
@@ -28,9 +29,10 @@ export function freePort () {
 
 /**
  * Start a child. stdout goes to /dev/null unless `stdout` is given (a file descriptor
- * or 'pipe'); stderr is kept (last 8 KiB) to explain a crash.
+ * or 'pipe'); stderr is kept (last 8 KiB) to explain a crash. `listed: false` leaves
+ * short-lived helpers (each wrk run) out of startedPids.
  */
-export function start (name, command, args, { stdout = 'ignore', env, raiseFdLimit = false } = {}) {
+export function start (name, command, args, { stdout = 'ignore', env, raiseFdLimit = false, listed = true } = {}) {
   let file = command
   let argv = args
   if (raiseFdLimit) {
@@ -51,32 +53,14 @@ export function start (name, command, args, { stdout = 'ignore', env, raiseFdLim
     stop: (ms = 3000) => stop(proc, ms)
   }
   children.add(proc)
-  startedPids.push(child.pid)
+  if (listed) startedPids.push(child.pid)
   proc.exited.then(() => children.delete(proc))
   return proc
 }
 
-/** CPU time (clock ticks) of the processes the harness ended, for the machine-noise estimate. */
-let childTicks = 0
-
-/** utime + stime of a live process, in clock ticks (0 if it is gone). */
-export function cpuTicksOf (pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return Number(fields[11]) + Number(fields[12])
-  } catch {
-    return 0
-  }
-}
-
-/** Count a child's CPU time before it goes (call while it is still alive). */
-export function accountChild (pid) { childTicks += cpuTicksOf(pid) }
-
 /** SIGTERM, then SIGKILL if it has not exited within `ms`. */
 export async function stop (proc, ms = 3000) {
   if (!proc.running) { await proc.exited; return }
-  accountChild(proc.pid)
   proc.child.kill('SIGTERM')
   const timer = setTimeout(() => { if (proc.running) proc.child.kill('SIGKILL') }, ms)
   await proc.exited
@@ -120,11 +104,20 @@ export function get (port, path = '/', headers = {}, timeoutMs = 5000) {
   })
 }
 
-/** Waits until `port` answers HTTP (any status), or throws with the child's stderr. */
+/** The line of a child's stderr that says why it stopped (an ALERT, an error), for a one-line note. */
+export function reasonOf (stderr) {
+  const lines = stderr.split('\n').map(l => l.trim()).filter(Boolean)
+  return lines.find(l => /alert|emerg|error|cannot|fatal/i.test(l)) ?? lines[lines.length - 1] ?? 'no output'
+}
+
+/**
+ * Waits until `port` answers HTTP (any status), or throws with the child's stderr: its
+ * reason on the first line (the notes show only that), the whole tail below it.
+ */
 export async function waitHttp (proc, port, path = '/', deadlineMs = 15_000) {
   const until = Date.now() + deadlineMs
   for (;;) {
-    if (!proc.running) throw new Error(`${proc.name} exited before listening:\n${proc.stderr}`)
+    if (!proc.running) throw new Error(`${proc.name} exited before listening: ${reasonOf(proc.stderr)}\n${proc.stderr}`)
     try {
       return await get(port, path, {}, 2000)
     } catch (err) {
@@ -144,38 +137,43 @@ export function rssBytes (pid) {
   }
 }
 
+/**
+ * Machine-wide CPU ticks from /proc/stat: busy (user … softirq), steal (time the
+ * hypervisor ran other machines on our vCPUs: a shared host's noise that no process
+ * here shows), and the total. guest/guest_nice are already inside user/nice.
+ */
 function cpuTicks () {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
-  const idle = f[3] + (f[4] ?? 0)
-  return { busy: f.reduce((a, b) => a + b, 0) - idle, total: f.reduce((a, b) => a + b, 0) }
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number)
+  const [user, nice, system, idle, iowait = 0, irq = 0, softirq = 0, steal = 0] = f
+  return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal }
 }
 
 /**
- * Measures how busy the machine was with other work while the harness ran:
- * all CPU time (from /proc/stat) minus this process's and its children's.
+ * Measures how busy the machine was with other work while the harness ran: all busy CPU
+ * time (from /proc/stat) minus the harness's own tree's, and the hypervisor's steal. The
+ * tree counts this process, its live descendants, and (as cutime/cstime) every child
+ * that already exited and was reaped.
  */
 export function noiseMeter () {
   const a = cpuTicks()
-  const selfA = process.cpuUsage()
-  const childA = childTicks
-  const liveA = [...children].reduce((n, p) => n + cpuTicksOf(p.pid), 0)
+  const oursA = treeCpuUs(process.pid)
   return () => {
     const b = cpuTicks()
-    const self = process.cpuUsage(selfA)
-    const ours = (self.user + self.system) / 10_000 + (childTicks - childA) + [...children].reduce((n, p) => n + cpuTicksOf(p.pid), 0) - liveA
+    const ours = (treeCpuUs(process.pid) - oursA) / TICK_US
     const cores = os.cpus().length
     const elapsed = (b.total - a.total) / cores // ticks of wall time
-    return { othersCores: Math.max(0, (b.busy - a.busy - ours) / elapsed), oursCores: ours / elapsed }
+    return { othersCores: Math.max(0, (b.busy - a.busy - ours) / elapsed), oursCores: ours / elapsed, stealCores: (b.steal - a.steal) / elapsed }
   }
 }
 
-/** How many cores other processes keep busy while the harness is idle for `ms`. */
+/** How many cores other processes keep busy, and how many the hypervisor steals, while the harness is idle for `ms`. */
 export async function busyCores (ms = 1000, cores = 1) {
   try {
     const a = cpuTicks()
     await sleep(ms)
     const b = cpuTicks()
-    return ((b.busy - a.busy) / (b.total - a.total)) * cores
+    const total = b.total - a.total
+    return { busy: ((b.busy - a.busy) / total) * cores, steal: ((b.steal - a.steal) / total) * cores }
   } catch {
     return null
   }

@@ -3,75 +3,93 @@
 const DASH = '—'
 const num = (v, digits = 0) => v == null || !Number.isFinite(v) ? DASH : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 const ms = v => num(v, 2)
+const us = v => num(v, 1)
 const x = v => v == null || !Number.isFinite(v) ? DASH : `${v.toFixed(2)}×`
-const kib = b => b == null ? DASH : `${(b / 1024).toFixed(1)} KiB`
+const kib = b => b == null || !Number.isFinite(b) ? DASH : `${(b / 1024).toFixed(1)} KiB`
 const mib = b => b == null ? DASH : `${(b / 2 ** 20).toFixed(1)} MiB`
-const signed = v => v == null || !Number.isFinite(v) ? DASH : `${v >= 0 ? '+' : ''}${v.toFixed(2)}`
+const signed = (v, digits = 2) => v == null || !Number.isFinite(v) ? DASH : `${v >= 0 ? '+' : ''}${v.toFixed(digits)}`
+const counts = o => Object.entries(o ?? {}).map(([k, v]) => `${v}×${k}`).join(', ') || 'none'
 
-export const HEALTHY_HEADER = ['case', 'target', 'req/s', 'p50 ms', 'p99 ms', 'p99 added ms', '× direct', '× highproxy', 'errors']
+export const HEALTHY_HEADER = ['case', 'target', 'req/s', 'CPU µs/req', '× floor', '× floor+log', 'p50 ms', 'p99 ms', 'origin µs/req', 'errors']
+export const LATENCY_HEADER = ['target', 'req/s', 'CPU µs/req', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99 added ms', 'queued', 'errors']
+
+const generatorName = (g, connections) => g === 'wrk' ? `wrk -t1 -c${connections}` : `autocannon, ${connections} connections`
+const measuredRows = rows => rows.some(r => r.rounds.length > 0)
+
+function healthyTable (h) {
+  return {
+    title: `1. Healthy path at saturation (${generatorName(h.generator, h.connections)}; origin: ${h.origin}; median of ${h.rounds} interleaved round${h.rounds > 1 ? 's' : ''} of ${h.seconds} s; × floor = CPU/req over the bare node floor's, paired round by round)`,
+    header: HEALTHY_HEADER,
+    rows: h.cases.flatMap(c => c.rows.map(r => [c.label, r.target, num(r.rps), us(r.cpuUs),
+      r.kind === 'direct' ? DASH : x(r.xFloor), r.kind === 'direct' ? DASH : x(r.xFloorLog), ms(r.p50), ms(r.p99),
+      us(r.originCpuUs), r.rounds.length ? num(r.problems) : DASH]))
+  }
+}
+
+function latencyTable (l) {
+  return {
+    title: `2. Latency at a fixed ${num(l.rate)} req/s (evenly spaced, ${l.connections} connections; origin: ${l.origin}; median of ${l.rounds} interleaved round${l.rounds > 1 ? 's' : ''} of ${l.seconds} s; added = minus direct, paired by round)`,
+    header: LATENCY_HEADER,
+    rows: l.rows.map(r => [r.target, num(r.rps), us(r.cpuUs), ms(r.p50), ms(r.p99), ms(r.p999),
+      r.kind === 'direct' ? DASH : signed(r.p99Added), r.rounds.length ? num(r.rounds.reduce((n, m) => n + (m.queued ?? 0), 0)) : DASH, r.rounds.length ? num(r.problems) : DASH])
+  }
+}
+
+function workersTable (w) {
+  if (!w.available) return { title: '3. Workers', header: ['processes', 'result'], rows: [['highproxy --workers 2 vs 1', w.note]] }
+  return {
+    title: `3. Workers (highproxy, 2 B body${w.generator ? `, ${w.generator}` : ''}; CPU of the whole process tree; req/s --workers 2 / 1: ${x(w.ratio)})`,
+    header: ['target', 'processes', 'req/s', 'CPU µs/req', 'CPU × --workers 1', 'p99 ms', 'errors'],
+    rows: w.rows.map(r => [r.target, num(r.processes), num(r.rps), us(r.cpuUs), x(r.xOne), ms(r.p99), r.rounds.length ? num(r.problems) : DASH])
+  }
+}
+
+function stormTable (s) {
+  const waves = [['warm-up storm', s.warmup], ['storm', s.clean], [`storm + ${s.loadRate} req/s healthy`, s.loaded], ['--workers 2', s.workers2]]
+  if (s.dry) waves.splice(0, waves.length, ['dry run: a storm of 3', { client: s.dry }])
+  const cols = waves.filter(([, w]) => w !== undefined)
+  const row = (label, f) => [label, ...cols.map(([, w]) => { const v = f(w); return v === undefined ? DASH : v })]
+  const c = w => w.client
+  return {
+    title: `4. The 522 storm: ${num(s.concurrency)} requests at once, each on a new connection, to a SYN-dropping origin (connect timeout ${s.timeoutMs} ms), one highproxy process; healthy origin: ${s.origin}`,
+    header: ['measure', ...cols.map(([name]) => name)],
+    rows: [
+      row('sent / 522 received', w => `${num(c(w).sent)} / ${num(c(w).got522)}`),
+      row('other answers', w => counts(Object.fromEntries(Object.entries(c(w).statuses).filter(([k]) => k !== '522')))),
+      row('early (522 before the timeout)', w => num(c(w).early)),
+      row('answered at once (< half the timeout: nothing waited for)', w => num(c(w).immediate)),
+      row('lost (no answer in timeout + 5 s)', w => `${num(c(w).lost)}${c(w).lost ? ` (${counts(c(w).lostReasons)})` : ''}`),
+      row('lateness from TCP connect, median / p99 / max ms', w => `${signed(c(w).lateness.median, 0)} / ${signed(c(w).lateness.p99, 0)} / ${signed(c(w).lateness.max, 0)}`),
+      row('handshakes > 500 ms (SYN dropped by a full accept queue)', w => num(c(w).handshake?.over500ms)),
+      row('CPU µs per storm request (fire → last 522)', w => us(w.cpuPerRequest)),
+      row('RSS before → all pending', w => w.rssBefore === undefined ? undefined : `${mib(w.rssBefore)} → ${mib(w.rssPending)}`),
+      row('RSS per pending connect', w => w.rssBefore === undefined ? undefined : kib(w.rssPerPending)),
+      row('pending seen by the proxy (fds added / 2)', w => w.pendingSeen === undefined ? undefined : num(w.pendingSeen)),
+      row('healthy route p99 ms: quiet → during the storm', w => w.healthyDuring === undefined ? undefined : `${ms(s.quiet?.p99)} → ${ms(w.healthyDuring.p99)} (${x(s.quiet?.p99 ? w.healthyDuring.p99 / s.quiet.p99 : null)})`),
+      row('healthy route errors during the storm', w => w.healthyDuring === undefined ? undefined : num(w.healthyDuring.errors)),
+      row('proxy log: connect timer lateness p99 / 522 lines', w => w.server === undefined ? undefined : `${signed(w.server.connectLateness.p99, 0)} ms / ${num(w.server.failures522)}`)
+    ]
+  }
+}
+
+function errorsTable (e) {
+  return {
+    title: `5. Error pages: 521 (refused origin) vs the same build's healthy 200, one highproxy process each${e.generator ? ` (${e.generator})` : ''}; × healthy = CPU/answer over CPU/healthy request, paired by round`,
+    header: ['answered as', 'req/s', 'CPU µs/answer', '× healthy', 'p50 ms', 'p99 ms', 'body bytes', 'connection header', 'errors'],
+    rows: e.rows.map(r => [r.target === 'healthy 200' ? 'healthy 200 (*/*)' : r.accept, num(r.rps), us(r.cpuUs), r.target === 'healthy 200' ? DASH : x(r.xHealthy),
+      ms(r.p50), ms(r.p99), num(r.check?.bytes), r.check?.connection ?? 'keep-alive', r.rounds.length ? num(r.problems) : DASH])
+  }
+}
 
 function tables (results) {
   const out = []
-  const h = results.healthy
-  if (h !== undefined) {
-    out.push({
-      title: `1. Healthy path (${h.connections} connections, median of ${h.rounds} interleaved rounds of ${h.seconds} s)`,
-      header: HEALTHY_HEADER,
-      rows: h.cases.flatMap(c => c.rows.map(r => [c.label, r.target, num(r.rps), ms(r.p50), ms(r.p99),
-        r.target === 'direct' ? DASH : signed(r.p99Added), x(r.vsDirect), x(r.vsHighproxy), r.rounds.length ? num(r.problems) : DASH]))
-    })
-  }
-  const w = results.workers
-  if (w !== undefined) {
-    out.push(w.available
-      ? {
-          title: '2. Workers (highproxy, small body)',
-          header: ['processes', 'req/s', 'p50 ms', 'p99 ms', '× 1 process', 'errors'],
-          rows: w.rows.map((r, i) => [r.target, num(r.rps), ms(r.p50), ms(r.p99), i === 0 ? '1.00×' : x(w.ratio), num(r.problems)])
-        }
-      : { title: '2. Workers', header: ['processes', 'result'], rows: [['highproxy --workers 2 vs 1', w.note]] })
-  }
-  const s = results.storm
-  if (s !== undefined) {
-    const c = s.client
-    const sv = s.server
-    const rows = [
-      ['requests to the dead route, sent at once per wave', num(s.concurrency)],
-      ['connect timeout', `${s.timeoutMs} ms`],
-      ['waves (fresh proxy each) × healthy load per wave', `${s.rounds.length} × ${s.loadSeconds} s`],
-      ['requests sent / 522 received', `${num(c?.sent)} / ${num(c?.got522)}`],
-      ['522 answered at once (no connect waited for)', num(c?.immediate)],
-      ['other answers', c === undefined ? DASH : Object.entries(c.statuses).filter(([k]) => k !== '522').map(([k, v]) => `${v}×${k}`).join(', ') || 'none'],
-      ['lost (no answer)', c === undefined ? DASH : `${c.lost}${c.lost ? ` (${Object.entries(c.lostReasons).map(([k, v]) => `${v}× ${k}`).join(', ')})` : ''}`],
-      ['early (before the timeout)', num(c?.early)],
-      ['answers the storm client could not read', num(c?.badAnswers)],
-      ['522 lateness, client view: median / p99 / max ms', c === undefined ? DASH : `${signed(c.latenessMedian)} / ${signed(c.latenessP99)} / ${signed(c.latenessMax)}`],
-      ['connect timer lateness, proxy log: median / p99 / max ms', sv === undefined ? DASH : `${signed(sv.connectLateness.median)} / ${signed(sv.connectLateness.p99)} / ${signed(sv.connectLateness.max)}`],
-      ['request to failure line, proxy log (total_ms − timeout): median / p99 / max ms', sv === undefined ? DASH : `${signed(sv.totalLateness.median)} / ${signed(sv.totalLateness.p99)} / ${signed(sv.totalLateness.max)}`],
-      ['522 failure lines / 522 access lines in the proxy log', sv === undefined ? DASH : `${num(sv.failures522)} / ${num(sv.access522)}`],
-      ['healthy route p99 ms: no storm → storm', `${ms(s.healthyP99NoStorm)} → ${ms(s.healthyP99Storm)} (${x(s.healthyP99NoStorm ? s.healthyP99Storm / s.healthyP99NoStorm : null)})`],
-      ['healthy route req/s: no storm → storm', `${num(s.healthyRpsNoStorm)} → ${num(s.healthyRpsStorm)}`],
-      ['healthy route errors during the storm', num(s.healthyProblemsStorm)],
-      ['proxy RSS before → 2,000 pending → max', `${mib(s.rssBefore)} → ${mib(s.rssPending)} → ${mib(s.rssMax)}`],
-      ['RSS per pending connect (median; each wave)', `${kib(s.rssPerPending)}${s.rssPerPendingRounds?.length > 1 ? ` (${s.rssPerPendingRounds.map(kib).join(', ')})` : ''}`],
-      ['proxy open-file limit', num(s.fdLimit)]
-    ]
-    out.push({ title: '3. The 522 storm (SYN-dropping origin on /dead, healthy origin on /)', header: ['measure', 'value'], rows })
-  }
-  const e = results.errors
-  if (e !== undefined) {
-    out.push({
-      title: '4. Error pages: 521 (refused origin), one highproxy process',
-      header: ['answered as', 'req/s', 'p50 ms', 'p99 ms', 'body bytes', 'connection header', 'errors'],
-      rows: e.rows.map(r => [r.accept, num(r.rps), ms(r.p50), ms(r.p99), num(r.check?.bytes), r.check?.connection ?? 'keep-alive', r.rounds.length ? num(r.problems) : DASH])
-    })
-  }
+  if (results.healthy !== undefined) out.push(healthyTable(results.healthy))
+  if (results.latency !== undefined) out.push(latencyTable(results.latency))
+  if (results.workers !== undefined) out.push(workersTable(results.workers))
+  if (results.storm !== undefined) out.push(stormTable(results.storm))
+  if (results.errors !== undefined) out.push(errorsTable(results.errors))
   if (results.targets?.length) {
-    out.push({
-      title: 'Targets',
-      header: ['target', 'measured', 'result'],
-      rows: results.targets.map(t => [t.target, t.measured, t.result])
-    })
+    out.push({ title: 'Targets (issue 9, section 3)', header: ['target', 'measured', 'result'], rows: results.targets.map(t => [t.target, t.measured, t.result]) })
   }
   return out
 }
@@ -95,51 +113,70 @@ export function markdown (results) {
     `# highproxy bench, ${results.date} (${results.mode})`,
     '',
     `Machine: ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, ${m.kernel}, node ${m.node}${m.commit ? `, commit ${m.commit}` : ''}.`,
-    `Versions: ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
-    `Run took ${results.seconds.toFixed(0)} s. Load generator: autocannon in the harness process, loopback only; every server in its own process, all on the same ${m.cores} cores.`,
+    `Versions: ${Object.entries(m.versions).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+    `Run took ${results.seconds.toFixed(0)} s, loopback only; every server in its own process, all on the same ${m.cores} cores.` +
+      (results.params?.highproxyArgs?.length ? ` Every highproxy start had \`${results.params.highproxyArgs.join(' ')}\` appended.` : '') +
+      (results.params?.variants?.length ? ` Variants: ${results.params.variants.map(v => `${v.name} = \`${v.args.join(' ')}\``).join('; ')}.` : ''),
     ''
   ]
   for (const t of tables(results)) lines.push(`## ${t.title}`, '', render(t, false), '')
   if (results.notes?.length) lines.push('## Notes', '', ...results.notes.map(n => `- ${n}`), '')
   lines.push('## How to read this', '',
-    '- req/s is the median over interleaved rounds (A B C A B C…); p50/p99 are the medians of each round\'s exact percentiles (every response timed, not autocannon\'s 1 ms histogram).',
-    '- "p99 added" is the target\'s p99 minus the direct p99 of the same case; "× direct" and "× highproxy" are req/s ratios.',
-    '- The load generator, the origin and the proxy share the machine\'s cores: ratios measured in one run are what compares, not absolute numbers.',
-    '- 522 lateness, client view: from writing the request (on a keep-alive connection the proxy had already accepted and served) to the first byte of the 522, minus the connect timeout. Proxy log: the failure line\'s `timings.connect_ms` (when the connect timer fired) and `timings.total_ms` (from the request\'s arrival), minus the timeout. Client minus proxy total = time to render, log and write the answer, and to read the request in.',
-    '- Each storm wave runs on a fresh proxy (an origin that timed out may then be marked down and answered at once): 2,000 requests are written at once, the healthy load starts while they pend and lasts past the moment their timers fire. "Answered at once" = a 522 in less than half the timeout: it waited for no connect, and is left out of the lateness figures.',
-    '- RSS per pending connect: (proxy VmRSS with 2,000 requests pending − VmRSS before the storm) / 2,000.',
+    '- CPU µs/req: utime+stime of the target\'s whole process tree (from /proc/<pid>/stat) over one round, divided by the requests completed in it. "× floor" is that over the bare node floor\'s CPU/req of the same round, then the median over rounds; "× floor+log" the same against the floor with one pino line per request. These ratios hold on a shared machine; req/s between two Node proxies does not.',
+    '- req/s, p50, p99 at saturation are medians over interleaved rounds (A B C A B C…); at saturation a p99 is mostly queueing. The fixed-rate table is where latency means something: requests evenly spaced (not autocannon\'s per-second bursts), "p99 added" is the target\'s p99 minus direct\'s in the same round, median over rounds; "queued" counts requests that were due while every connection was busy (the target stalled).',
+    '- origin µs/req: the origin\'s CPU per request during that target\'s rounds, the same for every proxy when the origin is not the bottleneck.',
+    '- 522 storm: each request on a new TCP connection, all fired at once; lateness = first byte of the 522 − the moment its connect() sent the SYN − the connect timeout (client view). A warm-up storm runs first on the same proxy. CPU per storm request: the proxy\'s CPU from just before the storm to its last answer, / requests (the plain storm, without healthy load). RSS per pending connect: (VmRSS at 3/4 of the timeout − VmRSS before) / requests. Healthy p99 during: the responses of the steady healthy load that completed between the storm\'s first connect and its last answer.',
+    '- 521: CPU per 521 answered, over the same build\'s CPU per healthy request, paired by round.',
     '')
   return lines.join('\n')
 }
 
 const verdict = (ok) => ok === null ? 'not measured' : ok ? 'reached' : 'NOT reached'
+const isHighproxy = r => r.kind === 'highproxy'
 
 export function evaluateTargets (results) {
   const out = []
   const add = (target, measured, ok) => out.push({ target, measured, result: verdict(ok), ok })
+  const limits = { small: 1.4, '64k': 1.25 }
   for (const c of results.healthy?.cases ?? []) {
-    const hp = c.rows.find(r => r.target === 'highproxy')
-    const fhp = c.rows.find(r => r.target === '@fastify/http-proxy')
-    const np = c.rows.find(r => r.target === 'http-proxy')
-    const r1 = hp && fhp ? hp.rps / fhp.rps : null
-    const r2 = hp && np ? hp.rps / np.rps : null
-    add(`${c.label}: highproxy ≥ 1.1× @fastify/http-proxy req/s`, x(r1), r1 === null ? null : r1 >= 1.1)
-    add(`${c.label}: highproxy ≥ 1.3× http-proxy req/s`, x(r2), r2 === null ? null : r2 >= 1.3)
-    add(`${c.label}: highproxy p99 added over direct ≤ 1 ms`, `${signed(hp?.p99Added)} ms`, hp?.p99Added == null ? null : hp.p99Added <= 1)
+    if (!measuredRows(c.rows)) continue
+    const floor = c.rows.find(r => r.target === 'node floor')
+    for (const r of c.rows.filter(isHighproxy)) {
+      add(`${c.label}: ${r.target} CPU/req ≤ ${limits[c.case]}× bare node floor`, `${x(r.xFloor)} (${us(r.cpuUs)} vs ${us(floor?.cpuUs)} µs)`, r.xFloor == null ? null : r.xFloor <= limits[c.case])
+    }
   }
-  const w = results.workers
-  if (w !== undefined) add('--workers 2 ≥ 1.6× one process', w.available ? x(w.ratio) : 'not available', w.available ? w.ratio >= 1.6 : null)
+  const l = results.latency
+  if (l !== undefined && measuredRows(l.rows)) {
+    for (const r of l.rows.filter(isHighproxy)) add(`${num(l.rate)} req/s: ${r.target} p99 added over direct ≤ 1 ms`, `${signed(r.p99Added)} ms`, r.p99Added == null ? null : r.p99Added <= 1)
+  }
   const s = results.storm
-  if (s?.client !== undefined) {
-    add('522 storm: p99 lateness ≤ +50 ms (client view)', `${signed(s.client.latenessP99)} ms`, s.client.latenessP99 <= 50)
-    add('522 storm: none lost', num(s.client.lost), s.client.lost === 0)
-    add('522 storm: none early', num(s.client.early), s.client.early === 0)
-    const r = s.healthyP99NoStorm ? s.healthyP99Storm / s.healthyP99NoStorm : null
-    add('522 storm: healthy p99 ≤ 1.2× no-storm p99', `${x(r)} (${ms(s.healthyP99NoStorm)} → ${ms(s.healthyP99Storm)} ms)`, r === null ? null : r <= 1.2)
-    add('522 storm: ≤ 8 KiB RSS per pending connect', kib(s.rssPerPending), s.rssPerPending == null ? null : s.rssPerPending <= 8 * 1024)
+  if (s?.clean !== undefined) {
+    const measuredWaves = [s.clean, s.loaded].filter(Boolean)
+    const late = s.loaded?.client.lateness.p99 ?? null
+    add('522 storm: CPU per storm request ≤ 250 µs', `${us(s.clean.cpuPerRequest)} µs`, s.clean.cpuPerRequest <= 250)
+    add('522 storm (with the healthy load): p99 lateness ≤ 150 ms', `${signed(late, 0)} ms (without the load ${signed(s.clean.client.lateness.p99, 0)})`, late === null ? null : late <= 150)
+    const early = measuredWaves.reduce((n, w) => n + w.client.early, 0)
+    const lost = measuredWaves.reduce((n, w) => n + w.client.lost, 0)
+    const got = measuredWaves.reduce((n, w) => n + w.client.got522, 0)
+    const sent = measuredWaves.reduce((n, w) => n + w.client.sent, 0)
+    add('522 storm: none early', `${num(early)} of ${num(sent)}`, early === 0)
+    add('522 storm: none lost', `${num(lost)} of ${num(sent)} (${num(got)} × 522)`, lost === 0 && got === sent)
+    const q = s.quiet?.p99
+    const d = s.loaded?.healthyDuring?.p99
+    const r = q && d != null ? d / q : null
+    add('522 storm: healthy-route p99 during ≤ 1.5× quiet', `${x(r)} (${ms(q)} → ${ms(d)} ms)`, r === null ? null : r <= 1.5)
+    add('522 storm: ≤ 8 KiB RSS per pending connect', kib(s.clean.rssPerPending), s.clean.rssPerPending == null ? null : s.clean.rssPerPending <= 8 * 1024)
+  }
+  if (s?.workers2 !== undefined) {
+    const w = s.workers2.client
+    const ok = w.lost === 0 && w.early === 0 ? w.lateness.p99 <= 100 : false
+    add('522 storm, --workers 2: p99 lateness ≤ 100 ms', `${signed(w.lateness.p99, 0)} ms${w.lost || w.early ? ` (${w.lost} lost, ${w.early} early)` : ''}`, w.lateness.p99 == null ? null : ok)
+  } else if (s?.clean !== undefined) {
+    add('522 storm, --workers 2: p99 lateness ≤ 100 ms', 'no --workers flag', null)
   }
   for (const r of results.errors?.rows ?? []) {
-    add(`521 as ${r.accept}: ≥ 20k req/s`, num(r.rps), r.rps == null ? null : r.rps >= 20_000)
+    if (r.target === 'healthy 200' || r.rounds.length === 0) continue
+    add(`521 as ${r.accept}: CPU per 521 ≤ 2× CPU per healthy request`, `${x(r.xHealthy)} (${us(r.cpuUs)} µs per 521)`, r.xHealthy == null ? null : r.xHealthy <= 2)
   }
   return out
 }

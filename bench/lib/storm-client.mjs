@@ -1,181 +1,108 @@
-// The 522 storm's client, in its own process so that the healthy-route load generator
-// does not delay its clock.
+// The 522 storm's client, in its own process so that the harness's load generator does
+// not delay its clock (and its clock does not delay the harness).
 //
-// It opens `concurrency` keep-alive connections to the proxy and proves each one was
-// accepted with a request to the healthy route (a 200 from the origin). Only then does
-// it send one request to the dead route on every connection at once, and re-send on the
-// same connection as each answer arrives, until told to stop. So each request's clock
-// starts when it is written on a connection the proxy already holds: the lateness seen
-// here is the proxy's (its timer, its event loop, its write), not the kernel's accept
-// queue. Raw sockets and a minimal parser: the first byte of each answer is stamped
-// with no HTTP library in between.
+// A storm is `concurrency` clients arriving at once, each on a new TCP connection: on
+// 'go' it calls connect() `concurrency` times in one synchronous loop and writes each
+// request at once (Node sends it as soon as the handshake completes). So the proxy has
+// to accept, parse, route and dial all of them together, as an edge does when a page's
+// visitors all hit a drowning origin.
 //
-// Started with fork(); argv[2] is JSON { port, path, concurrency, timeoutMs, maxOpening, graceMs, maxRequests, resend }.
-// Messages out: { type: 'pending', ms } once every connection has its dead-route request
-//               written, { type: 'result', ... } at the end. In: { type: 'stop' }.
+// Client view, per request: t0 when connect() issued its SYN; the answer's first byte; lateness
+// = first byte − t0 − the connect timeout (negative = early). The handshake time
+// (connect() to 'connect') is kept too: above ~1 s it is a SYN the proxy's full accept
+// queue dropped and the client sent again. Each connection is closed (FIN) once its
+// whole answer is read, as a browser giving up on the page would.
+//
+// Started with fork(); argv[2] is JSON { port, path, concurrency, timeoutMs, graceMs }.
+// Out: { type: 'ready' }, then after 'go': { type: 'fired', at } once every connect() is
+// issued, { type: 'connected', at } once every handshake completed, and
+// { type: 'result', ... } when every request has its answer or was given up on
+// (timeout + grace). Times `at` are epoch ms (performance.timeOrigin + now()).
 
 import net from 'node:net'
+import { parseAnswer } from './http-answer.mjs'
 
-const { port, path, concurrency, timeoutMs, maxOpening = 200, graceMs = 5000, maxRequests = concurrency * 50, resend = true } = JSON.parse(process.argv[2])
-const request = p => Buffer.from(`GET ${p} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: application/json\r\n\r\n`, 'latin1')
-const DEAD = request(path)
-const WARM = request('/')
-const HEADER_END = Buffer.from('\r\n\r\n')
+const { port, path, concurrency, timeoutMs, graceMs = 5000 } = JSON.parse(process.argv[2])
+const REQUEST = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: application/json\r\n\r\n`, 'latin1')
+const epoch = () => performance.timeOrigin + performance.now()
 
-const lateness = []      // ms past the timeout, for each 522 (negative = early)
-const statuses = {}      // dead-route answers by status
+const answers = []       // [status, lateness ms, handshake ms] per answered request
 const lostReasons = {}
-let sent = 0
-let answered = 0
 let lost = 0
-let reopened = 0
-let warmFailures = 0
 let badAnswers = 0
-let waveDone = 0
-let ready = 0
-let opening = 0
-let stopping = false
-let announced = false
-let expired = false
+let connected = 0
+let settled = 0
+let lastAnswerAt = null
+let firedAt = null
 let finished = false
-const conns = new Set()
-const t0Run = performance.now()
+const open = new Set()
+
+function settle () {
+  if (++settled === concurrency) finish()
+}
 
 function lose (reason) {
   lost++
   lostReasons[reason] = (lostReasons[reason] ?? 0) + 1
+  settle()
 }
 
-/**
- * One complete HTTP/1.1 answer at the start of `buf`: { status, length, closing },
- * null while incomplete, { error } for what this client does not read.
- */
-function parseAnswer (buf) {
-  const end = buf.indexOf(HEADER_END)
-  if (end === -1) return null
-  const head = buf.toString('latin1', 0, end)
-  const status = head.slice(9, 12)
-  const closing = /\r\nconnection:\s*close/i.test(head)
-  const cl = /\r\ncontent-length:\s*(\d+)/i.exec(head)
-  if (cl !== null) {
-    const length = end + 4 + Number(cl[1])
-    return buf.length < length ? null : { status, length, closing }
-  }
-  if (!/\r\ntransfer-encoding:\s*chunked/i.test(head)) return { error: 'answer with neither content-length nor chunked encoding' }
-  let at = end + 4
-  for (;;) {
-    const eol = buf.indexOf('\r\n', at, 'latin1')
-    if (eol === -1) return null
-    const size = parseInt(buf.toString('latin1', at, eol), 16)
-    if (!Number.isFinite(size)) return { error: 'bad chunk size' }
-    if (size === 0) {
-      // No trailers expected: the last chunk is followed by one empty line.
-      return buf.length < eol + 4 ? null : { status, length: eol + 4, closing }
-    }
-    at = eol + 2 + size + 2
-    if (buf.length < at) return null
-  }
-}
-
-/** One connection: warm-up request first, then dead-route requests one after another. */
-function connect () {
-  opening++
-  const c = { socket: null, buf: null, t0: 0, t1: 0, warm: true, inflight: false }
-  conns.add(c)
-  const socket = c.socket = net.connect({ host: '127.0.0.1', port, noDelay: true })
-  socket.once('connect', () => { c.inflight = true; socket.write(WARM) })
-  socket.on('data', chunk => {
-    if (c.buf === null || c.buf.length === 0) { c.t1 = performance.now(); c.buf = chunk } else c.buf = Buffer.concat([c.buf, chunk])
-    for (;;) {
-      const answer = parseAnswer(c.buf)
-      if (answer === null) return
-      if (answer.error !== undefined) { badAnswers++; socket.destroy(new Error(answer.error)); return }
-      c.buf = c.buf.subarray(answer.length)
-      onAnswer(c, answer.status, answer.closing)
-      if (c.buf.length > 0) c.t1 = performance.now()
-      else return
-    }
+function client () {
+  const c = { t0: performance.now(), tc: 0, t1: 0, buf: null, done: false, reason: null }
+  const socket = net.connect({ host: '127.0.0.1', port, noDelay: true })
+  // For an IP address, net.connect() issues the connect syscall in a nextTick it has just
+  // queued: this one runs right after it, so t0 is when the SYN left, not when this loop
+  // (about 0.1 ms per socket) got to it.
+  process.nextTick(() => { c.t0 = performance.now() })
+  open.add(socket)
+  socket.write(REQUEST)
+  socket.once('connect', () => {
+    c.tc = performance.now()
+    if (++connected === concurrency) process.send({ type: 'connected', at: epoch() })
   })
-  socket.on('error', () => {})
-  socket.on('close', () => {
-    conns.delete(c)
-    if (c.warm) opening--
-    if (c.inflight && !c.warm) lose(expired ? `no answer within ${timeoutMs + graceMs} ms` : 'connection closed without an answer')
-    if (c.inflight && c.warm) warmFailures++
-    c.inflight = false
-    if (!resend && announced) {
-      if (!c.done && ++waveDone === concurrency) { stopping = true; finish() }
-      return
-    }
-    if (!stopping) { reopened++; connect() } else maybeFinish()
-  })
-}
-
-function send (c) {
-  if (stopping || c.socket.destroyed || sent >= maxRequests) return
-  c.inflight = true
-  sent++
-  c.socket.write(DEAD)
-  c.t0 = performance.now()
-}
-
-function onAnswer (c, status, closing) {
-  c.inflight = false
-  if (c.warm) {
-    if (status !== '200') { c.socket.destroy(); return }
-    c.warm = false
-    opening--
-    ready++
-    if (!announced) {
-      if (ready === concurrency) {
-        // Every connection is held by the proxy: fire the whole wave at once.
-        for (const other of conns) if (!other.warm) send(other)
-        announced = true
-        process.send({ type: 'pending', ms: performance.now() - t0Run })
-      } else if (opening < maxOpening && conns.size < concurrency) connect()
-    } else if (stopping) maybeFinish()
-    else send(c)
-    return
-  }
-  const ms = c.t1 - c.t0
-  answered++
-  statuses[status] = (statuses[status] ?? 0) + 1
-  if (status === '522') lateness.push(ms - timeoutMs)
-  if (!resend) {
-    // One wave: the result goes out as soon as every request has its answer.
+  const answered = status => {
     c.done = true
-    if (++waveDone === concurrency) { stopping = true; finish() }
-    return
+    lastAnswerAt = epoch()
+    answers.push([status, c.t1 - c.t0 - timeoutMs, c.tc === 0 ? null : c.tc - c.t0])
+    settle()
   }
-  if (closing) { c.socket.end(); return } // 'close' opens a new one
-  if (stopping) maybeFinish()
-  else send(c)
-}
-
-function maybeFinish () {
-  for (const c of conns) if (c.inflight) return
-  finish()
+  socket.on('data', chunk => {
+    if (c.done) return
+    if (c.buf === null) { c.t1 = performance.now(); c.buf = chunk } else c.buf = Buffer.concat([c.buf, chunk])
+    const a = parseAnswer(c.buf)
+    if (a === null || (a.length === -1)) return
+    if (a.error !== undefined) { badAnswers++; c.reason = a.error; socket.destroy(); return }
+    answered(a.status)
+    socket.end()
+  })
+  socket.on('error', err => { c.reason ??= err.code ?? err.message })
+  socket.on('close', () => {
+    open.delete(socket)
+    if (c.done) return
+    // An answer read to the close (neither length nor chunked) still counts.
+    const a = c.buf === null ? null : parseAnswer(c.buf)
+    if (a?.length === -1) { answered(a.status); return }
+    lose(c.reason ?? (c.buf === null ? 'closed without an answer' : 'closed mid-answer'))
+  })
 }
 
 function finish () {
   if (finished) return
   finished = true
-  for (const c of conns) c.socket.destroy()
-  process.send({ type: 'result', sent, answered, lost, lostReasons, statuses, lateness, reopened, warmFailures, badAnswers, runMs: performance.now() - t0Run },
+  for (const s of open) s.destroy()
+  process.send({ type: 'result', sent: concurrency, answered: answers.length, answers, lost, lostReasons, badAnswers, connected, firedAt, lastAnswerAt },
     () => process.exit(0))
 }
 
 process.on('message', msg => {
-  if (msg?.type !== 'stop') return
-  stopping = true
-  maybeFinish()
-  // Whatever is still pending past its timeout plus grace is lost.
+  if (msg?.type !== 'go' || firedAt !== null) return
+  firedAt = epoch()
+  for (let i = 0; i < concurrency; i++) client()
+  process.send({ type: 'fired', at: epoch() })
+  // Whatever has no answer by the timeout plus grace is lost.
   setTimeout(() => {
-    expired = true
-    for (const c of conns) c.socket.destroy()
-    setTimeout(finish, 200)
+    for (const s of open) s.destroy(new Error(`no answer within ${timeoutMs + graceMs} ms`))
   }, timeoutMs + graceMs).unref()
 })
 process.on('disconnect', () => process.exit(0))
-
-for (let i = 0; i < Math.min(maxOpening, concurrency); i++) connect()
+process.send({ type: 'ready' })

@@ -1,0 +1,176 @@
+// Starting the bench's servers: the origin (nginx when installed, else node), highproxy
+// through its CLI only, the Node peers and floor, and nginx / HAProxy as peer proxies.
+// Every one listens on 127.0.0.1 on a free port and is proved to answer before use.
+
+import { execFile, execFileSync } from 'node:child_process'
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { HOST, freePort, start, waitHttp } from './procs.mjs'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+export const CLI = path.join(ROOT, 'dist', 'cli.js')
+const SERVERS = path.join(ROOT, 'bench', 'servers')
+const NODE = process.execPath
+
+export function which (cmd) {
+  try { return execFileSync('which', [cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null } catch { return null }
+}
+
+/**
+ * A config directory for nginx. Run as root, nginx's workers are `nobody`: they must be
+ * able to read the static file, so the directory (and the bench's own temp dir above
+ * it, which mkdtemp made 0700) are opened up to 0755.
+ */
+function confDir (tmp, name) {
+  const dir = mkdtempSync(path.join(tmp, `${name}-`))
+  chmodSync(tmp, 0o755)
+  chmodSync(dir, 0o755)
+  return dir
+}
+
+// Both nginx configs: one worker, long keep-alive both ways (nginx's default of 1,000
+// requests per connection would make every proxy and the load generator reconnect).
+const nginxHead = dir => `worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 16384; }
+`
+const nginxHttpCommon = dir => `  keepalive_requests 100000000;
+  keepalive_timeout 60s;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+`
+
+/** The node origin: node:http, `/` → 200 "ok", `/64k` → 64 KiB. */
+export async function startNodeOrigin () {
+  const port = await freePort()
+  const proc = start('origin (node)', NODE, [path.join(SERVERS, 'origin.mjs'), String(port)])
+  await waitHttp(proc, port)
+  return { proc, port, url: `http://${HOST}:${port}`, kind: 'node' }
+}
+
+/**
+ * nginx as the origin: `return 200 "ok"` and a 64 KiB static file. Its CPU per request
+ * is a fraction of any Node server's, so more of the 2 cores are left to the proxy, and
+ * its cost is the same for every proxy measured.
+ */
+export async function startNginxOrigin (bin, tmp) {
+  const port = await freePort()
+  const dir = confDir(tmp, 'nginx-origin')
+  const www = path.join(dir, 'www')
+  execFileSync('mkdir', ['-p', www])
+  chmodSync(www, 0o755)
+  writeFileSync(path.join(www, '64k'), Buffer.alloc(64 * 1024, 'x'), { mode: 0o644 })
+  const conf = path.join(dir, 'nginx.conf')
+  writeFileSync(conf, `${nginxHead(dir)}http {
+  access_log off;
+${nginxHttpCommon(dir)}  server {
+    listen ${HOST}:${port} backlog=4096;
+    root ${www};
+    location = /64k { default_type application/octet-stream; }
+    location / { default_type text/plain; return 200 "ok"; }
+  }
+}
+`)
+  const proc = start('origin (nginx)', bin, ['-p', dir, '-c', conf])
+  await waitHttp(proc, port)
+  return { proc, port, url: `http://${HOST}:${port}`, kind: 'nginx' }
+}
+
+/** `choice`: auto (nginx when `which` finds it), nginx or node. */
+export async function startOrigin (choice, tmp) {
+  const bin = choice === 'node' ? null : which('nginx')
+  if (choice === 'nginx' && bin === null) throw new Error('--origin-server nginx: nginx is not installed')
+  return bin === null ? startNodeOrigin() : startNginxOrigin(bin, tmp)
+}
+
+let helpText = null
+/** highproxy's --help, to see which flags this build has (asynchronous: the dry run starts servers meanwhile). */
+export function highproxyHelp () {
+  helpText ??= new Promise(resolve => {
+    execFile(NODE, [CLI, '--help'], { encoding: 'utf8', timeout: 10_000 }, (_err, stdout) => resolve(String(stdout ?? '')))
+  })
+  return helpText
+}
+
+/**
+ * highproxy as shipped: `node dist/cli.js <args> --port P --log-format json`, logging
+ * at the default level to stdout (/dev/null unless `stdout` is a file descriptor).
+ * `extra` (from --highproxy-args and a --variant) comes last, so it can also override
+ * what the harness sets: node's parseArgs keeps the last value of a repeated flag.
+ * `node` holds arguments for node itself (e.g. --cpu-prof).
+ */
+export async function startHighproxy (name, args, { extra = [], node = [], stdout = 'ignore', raiseFdLimit = false, readyPath = '/' } = {}) {
+  const port = await freePort()
+  // A side listener on a fixed default port would collide between runs: give it a free one.
+  const admin = /--admin-port\b/.test(await highproxyHelp()) ? ['--admin-port', String(await freePort())] : []
+  const proc = start(name, NODE, [...node, CLI, ...args, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
+  await waitHttp(proc, port, readyPath)
+  return { proc, port }
+}
+
+/** A Node server of bench/servers/: `node <file> <port> <upstream> ...args`. */
+export async function startNodeServer (name, file, upstream, args = [], { node = [] } = {}) {
+  const port = await freePort()
+  const proc = start(name, NODE, [...node, path.join(SERVERS, file), String(port), upstream, ...args])
+  await waitHttp(proc, port)
+  return { proc, port }
+}
+
+/** nginx as a peer proxy: one worker, keep-alive upstream, access log on (to /dev/null, still formatted and written). */
+export async function startNginxProxy (bin, upstreamPort, tmp) {
+  const port = await freePort()
+  const dir = confDir(tmp, 'nginx-proxy')
+  const conf = path.join(dir, 'nginx.conf')
+  writeFileSync(conf, `${nginxHead(dir)}http {
+  access_log /dev/null combined;
+${nginxHttpCommon(dir)}  upstream origin { server ${HOST}:${upstreamPort}; keepalive 128; keepalive_requests 100000000; }
+  server {
+    listen ${HOST}:${port} backlog=4096;
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+`)
+  const proc = start('nginx', bin, ['-p', dir, '-c', conf])
+  await waitHttp(proc, port)
+  return { proc, port }
+}
+
+/** The hard limit on open files of this process (HAProxy's maxconn must fit in it). */
+function hardFdLimit () {
+  try { return Number(/^Max open files\s+\S+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1]) || 1024 } catch { return 1024 }
+}
+
+/**
+ * HAProxy as a peer proxy, one thread. `maxconn` is derived from the open-file limit:
+ * HAProxy needs about 2 fds per connection and refuses to start ("Cannot raise FD limit
+ * to 40014, limit is 20000") when maxconn × 2 does not fit under the hard limit, which
+ * is what made the old fixed `maxconn 20000` exit at once here.
+ */
+export async function startHaproxy (bin, upstreamPort, tmp) {
+  const port = await freePort()
+  const dir = mkdtempSync(path.join(tmp, 'haproxy-'))
+  const conf = path.join(dir, 'haproxy.cfg')
+  const maxconn = Math.max(256, Math.min(20_000, Math.floor((hardFdLimit() - 100) / 2)))
+  writeFileSync(conf, `global
+  maxconn ${maxconn}
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend bench
+  bind ${HOST}:${port}
+  default_backend origin
+backend origin
+  http-reuse always
+  server o ${HOST}:${upstreamPort}
+`)
+  const proc = start('haproxy', bin, ['-db', '-f', conf])
+  await waitHttp(proc, port)
+  return { proc, port, maxconn }
+}
