@@ -82,8 +82,8 @@ function alive (pid: number): boolean {
   }
 }
 
-// The 522 lab origin: a child node process whose script blocks on Atomics.wait.
-const synDrop = childrenOf(child.pid as number).find(c => c.args.includes('SharedArrayBuffer'))
+// The 522 lab origin: a child node process whose script listens with backlog 1.
+const synDrop = childrenOf(child.pid as number).find(c => c.args.includes('backlog: 1'))
 // The 523 lab origin is an "unreachable" route on a 127.77.x.y address, when allowed.
 const unreachable = /\b(127\.77\.\d+\.\d+)\b/.exec(JSON.stringify(ready.routes))?.[1]
 const localRoutes = (): string => {
@@ -138,9 +138,9 @@ t.test('stderr lists the URLs to try', async t => {
   t.match(stderr, 'connect timeout 3000 ms')
 })
 
-// FAILS (src bug, src/cli.ts printDemo: `.padEnd(48)` with no separator): with a
-// 5-digit port, as --port 0 always gives, "curl -i http://127.0.0.1:NNNNN/lab/520/garbage"
-// is 48 characters long and runs into its status: ".../lab/520/garbage520  answers…".
+// Regression (src/cli.ts printDemo pads to 48 columns): with a 5-digit port, as --port 0
+// always gives, "curl -i http://127.0.0.1:NNNNN/lab/520/garbage" is 48 characters long and
+// once ran into its status: ".../lab/520/garbage520  answers…".
 t.test('each line to try keeps the URL apart from its status', async t => {
   const tries = stderr.split('\n').filter(l => l.startsWith('  curl -i http'))
   t.ok(tries.length >= 10, `${tries.length} lines`)
@@ -164,8 +164,8 @@ t.test('SIGTERM: exit 0, and no lab child or route left behind', async t => {
   t.equal(code, 0, 'exit 0')
   t.equal(signal, null)
   t.ok(logs.some(l => l.signal === 'SIGTERM'), 'logs the SIGTERM it got')
-  // Checked at once: the child would also leave by itself within a second of noticing
-  // its parent is gone, which would hide a shutdown that forgot it.
+  // Checked at once: the child also leaves by itself when its parent is gone (its stdin
+  // ends), a moment later, which would hide a shutdown that forgot it.
   if (synDrop !== undefined) t.notOk(alive(synDrop.pid), `522 lab child ${synDrop.pid} is gone`)
   if (unreachable !== undefined) t.notMatch(localRoutes(), unreachable, `route to ${unreachable} removed`)
   t.same(childrenOf(child.pid as number), [], 'no process left whose parent was the demo')
