@@ -3,13 +3,14 @@
 // the URLs to try on stderr, and a clean exit on SIGTERM that leaves no child behind
 // (the 522 lab origin is a child process). All traffic stays on 127.0.0.1.
 
-import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { request } from 'undici'
 import { get } from '../helpers.js'
+import { alive, childrenOf, isSynDropChild, localRoutes } from '../leftovers.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const CLI = join(ROOT, 'dist', 'cli.js')
@@ -59,36 +60,10 @@ const base = String(ready.listen)
 const deadline = Date.now() + 5000
 while (!stderr.includes('in a browser') && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
 
-/** Processes whose parent is `pid`, from ps. */
-function childrenOf (pid: number): Array<{ pid: number, args: string }> {
-  return execFileSync('ps', ['-A', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' }).split('\n')
-    .map(l => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null && Number(m[2]) === pid)
-    .map(m => ({ pid: Number(m[1]), args: m[3] as string }))
-}
-
-/** Whether `pid` is a live process (a zombie counts as gone: it has exited). */
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
-    throw err
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return false
-  }
-}
-
-// The 522 lab origin: a child node process whose script listens with backlog 1.
-const synDrop = childrenOf(child.pid as number).find(c => c.args.includes('backlog: 1'))
+// The 522 lab origin: a child node process.
+const synDrop = childrenOf(child.pid as number).find(isSynDropChild)
 // The 523 lab origin is an "unreachable" route on a 127.77.x.y address, when allowed.
 const unreachable = /\b(127\.77\.\d+\.\d+)\b/.exec(JSON.stringify(ready.routes))?.[1]
-const localRoutes = (): string => {
-  try { return execFileSync('ip', ['route', 'show', 'table', 'local'], { encoding: 'utf8' }) } catch { return '' }
-}
 
 // /lab/522 takes the demo's 3 s connect timeout: started now, checked below.
 const begin522 = performance.now()
