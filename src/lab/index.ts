@@ -44,11 +44,9 @@ const once = <T>(start: () => Promise<T>): () => Promise<T> => {
 }
 
 function entries (faults: FaultSelection | undefined): Array<[FaultName, unknown]> {
-  const list: Array<[string, unknown]> = faults === undefined
-    ? FAULT_NAMES.map(name => [name, {}])
-    : Array.isArray(faults)
-      ? (faults as readonly string[]).map(name => [name, {}])
-      : Object.entries(faults).map(([name, knobs]) => [name, knobs === true ? {} : knobs])
+  const list: Array<[string, unknown]> = faults === undefined || Array.isArray(faults)
+    ? ((faults ?? FAULT_NAMES) as readonly string[]).map(name => [name, {}])
+    : Object.entries(faults).map(([name, knobs]) => [name, knobs === true ? {} : knobs])
   for (const [name] of list) {
     if (!Object.hasOwn(STARTERS, name)) throw new TypeError(`unknown lab fault "${name}"; the lab has ${FAULT_NAMES.join(', ')}`)
   }

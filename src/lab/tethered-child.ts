@@ -48,6 +48,7 @@ export function startTethered (command: string, args: readonly string[]): Promis
       if (end >= 0) resolve({ line: out.slice(0, end), pid: child.pid as number, stop })
     })
     child.once('error', reject)
-    child.once('exit', code => reject(Object.assign(new Error(err.trim() || `exited with ${String(code)}`), { exitCode: code })))
+    // 'close', not 'exit': by then all of its stderr has been read.
+    child.once('close', code => reject(Object.assign(new Error(err.trim() || `exited with ${String(code)}`), { exitCode: code })))
   })
 }
