@@ -3,8 +3,8 @@
 
 import { resolve, validate } from './config/load.js'
 import type { Config } from './config/schema.js'
-import { startFaults, type LabOrigin } from './lab/faults.js'
-import { healthyOrigin, type LabLink } from './lab/healthy-origin.js'
+import type { LabLink } from './lab/healthy-origin.js'
+import { FAULT_NAMES, startLab } from './lab/index.js'
 
 export const DEMO_TIMEOUTS = { connect: '3s', response: '5s' }
 
@@ -14,28 +14,26 @@ export interface Demo {
   close: () => Promise<void>
 }
 
-/** /lab/520 for the first 520 fault, /lab/520/<kind> for each of them. */
-function pathFor (origin: LabOrigin, first: boolean): string {
-  const [status, kind] = origin.key.split('-')
-  return first || kind === undefined ? `/lab/${status}` : `/lab/${status}/${kind}`
+/** /lab/520 for the first 520 fault, /lab/520/<kind> for each of them; /lab/<key> for the rest. */
+function pathFor (key: string, first: boolean): string {
+  const kind = /^(\d{3})-(.+)$/.exec(key)
+  return kind === null ? `/lab/${key}` : first ? `/lab/${kind[1]}` : `/lab/${kind[1]}/${kind[2]}`
 }
 
 export async function startDemo (base: Config): Promise<Demo> {
   const links: LabLink[] = [{ path: '/', status: null, description: 'the healthy built-in origin', available: true }]
-  const healthy = await healthyOrigin({ rayHeader: base.edge.rayHeader, labLinks: () => links })
-  const faults = await startFaults()
+  const lab = await startLab({ healthy: { rayHeader: base.edge.rayHeader, labLinks: () => links } })
   const seen = new Set<string>()
   const routes: Array<Record<string, unknown>> = []
-  for (const f of faults) {
-    const status = f.key.split('-')[0] as string
-    const path = pathFor(f, !seen.has(status))
-    seen.add(status)
+  for (const f of FAULT_NAMES.map(name => lab.origins[name])) {
+    const path = pathFor(f.key, !seen.has(String(f.status)))
+    seen.add(String(f.status))
     links.push({ path, status: f.status, description: f.description, available: f.available, reason: f.reason })
     if (f.available) routes.push({ name: `lab-${f.key}`, path, origin: f.url, strip_prefix: true })
   }
   // Longer paths first: /lab/520/empty must not be taken by /lab/520.
   routes.sort((a, b) => String(b.path).length - String(a.path).length)
-  routes.push({ name: 'demo-origin', path: '/', origin: healthy.url })
+  routes.push({ name: 'demo-origin', path: '/', origin: lab.urls.healthy })
   // The demo's routes go through the same schema as a config file's.
   const demo = resolve(validate({ routes, timeouts: DEMO_TIMEOUTS, fault_injection: true }), false)
   return {
@@ -46,6 +44,6 @@ export async function startDemo (base: Config): Promise<Demo> {
       responseTimeoutMs: demo.responseTimeoutMs
     },
     links,
-    close: async () => { await Promise.all([healthy, ...faults].map(o => o.close())) }
+    close: lab.close
   }
 }

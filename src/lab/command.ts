@@ -1,12 +1,11 @@
 // `highproxy lab`: every fault origin on loopback, a table of status → URL, until Ctrl-C.
 
 import closeWithGrace from 'close-with-grace'
-import { startFaults } from './faults.js'
-import { healthyOrigin } from './healthy-origin.js'
+import { FAULT_NAMES, startLab } from './index.js'
 
 export async function runLab (json: boolean): Promise<void> {
-  const origins = [await healthyOrigin(), ...await startFaults()]
-  const table = origins.map(o => ({
+  const lab = await startLab()
+  const table = (['healthy', ...FAULT_NAMES] as const).map(key => lab.origins[key]).map(o => ({
     key: o.key,
     status: o.status ?? 200,
     url: o.url,
@@ -23,5 +22,5 @@ export async function runLab (json: boolean): Promise<void> {
         `${row.available ? row.description : `unavailable: ${row.reason ?? ''}`}\n`)
     }
   }
-  closeWithGrace({ delay: 5000 }, async () => { await Promise.all(origins.map(o => o.close())) })
+  closeWithGrace({ delay: 5000 }, lab.close)
 }

@@ -3,8 +3,7 @@
 
 import http from 'node:http'
 import { escapeHtml } from '../page/render.js'
-import type { LabOrigin } from './faults.js'
-import { LOOPBACK, closeWithConnections, listenLoopback } from './loopback.js'
+import { serveOnLoopback, type LabOrigin } from './loopback.js'
 
 export interface LabLink { path: string, status: number | null, description: string, available: boolean, reason?: string | undefined }
 
@@ -14,7 +13,6 @@ export interface HealthyOriginOptions {
   /** Links for the demo's `/lab` listing. */
   labLinks?: () => LabLink[]
 }
-
 
 function labPage (links: LabLink[]): string {
   const rows = links.map(l => `<tr><td>${l.status ?? 200}</td><td>${l.available ? `<a href="${escapeHtml(l.path)}">${escapeHtml(l.path)}</a>` : escapeHtml(l.path)}</td>` +
@@ -78,14 +76,5 @@ export async function healthyOrigin (opts: HealthyOriginOptions = {}): Promise<L
       : `Hello from the highproxy demo origin. This response came through the proxy: ${rayHeader} ${String(ray)}, ` +
         `X-Forwarded-For ${String(req.headers['x-forwarded-for'])}, X-Forwarded-Host ${String(req.headers['x-forwarded-host'])}.\n`)
   })
-  const close = closeWithConnections(server)
-  const port = await listenLoopback(server)
-  return {
-    key: 'healthy',
-    status: null,
-    description: 'a healthy origin: answers 200',
-    url: `http://${LOOPBACK}:${port}`,
-    available: true,
-    close
-  }
+  return serveOnLoopback(server, { key: 'healthy', status: null, description: 'a healthy origin: answers 200' })
 }

@@ -2,9 +2,8 @@
 // response. Each sub-cause is a real TCP server on loopback (src/lab/faults.ts).
 
 import t from 'tap'
-import {
-  emptyOrigin, garbageOrigin, hugeHeadersOrigin, resetOrigin, type LabOrigin
-} from '../../src/lab/faults.js'
+import { emptyOrigin, garbageOrigin, hugeHeadersOrigin, resetOrigin } from '../../src/lab/faults.js'
+import type { LabOrigin } from '../../src/lab/loopback.js'
 import { UNKNOWN_ERROR_DETAIL, type UnknownErrorCause } from '../../src/status/catalog.js'
 import type { ErrorBody } from '../../src/page/render.js'
 import { accessFor, failureFor, get, rayOf, startProxy, type Got } from '../helpers.js'

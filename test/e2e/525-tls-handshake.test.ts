@@ -2,7 +2,7 @@
 // port the proxy dials as https, so the ClientHello gets an HTTP 400 back.
 
 import t from 'tap'
-import { plainOnTlsOrigin } from '../../src/lab/faults.js'
+import { plainOnTlsOrigin } from '../../src/lab/tls-faults.js'
 import type { ErrorBody } from '../../src/page/render.js'
 import { accessFor, failureFor, get, rayOf, startProxy, type Got } from '../helpers.js'
 import { timed, oneOfTwo, shown, type Timed } from '../timing.js'

@@ -3,13 +3,14 @@
 // the URLs to try on stderr, and a clean exit on SIGTERM that leaves no child behind
 // (the 522 lab origin is a child process). All traffic stays on 127.0.0.1.
 
-import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { request } from 'undici'
 import { get } from '../helpers.js'
+import { alive, childrenOf, isSynDropChild, localRoutes } from '../leftovers.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const CLI = join(ROOT, 'dist', 'cli.js')
@@ -59,36 +60,10 @@ const base = String(ready.listen)
 const deadline = Date.now() + 5000
 while (!stderr.includes('in a browser') && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
 
-/** Processes whose parent is `pid`, from ps. */
-function childrenOf (pid: number): Array<{ pid: number, args: string }> {
-  return execFileSync('ps', ['-A', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' }).split('\n')
-    .map(l => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null && Number(m[2]) === pid)
-    .map(m => ({ pid: Number(m[1]), args: m[3] as string }))
-}
-
-/** Whether `pid` is a live process (a zombie counts as gone: it has exited). */
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
-    throw err
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return false
-  }
-}
-
-// The 522 lab origin: a child node process whose script blocks on Atomics.wait.
-const synDrop = childrenOf(child.pid as number).find(c => c.args.includes('SharedArrayBuffer'))
+// The 522 lab origin: a child node process.
+const synDrop = childrenOf(child.pid as number).find(isSynDropChild)
 // The 523 lab origin is an "unreachable" route on a 127.77.x.y address, when allowed.
 const unreachable = /\b(127\.77\.\d+\.\d+)\b/.exec(JSON.stringify(ready.routes))?.[1]
-const localRoutes = (): string => {
-  try { return execFileSync('ip', ['route', 'show', 'table', 'local'], { encoding: 'utf8' }) } catch { return '' }
-}
 
 // /lab/522 takes the demo's 3 s connect timeout: started now, checked below.
 const begin522 = performance.now()
@@ -138,9 +113,9 @@ t.test('stderr lists the URLs to try', async t => {
   t.match(stderr, 'connect timeout 3000 ms')
 })
 
-// FAILS (src bug, src/cli.ts printDemo: `.padEnd(48)` with no separator): with a
-// 5-digit port, as --port 0 always gives, "curl -i http://127.0.0.1:NNNNN/lab/520/garbage"
-// is 48 characters long and runs into its status: ".../lab/520/garbage520  answers…".
+// Regression (src/cli.ts printDemo pads to 48 columns): with a 5-digit port, as --port 0
+// always gives, "curl -i http://127.0.0.1:NNNNN/lab/520/garbage" is 48 characters long and
+// once ran into its status: ".../lab/520/garbage520  answers…".
 t.test('each line to try keeps the URL apart from its status', async t => {
   const tries = stderr.split('\n').filter(l => l.startsWith('  curl -i http'))
   t.ok(tries.length >= 10, `${tries.length} lines`)
@@ -164,8 +139,8 @@ t.test('SIGTERM: exit 0, and no lab child or route left behind', async t => {
   t.equal(code, 0, 'exit 0')
   t.equal(signal, null)
   t.ok(logs.some(l => l.signal === 'SIGTERM'), 'logs the SIGTERM it got')
-  // Checked at once: the child would also leave by itself within a second of noticing
-  // its parent is gone, which would hide a shutdown that forgot it.
+  // Checked at once: the child also leaves by itself when its parent is gone (its stdin
+  // ends), a moment later, which would hide a shutdown that forgot it.
   if (synDrop !== undefined) t.notOk(alive(synDrop.pid), `522 lab child ${synDrop.pid} is gone`)
   if (unreachable !== undefined) t.notMatch(localRoutes(), unreachable, `route to ${unreachable} removed`)
   t.same(childrenOf(child.pid as number), [], 'no process left whose parent was the demo')

@@ -10,9 +10,9 @@ import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { resolve, validate } from '../../src/config/load.js'
 import type { Config } from '../../src/config/schema.js'
-import {
-  plainOnTlsOrigin, refusedOrigin, resetOrigin, selfSignedCertificate, silentOrigin, synDropOrigin, tlsOrigin
-} from '../../src/lab/faults.js'
+import { selfSignedCertificate } from '../../src/lab/certificates.js'
+import { refusedOrigin, resetOrigin, silentOrigin, synDropOrigin } from '../../src/lab/faults.js'
+import { plainOnTlsOrigin, tlsOrigin } from '../../src/lab/tls-faults.js'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
 import { probe, type ProbeReport } from '../../src/probe.js'
 import { timed, oneOfTwo, shown, type Timed } from '../timing.js'
