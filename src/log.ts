@@ -39,6 +39,11 @@ export interface FailureRecord {
   truncated: boolean
   injected: boolean
   route: string | null
+  /**
+   * The route's pool. Optional only until edge/records.ts fills it (the core rebuild);
+   * readers take a missing one as null.
+   */
+  pool?: string | null
 }
 
 export interface AccessRecord {
@@ -57,6 +62,13 @@ export interface AccessRecord {
   ttfb_ms: number | null
   /** TCP connect time of the origin connection, when this request opened it. */
   connect_ms: number | null
+  /** The route's pool; optional until edge/records.ts fills it, read as null when missing. */
+  pool?: string | null
+  /**
+   * The configured URL of the origin the final attempt went to (`http://127.0.0.1:9000`),
+   * null when no origin was tried; optional until edge/records.ts fills it.
+   */
+  origin?: string | null
 }
 
 export type LogFormat = 'json' | 'pretty'

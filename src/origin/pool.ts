@@ -19,7 +19,7 @@ export class PoolMember {
   }
 }
 
-export interface MemberHealth { pool: string, origin: string, state: HealthState, up: boolean }
+export interface MemberHealth { pool: string, origin: string, state: HealthState, up: boolean, inFlight: number }
 
 export class OriginPool {
   readonly members: PoolMember[]
@@ -46,7 +46,7 @@ export class OriginPool {
   snapshot (): MemberHealth[] {
     return this.members.map(m => {
       const state = m.health.state()
-      return { pool: this.config.name, origin: m.origin, state, up: state !== 'down' }
+      return { pool: this.config.name, origin: m.origin, state, up: state !== 'down', inFlight: m.inFlight }
     })
   }
 
