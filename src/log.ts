@@ -2,10 +2,10 @@
 // origin attempt. The record shapes are declared here once; tests parse them as such.
 
 import pino, { type Logger } from 'pino'
-import pretty from 'pino-pretty'
 import type { DialAttempt } from './errors.js'
 import type { UnknownErrorCause } from './errors/catalog.js'
 import type { Phase } from './errors/classify.js'
+import { prettyStream } from './pretty-log.js'
 
 export interface Timings {
   dns_ms: number | null
@@ -81,23 +81,9 @@ export function createLogger (level: string, format: LogFormat, stream?: NodeJS.
     // "warn" reads better than 40 in a log line an operator greps at 3 a.m.
     formatters: { level: (label: string) => ({ level: label }) }
   }
-  if (format === 'pretty') {
-    // Only loaded for humans at a TTY; synchronous stream, no worker thread.
-    return pino(options, createPrettyStream(stream))
-  }
+  if (format === 'pretty') return pino(options, prettyStream(stream))
   // Lines are gathered up to 4 KiB (or 50 ms) per write: a write syscall per line was 7.8%
   // of the healthy path's busy CPU (1.3% now); pino flushes the rest when the process exits.
   const buffered = { dest: 1, sync: false, minLength: 4096, periodicFlush: 50 }
   return pino(options, stream ?? pino.destination(buffered as Parameters<typeof pino.destination>[0]))
-}
-
-function createPrettyStream (stream?: NodeJS.WritableStream): pino.DestinationStream {
-  // Synchronous and in-process: pretty output is for a human at a terminal, not for load.
-  return pretty({
-    colorize: stream === undefined,
-    destination: stream ?? 1,
-    sync: true,
-    translateTime: 'SYS:HH:MM:ss.l',
-    ignore: 'pid,hostname'
-  })
 }
