@@ -72,7 +72,6 @@ export function prettyStream (stream?: NodeJS.WritableStream): pino.DestinationS
     destination: stream ?? 1,
     sync: true,
     translateTime: 'SYS:HH:MM:ss.l',
-    ignore: 'pid,hostname',
     messageFormat
   })
 }
