@@ -124,12 +124,6 @@ async function serve (flags: Flags): Promise<void> {
     await runPrimary(config.workers, logger, config.admin).catch(err => fail(listenProblem(' (admin)', host, port, err), EXIT_RUNTIME))
     return
   }
-  let demo: Demo | null = null
-  if (config.edge.routes.length === 0) {
-    demo = await startDemo(config)
-    config = demo.config
-  }
-
   let draining = false
   let health: () => MemberHealth[] = () => []
   let reload: ((edge: Config['edge']) => void) | null = null
@@ -139,6 +133,12 @@ async function serve (flags: Flags): Promise<void> {
   if (cluster.isWorker) {
     answerPrimary({ metrics: () => metrics.registry.getMetricsAsJSON(), ray: q => rays.get(q.ray), ping: () => true })
   }
+  let demo: Demo | null = null
+  if (config.edge.routes.length === 0) {
+    demo = await startDemo(config)
+    config = demo.config
+  }
+
   const app = await buildServer({
     ...config.edge,
     onAccess: metrics.observeAccess,
