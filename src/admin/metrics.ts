@@ -46,12 +46,14 @@
 // proxies in one process (tests, reloads) never share or collide on a metric.
 //
 // The hot path: observeAccess runs once per request: a few map lookups and number
-// increments into cells (cells.ts), written into prom-client's counters when scraped; the
-// unlabelled histograms are prom-client's own; the gauges are read at scrape. The
-// failure counter is prom-client's labelled inc(): it runs once per failed attempt, next
-// to a log line and an error page that cost far more.
+// increments into cells (cells.ts), handed to prom-client when scraped. Measured here:
+// ~0.55 us per record with the connect and TTFB histograms as prom-client's own
+// (unlabelled) observe(), ~0.15 us with every histogram in cells and the new labelled
+// series added. The gauges are read at scrape. The failure counter is prom-client's labelled
+// inc(): it runs once per failed attempt, next to a log line and an error page that cost
+// far more.
 
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { AccessRecord, FailureRecord } from '../log.js'
 import { pendingDials } from '../origin/dial.js'
 import {
@@ -148,17 +150,21 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     labelNames: ['status', 'phase', 'pool', 'origin'] as const,
     registers
   })
-  const connect = new Histogram({
+  const connect = histogramCell<never>({}, CONNECT_BUCKETS)
+  registerCellHistogram({
     name: 'highproxy_origin_connect_seconds',
     help: 'TCP connect time of origin connections, successful or not.',
     buckets: CONNECT_BUCKETS,
-    registers
+    cells: [connect],
+    registry
   })
-  const ttfb = new Histogram({
+  const ttfb = histogramCell<never>({}, TTFB_BUCKETS)
+  registerCellHistogram({
     name: 'highproxy_origin_ttfb_seconds',
     help: 'Time from request arrival to the origin response headers.',
     buckets: TTFB_BUCKETS,
-    registers
+    cells: [ttfb],
+    registry
   })
   // Registered for their collect(); nothing else refers to them. Each resets first: an
   // origin removed by a reload must not stay in the output forever.
@@ -198,8 +204,8 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     observeCell(durations.get(route, Math.trunc(record.status / 100)), TTFB_BUCKETS, record.duration_ms / 1000)
     const origin = record.origin ?? null
     if (origin !== null) originRequests.get(record.pool ?? '', originLabel(origin)).value++
-    if (record.connect_ms !== null) connect.observe(record.connect_ms / 1000)
-    if (record.ttfb_ms !== null) ttfb.observe(record.ttfb_ms / 1000)
+    if (record.connect_ms !== null) observeCell(connect, CONNECT_BUCKETS, record.connect_ms / 1000)
+    if (record.ttfb_ms !== null) observeCell(ttfb, TTFB_BUCKETS, record.ttfb_ms / 1000)
   }
 
   const observeFailure = (record: FailureRecord): void => {
@@ -212,7 +218,7 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     // A failure after the connection was made (520, 524) carries the dial timings of a
     // fresh socket, which its access record counts already; injected faults never dialled.
     const ms = record.timings.connect_ms
-    if (ms !== null && !record.injected && DIAL_PHASES.has(record.phase)) connect.observe(ms / 1000)
+    if (ms !== null && !record.injected && DIAL_PHASES.has(record.phase)) observeCell(connect, CONNECT_BUCKETS, ms / 1000)
   }
 
   return { registry, observeAccess, observeFailure }
