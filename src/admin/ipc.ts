@@ -74,7 +74,7 @@ export class WorkerAsker {
   }
 }
 
-export type Answerer = { [K in Question['what']]: (q: Extract<Question, { what: K }>) => unknown }
+type Answerer = { [K in Question['what']]: (q: Extract<Question, { what: K }>) => unknown }
 
 /** A worker's side: answers the primary's questions. */
 export function answerPrimary (answer: Answerer): void {
