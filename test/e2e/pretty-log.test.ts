@@ -29,7 +29,14 @@ function atTerminal (t: Test, args: string[], env: Record<string, string>): Term
   const waiters: Array<() => void> = []
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); for (const w of waiters.splice(0)) w() })
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
-  t.teardown(() => { child.kill('SIGKILL') })
+  // SIGTERM: script then ends the proxy too. A SIGKILL would leave it running: it would
+  // get only a SIGHUP from the closed terminal, which it takes as a config reload.
+  t.teardown(async () => {
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+    await exited
+    clearTimeout(timer)
+  })
   const waitFor = async (re: RegExp, ms = 8000): Promise<RegExpExecArray> => {
     const deadline = Date.now() + ms
     for (;;) {
