@@ -10,9 +10,11 @@ import type { Config } from './config/schema.js'
 import { startDemo, type Demo } from './demo.js'
 import cluster from 'node:cluster'
 import type { Logger } from 'pino'
+import { answerPrimary, tellPrimary } from './admin/ipc.js'
 import { createMetrics } from './admin/metrics.js'
 import { RayStore } from './admin/rays.js'
 import { startAdmin, type AdminServer } from './admin/server.js'
+import { localView } from './admin/view.js'
 import { runPrimary } from './cluster.js'
 import { createLogger } from './log.js'
 import type { MemberHealth } from './origin/pool.js'
@@ -106,6 +108,11 @@ function reloader (flags: Flags, logger: Logger, reload: ((edge: Config['edge'])
   }
 }
 
+function listenProblem (what: string, host: string, port: number, err: unknown): string {
+  const e = err as NodeJS.ErrnoException
+  return `cannot listen on ${host}:${port}${what}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`
+}
+
 const describeRoutes = (config: Config): string[] =>
   config.edge.routes.map(r => `${r.host}${r.path} → ${r.pool.origins.map(o => o.origin).join(' ')}`)
 
@@ -113,8 +120,18 @@ async function serve (flags: Flags): Promise<void> {
   let config = loadOrExit(flags)
   const logger = createLogger(config.log.level, config.log.format)
   if (config.workers > 1 && cluster.isPrimary) {
-    runPrimary(config.workers, logger)
+    const { host, port } = config.admin
+    await runPrimary(config.workers, logger, config.admin).catch(err => fail(listenProblem(' (admin)', host, port, err), EXIT_RUNTIME))
     return
+  }
+  let draining = false
+  let health: () => MemberHealth[] = () => []
+  let reload: ((edge: Config['edge']) => void) | null = null
+  const rays = new RayStore(config.admin.rayBuffer)
+  const metrics = createMetrics({ originHealth: () => health() })
+  // A worker has no admin listener of its own: the primary's asks every worker.
+  if (cluster.isWorker) {
+    answerPrimary({ metrics: () => metrics.registry.getMetricsAsJSON(), ray: q => rays.get(q.ray), ping: () => true })
   }
   let demo: Demo | null = null
   if (config.edge.routes.length === 0) {
@@ -122,11 +139,6 @@ async function serve (flags: Flags): Promise<void> {
     config = demo.config
   }
 
-  let draining = false
-  let health: () => MemberHealth[] = () => []
-  let reload: ((edge: Config['edge']) => void) | null = null
-  const rays = new RayStore(config.admin.rayBuffer)
-  const metrics = createMetrics({ originHealth: () => health() })
   const app = await buildServer({
     ...config.edge,
     onAccess: metrics.observeAccess,
@@ -138,8 +150,7 @@ async function serve (flags: Flags): Promise<void> {
   const failListen = async (what: string, host: string, port: number, err: unknown): Promise<never> => {
     await app.close()
     await demo?.close()
-    const e = err as NodeJS.ErrnoException
-    return fail(`cannot listen on ${host}:${port}${what}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`, EXIT_RUNTIME)
+    return fail(listenProblem(what, host, port, err), EXIT_RUNTIME)
   }
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port })
@@ -147,9 +158,10 @@ async function serve (flags: Flags): Promise<void> {
     await failListen('', config.listen.host, config.listen.port, err)
   }
   let admin: AdminServer | null = null
-  if (config.admin.enabled) {
+  if (config.admin.enabled && cluster.isPrimary) {
     try {
-      admin = await startAdmin({ host: config.admin.host, port: config.admin.port, metrics, rays, ready: () => !draining, logger })
+      const view = localView({ registry: metrics.registry, rays, ready: () => !draining })
+      admin = await startAdmin({ host: config.admin.host, port: config.admin.port, view, logger })
     } catch (err) {
       await failListen(' (admin)', config.admin.host, config.admin.port, err)
     }
@@ -161,10 +173,12 @@ async function serve (flags: Flags): Promise<void> {
     : String(address)
   if (demo !== null && cluster.isPrimary) printDemo(config, demo, base)
   logger.info({ listen: base, admin: admin?.url ?? null, pid: process.pid, routes: describeRoutes(config) }, 'highproxy listening')
+  if (cluster.isWorker) tellPrimary('listening')
 
   process.on('SIGHUP', reloader(flags, logger, demo === null ? reload : null))
   closeWithGrace({ delay: config.shutdownGraceMs, skip: ['SIGHUP'], logger: { error: (m: string) => logger.error(m) } }, async ({ signal, err }) => {
     draining = true
+    if (cluster.isWorker) tellPrimary('draining')
     if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')
     else logger.info({ signal, grace_ms: config.shutdownGraceMs }, 'draining: no new connections, in-flight requests finish')
     await app.close()

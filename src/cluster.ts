@@ -1,46 +1,81 @@
-// `--workers N`: N processes serving one port (node:cluster). The primary only forks,
-// restarts a worker that crashed, and passes signals on; each worker is a full proxy.
+// `--workers N`: N processes serving one port (node:cluster). The primary forks,
+// restarts a worker that crashed, passes signals on, and holds the admin listener: one
+// view over every worker (admin/cluster-view.ts), since a scrape that reached whichever
+// worker took the connection would see only that worker's counters and rays.
 
 import cluster, { type Worker } from 'node:cluster'
 import type { Logger } from 'pino'
+import type { AdminConfig } from './config/schema.js'
+import { clusterView } from './admin/cluster-view.js'
+import { onWorkerState } from './admin/ipc.js'
+import { startAdmin, type AdminServer } from './admin/server.js'
 
 /** A worker that dies sooner than this after its start waits before it is replaced. */
 const CRASH_LOOP_MS = 1000
 
-export function runPrimary (count: number, logger: Logger): void {
+interface Running { started: number, listening: boolean }
+
+/** Starts the admin listener (throws when it cannot listen), then the workers. */
+export async function runPrimary (count: number, logger: Logger, adminConfig: AdminConfig): Promise<void> {
   let stopping = false
-  const started = new Map<Worker, number>()
-  const fork = (): void => { started.set(cluster.fork(), Date.now()) }
+  let restarts = 0
+  const workers = new Map<Worker, Running>()
+  const fork = (): void => {
+    // A replacement due after a stop signal is not started.
+    if (!stopping) workers.set(cluster.fork(), { started: Date.now(), listening: false })
+  }
+
+  onWorkerState((worker, state) => {
+    const running = workers.get(worker)
+    if (running !== undefined) running.listening = state === 'listening'
+  })
+
+  let admin: AdminServer | null = null
+  if (adminConfig.enabled) {
+    const view = clusterView({
+      expected: count,
+      stopping: () => stopping,
+      running: () => [...workers].map(([worker, r]) => ({ worker, listening: r.listening })),
+      restarts: () => restarts
+    }, logger)
+    admin = await startAdmin({ host: adminConfig.host, port: adminConfig.port, view, logger })
+  }
 
   cluster.on('exit', (worker, code, signal) => {
-    const lived = Date.now() - (started.get(worker) ?? 0)
-    started.delete(worker)
+    const lived = Date.now() - (workers.get(worker)?.started ?? 0)
+    workers.delete(worker)
     if (stopping) {
-      if (started.size === 0) {
-        logger.info('all workers stopped')
-        logger.flush()
-        process.exit(0)
-      }
+      if (workers.size === 0) void allStopped()
       return
     }
+    restarts++
     logger.error({ pid: worker.process.pid, code, signal, lived_ms: lived }, 'worker died, starting another')
     setTimeout(fork, lived < CRASH_LOOP_MS ? CRASH_LOOP_MS : 0)
   })
 
+  // The admin listener stays up while the workers drain: /readyz says "draining" meanwhile.
+  const allStopped = async (): Promise<void> => {
+    await admin?.close()
+    logger.info('all workers stopped')
+    logger.flush()
+    process.exit(0)
+  }
+
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
       // A second signal: no more waiting for in-flight requests.
-      for (const w of started.keys()) w.process.kill('SIGKILL')
+      for (const w of workers.keys()) w.process.kill('SIGKILL')
       process.exit(1)
     }
     stopping = true
     logger.info({ signal }, 'stopping workers')
-    for (const w of started.keys()) w.process.kill(signal)
+    for (const w of workers.keys()) w.process.kill(signal)
+    if (workers.size === 0) void allStopped()
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
-  process.on('SIGHUP', () => { for (const w of started.keys()) w.process.kill('SIGHUP') })
+  process.on('SIGHUP', () => { for (const w of workers.keys()) w.process.kill('SIGHUP') })
 
   for (let i = 0; i < count; i++) fork()
-  logger.info({ workers: count, pid: process.pid }, 'highproxy primary started')
+  logger.info({ workers: count, pid: process.pid, admin: admin?.url ?? null }, 'highproxy primary started')
 }

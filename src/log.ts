@@ -2,8 +2,8 @@
 // origin attempt. The record shapes are declared here once; tests parse them as such.
 
 import pino, { type Logger } from 'pino'
-import pretty from 'pino-pretty'
 import { BatchedStdout } from './log-stream.js'
+import { prettyStream } from './pretty-log.js'
 import type { UnknownErrorCause } from './status/catalog.js'
 import type { DialAttempt, Phase } from './status/errors.js'
 
@@ -91,22 +91,8 @@ export function createLogger (level: string, format: LogFormat, stream?: NodeJS.
     // "warn" reads better than 40 in a log line an operator greps at 3 a.m.
     formatters: { level: (label: string) => ({ level: label }) }
   }
-  if (format === 'pretty') {
-    // Only loaded for humans at a TTY; synchronous stream, no worker thread.
-    return pino(options, createPrettyStream(stream))
-  }
+  if (format === 'pretty') return pino(options, prettyStream(stream))
   // Lines are written in batches (log-stream.ts): a write per line cost more than the
   // request it logged.
   return pino(options, stream ?? new BatchedStdout())
-}
-
-function createPrettyStream (stream?: NodeJS.WritableStream): pino.DestinationStream {
-  // Synchronous and in-process: pretty output is for a human at a terminal, not for load.
-  return pretty({
-    colorize: stream === undefined,
-    destination: stream ?? 1,
-    sync: true,
-    translateTime: 'SYS:HH:MM:ss.l',
-    ignore: 'pid,hostname'
-  })
 }

@@ -67,9 +67,10 @@ export const client = new Agent({ keepAliveTimeout: 10, pipelining: 0 })
 
 export interface Got { status: number, headers: Record<string, string>, body: string, ms: number }
 
-export async function get (url: string, opts: { method?: string, headers?: Record<string, string>, body?: string } = {}): Promise<Got> {
+/** `fresh`: a connection of its own, closed after (with --workers, each goes to the next worker). */
+export async function get (url: string, opts: { method?: string, headers?: Record<string, string>, body?: string, fresh?: boolean } = {}): Promise<Got> {
   const start = performance.now()
-  const res = await undiciRequest(url, { dispatcher: client, method: (opts.method ?? 'GET') as 'GET', headers: opts.headers, body: opts.body })
+  const res = await undiciRequest(url, { dispatcher: client, method: (opts.method ?? 'GET') as 'GET', headers: opts.headers, body: opts.body, reset: opts.fresh === true })
   const body = await res.body.text()
   return { status: res.statusCode, headers: res.headers as Record<string, string>, body, ms: performance.now() - start }
 }

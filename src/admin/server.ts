@@ -2,27 +2,24 @@
 // 127.0.0.1:9090), apart from the edge so that a probe or a scrape never queues behind
 // visitor traffic and is never routed to an origin.
 //
-//   GET /healthz    200 {"status":"ok"}: the process is up
-//   GET /readyz     200 {"status":"ready"}, or 503 {"status":"draining"} once ready() is false
+//   GET /healthz    200 {"status":"ok"}: the process (with --workers: every worker) is up
+//   GET /readyz     200 {"status":"ready"}, or 503 while starting or draining
 //   GET /metrics    Prometheus text exposition (see metrics.ts for the names)
 //   GET /rays/<id>  200 {"ray_id", "attempts": [failure records]}, 404 unknown, 400 not a ray id
 //
-// Anything else is a 404.
+// Anything else is a 404. What each answers comes from a view (view.ts): this process's
+// own state, or with --workers the primary's view over all of them (cluster-view.ts).
 
 import type { AddressInfo } from 'node:net'
-import Fastify, { LogController, type FastifyBaseLogger } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply } from 'fastify'
 import type { Logger } from 'pino'
-import type { Registry } from 'prom-client'
 import { isRayId } from '../edge/ray.js'
-import type { RayStore } from './rays.js'
+import type { AdminView, Reply } from './view.js'
 
 export interface AdminOptions {
   host: string
   port: number
-  metrics: { registry: Registry }
-  rays: RayStore
-  /** False while draining (or not yet listening): /readyz answers 503. */
-  ready: () => boolean
+  view: AdminView
   /** Admin problems are logged at warn and above; requests are not logged. */
   logger?: Logger
 }
@@ -47,25 +44,19 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
   // Probes and lookups are about now: nothing here may be cached by anything in between.
   app.addHook('onSend', async (_req, reply) => { reply.header('cache-control', 'no-store') })
 
-  app.get('/healthz', async () => ({ status: 'ok' }))
+  const { view } = opts
+  const send = (reply: FastifyReply, { status, body }: Reply): FastifyReply => reply.code(status).send(body)
 
-  app.get('/readyz', async (_req, reply) => {
-    if (opts.ready()) return { status: 'ready' }
-    return reply.code(503).send({ status: 'draining' })
-  })
+  app.get('/healthz', async (_req, reply) => send(reply, await view.health()))
 
-  app.get('/metrics', async (_req, reply) => {
-    const { registry } = opts.metrics
-    const text = await registry.metrics()
-    return reply.type(registry.contentType).send(text)
-  })
+  app.get('/readyz', async (_req, reply) => send(reply, await view.ready()))
+
+  app.get('/metrics', async (_req, reply) => reply.type(view.contentType).send(await view.metrics()))
 
   app.get<{ Params: { id: string } }>('/rays/:id', async (req, reply) => {
     const id = req.params.id
     if (!isRayId(id)) return reply.code(400).send({ error: 'not a ray id: expected 16 lowercase hex digits' })
-    const attempts = opts.rays.get(id)
-    if (attempts.length === 0) return reply.code(404).send({ error: 'unknown ray id' })
-    return { ray_id: id, attempts }
+    return send(reply, await view.ray(id))
   })
 
   app.setNotFoundHandler(async (_req, reply) => reply.code(404).send({ error: 'not found' }))

@@ -7,6 +7,7 @@ import t from 'tap'
 import { createMetrics } from '../../src/admin/metrics.js'
 import { RayStore } from '../../src/admin/rays.js'
 import { startAdmin } from '../../src/admin/server.js'
+import { localView } from '../../src/admin/view.js'
 import { resolve, validate } from '../../src/config/load.js'
 import { refusedOrigin } from '../../src/lab/faults.js'
 import { createLogger, type FailureRecord } from '../../src/log.js'
@@ -27,7 +28,7 @@ t.test('admin listener: health, readiness, metrics and ray lookup for a 521', as
   })
   const logger = createLogger('info', 'json', sink)
 
-  const metrics = createMetrics({ originHealth: () => [{ pool: 'default', origin: origin.url, up: false }] })
+  const metrics = createMetrics({ originHealth: () => [{ pool: 'default', origin: origin.url, up: false, inFlight: 0 }] })
   const rays = new RayStore(config.admin.rayBuffer)
   const app = await buildServer({
     ...config.edge,
@@ -39,7 +40,7 @@ t.test('admin listener: health, readiness, metrics and ray lookup for a 521', as
   t.teardown(() => app.close())
 
   let ready = true
-  const admin = await startAdmin({ host: '127.0.0.1', port: 0, metrics, rays, ready: () => ready, logger })
+  const admin = await startAdmin({ host: '127.0.0.1', port: 0, view: localView({ registry: metrics.registry, rays, ready: () => ready }), logger })
   t.teardown(() => admin.close())
   t.match(admin.url, /^http:\/\/127\.0\.0\.1:\d+$/, 'loopback, on a port of its own')
   t.not(admin.url, proxyUrl)
@@ -85,11 +86,13 @@ t.test('admin listener: health, readiness, metrics and ray lookup for a 521', as
     t.equal(scrape.headers['content-type'], metrics.registry.contentType)
     const lines = scrape.body.split('\n')
     t.ok(lines.includes(`highproxy_requests_total{status="521",route="${route}"} 1`), `requests_total{status="521",route="${route}"} 1`)
-    t.ok(lines.includes('highproxy_edge_errors_total{status="521"} 1'), 'edge_errors_total{status="521"} 1')
-    t.ok(lines.includes('highproxy_origin_failures_total{status="521",phase="connect"} 1'), 'origin_failures_total 1')
+    t.ok(lines.includes(`highproxy_edge_errors_total{status="521",route="${route}"} 1`), 'edge_errors_total{status="521"} 1')
+    t.ok(lines.some(l => l.startsWith('highproxy_origin_failures_total{status="521",phase="connect",') && l.includes(`origin="${new URL(origin.url).host}"`) && l.endsWith(' 1')),
+      'origin_failures_total 1, labelled with the origin\'s host:port')
+    t.ok(lines.includes(`highproxy_request_duration_seconds_count{route="${route}",status_class="5xx"} 1`), 'the request is timed')
     t.ok(lines.includes('highproxy_origin_connect_seconds_count 1'), 'the refused connect is timed')
     t.ok(lines.includes('highproxy_pending_connects 0'), 'no dial pending')
-    t.ok(lines.includes(`highproxy_origin_up{pool="default",origin="${origin.url}"} 0`), 'origin health')
+    t.ok(lines.includes(`highproxy_origin_up{pool="default",origin="${new URL(origin.url).host}"} 0`), 'origin health')
     t.ok(lines.some(l => l.startsWith('highproxy_process_resident_memory_bytes ')), 'default process metrics')
   })
 

@@ -1,46 +1,12 @@
 // Operating the process: graceful drain, second signal, SIGHUP reload, workers.
 
-import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import net from 'node:net'
 import t from 'tap'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
-import { get, type LogLine } from '../helpers.js'
-
-const CLI = new URL('../../dist/cli.js', import.meta.url).pathname
-
-interface Running { child: ChildProcess, logs: LogLine[], waitFor: (m: (l: LogLine) => boolean, ms?: number) => Promise<LogLine>, exited: Promise<number | null> }
-
-function start (args: string[]): Running {
-  const child = spawn(process.execPath, [CLI, '--port', '0', '--admin-port', '0', '--log-format', 'json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const logs: LogLine[] = []
-  const waiters: Array<[(l: LogLine) => boolean, (l: LogLine) => void]> = []
-  let buffer = ''
-  child.stdout?.on('data', (d: Buffer) => {
-    buffer += d.toString()
-    let nl
-    while ((nl = buffer.indexOf('\n')) !== -1) {
-      const line = buffer.slice(0, nl)
-      buffer = buffer.slice(nl + 1)
-      if (!line.startsWith('{')) continue
-      const parsed = JSON.parse(line) as LogLine
-      logs.push(parsed)
-      for (const w of [...waiters]) if (w[0](parsed)) { waiters.splice(waiters.indexOf(w), 1); w[1](parsed) }
-    }
-  })
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
-  const waitFor = (m: (l: LogLine) => boolean, ms = 8000): Promise<LogLine> => {
-    const found = logs.find(m)
-    if (found !== undefined) return Promise.resolve(found)
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('log line not seen')), ms)
-      waiters.push([m, l => { clearTimeout(timer); resolve(l) }])
-    })
-  }
-  return { child, logs, waitFor, exited }
-}
-
-const listening = (l: LogLine): boolean => l.msg === 'highproxy listening'
+import { listening, start } from '../cli-process.js'
+import { get } from '../helpers.js'
+import { total } from '../prometheus-text.js'
 
 function refused (url: string): Promise<boolean> {
   const { hostname, port } = new URL(url)
@@ -121,15 +87,26 @@ t.test('--workers 2: two processes on one port; a crashed worker is replaced', a
   t.teardown(() => origin.close())
   const p = start(['--origin', origin.url, '--workers', '2'])
   t.teardown(() => { p.child.kill('SIGKILL') })
-  await p.waitFor(l => l.msg === 'highproxy primary started')
+  const admin = String((await p.waitFor(l => l.msg === 'highproxy primary started')).admin)
   const first = await p.waitFor(listening)
   await p.waitFor(l => listening(l) && l.pid !== first.pid)
   const workers = p.logs.filter(listening)
   t.equal(new Set(workers.map(w => w.listen)).size, 1, 'one port')
   process.kill(Number(first.pid), 'SIGKILL')
   await p.waitFor(l => l.msg === 'worker died, starting another')
+  const meanwhile = await get(`${admin}/readyz`)
+  t.equal(meanwhile.status, 503, 'not ready while a worker is missing')
+  t.match(JSON.parse(meanwhile.body), { status: 'starting', workers: { expected: 2, listening: 1 } })
   await p.waitFor(l => listening(l) && l.pid !== first.pid && !workers.some(w => w.pid === l.pid))
   t.equal((await get(`${String(first.listen)}/`)).status, 200, 'still serving')
+  // The replacement says it listens over IPC just after its log line.
+  let ready = await get(`${admin}/readyz`)
+  for (let i = 0; ready.status !== 200 && i < 40; i++) {
+    await new Promise(resolve => setTimeout(resolve, 50))
+    ready = await get(`${admin}/readyz`)
+  }
+  t.equal(ready.status, 200, 'ready again once the replacement listens')
+  t.equal(total((await get(`${admin}/metrics`)).body, 'highproxy_cluster_worker_restarts_total'), 1, 'the restart is counted')
   p.child.kill('SIGTERM')
   t.equal(await p.exited, 0)
 })

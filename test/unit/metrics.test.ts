@@ -2,7 +2,7 @@
 // Prometheus text a scrape gets.
 
 import t from 'tap'
-import { register as globalRegistry } from 'prom-client'
+import { AggregatorRegistry, register as globalRegistry } from 'prom-client'
 import { createMetrics, type OriginHealth } from '../../src/admin/metrics.js'
 import { synDropOrigin } from '../../src/lab/faults.js'
 import type { AccessRecord, FailureRecord } from '../../src/log.js'
@@ -22,7 +22,7 @@ function access (over: Partial<AccessRecord> = {}): AccessRecord {
     ttfb_ms: 10,
     connect_ms: 0.4,
     pool: 'web',
-    origin: 'http://127.0.0.1:9000',
+    origin: 'http://127.0.0.1:9001',
     ...over
   }
 }
@@ -68,9 +68,12 @@ t.test('names, types and help are all there, on a registry of its own', async t 
   for (const [name, type] of [
     ['highproxy_requests_total', 'counter'],
     ['highproxy_edge_errors_total', 'counter'],
+    ['highproxy_request_duration_seconds', 'histogram'],
+    ['highproxy_origin_requests_total', 'counter'],
     ['highproxy_origin_failures_total', 'counter'],
     ['highproxy_origin_connect_seconds', 'histogram'],
     ['highproxy_origin_ttfb_seconds', 'histogram'],
+    ['highproxy_origin_requests_in_flight', 'gauge'],
     ['highproxy_pending_connects', 'gauge'],
     ['highproxy_origin_up', 'gauge']
   ]) {
@@ -104,11 +107,10 @@ t.test('access records: requests by status and route, edge errors by status', as
   t.equal(sample(text, 'highproxy_requests_total{status="522",route="web"}'), 2)
   t.equal(sample(text, 'highproxy_requests_total{status="404",route=""}'), 1, 'no route matched')
   t.equal(sample(text, 'highproxy_requests_total{status="499",route="web"}'), 1)
-  t.equal(sample(text, 'highproxy_edge_errors_total{status="521"}'), 1)
-  t.equal(sample(text, 'highproxy_edge_errors_total{status="522"}'), 2)
-  t.equal(sample(text, 'highproxy_edge_errors_total{status="404"}'), 1)
-  t.equal(sample(text, 'highproxy_edge_errors_total{status="200"}'), undefined)
-  t.equal(sample(text, 'highproxy_edge_errors_total{status="499"}'), undefined)
+  t.equal(sample(text, 'highproxy_edge_errors_total{status="521",route="web"}'), 1)
+  t.equal(sample(text, 'highproxy_edge_errors_total{status="522",route="web"}'), 2)
+  t.equal(sample(text, 'highproxy_edge_errors_total{status="404",route=""}'), 1)
+  t.notMatch(text, /^highproxy_edge_errors_total\{status="(200|499)"/m, 'no edge errors for origin answers or client aborts')
   // TTFB and connect: the two records that had them, nothing else.
   t.equal(sample(text, 'highproxy_origin_ttfb_seconds_count'), 2)
   t.equal(sample(text, 'highproxy_origin_ttfb_seconds_sum'), 0.02)
@@ -128,11 +130,11 @@ t.test('failure records: failures by status and phase; connect times of failed d
   metrics.observeFailure(failure({ edge_status: 525, phase: 'tls', timings: { dns_ms: null, connect_ms: 0.7, tls_ms: 2, ttfb_ms: null, total_ms: 3 } }))
   metrics.observeFailure(failure({ edge_status: 522, injected: true, timings: { dns_ms: null, connect_ms: 15000, tls_ms: null, ttfb_ms: null, total_ms: 15000 } }))
   const text = await metrics.registry.metrics()
-  t.equal(sample(text, 'highproxy_origin_failures_total{status="521",phase="connect"}'), 1)
-  t.equal(sample(text, 'highproxy_origin_failures_total{status="522",phase="connect"}'), 2, 'injected faults are counted')
-  t.equal(sample(text, 'highproxy_origin_failures_total{status="524",phase="response"}'), 1)
-  t.equal(sample(text, 'highproxy_origin_failures_total{status="530",phase="dns"}'), 1)
-  t.equal(sample(text, 'highproxy_origin_failures_total{status="525",phase="tls"}'), 1)
+  t.equal(sample(text, 'highproxy_origin_failures_total{status="521",phase="connect",pool="web",origin="127.0.0.1:1"}'), 1)
+  t.equal(sample(text, 'highproxy_origin_failures_total{status="522",phase="connect",pool="web",origin="127.0.0.1:1"}'), 2, 'injected faults are counted')
+  t.equal(sample(text, 'highproxy_origin_failures_total{status="524",phase="response",pool="web",origin="127.0.0.1:1"}'), 1)
+  t.equal(sample(text, 'highproxy_origin_failures_total{status="530",phase="dns",pool="web",origin="127.0.0.1:1"}'), 1)
+  t.equal(sample(text, 'highproxy_origin_failures_total{status="525",phase="tls",pool="web",origin="127.0.0.1:1"}'), 1)
   t.equal(sample(text, 'highproxy_origin_connect_seconds_count'), 3, 'refused, timed out, TLS failed: not 524, 530 or injected')
   t.equal(sample(text, 'highproxy_origin_connect_seconds_bucket{le="0.0005"}'), 1)
   t.equal(sample(text, 'highproxy_origin_connect_seconds_bucket{le="0.001"}'), 2)
@@ -143,19 +145,84 @@ t.test('failure records: failures by status and phase; connect times of failed d
   t.equal(sample(text, 'highproxy_requests_total{status="521",route="web"}'), undefined, 'failures are not requests')
 })
 
-t.test('origin health is read at each scrape; a removed origin disappears', async t => {
+t.test('origin health is read at each scrape, labelled host:port; a removed origin disappears', async t => {
   let health: OriginHealth[] = [
-    { pool: 'web', origin: 'http://10.0.0.1:80', up: true },
-    { pool: 'web', origin: 'http://10.0.0.2:80', up: false }
+    { pool: 'web', origin: 'http://10.0.0.1', up: true, inFlight: 3 },
+    { pool: 'web', origin: 'https://10.0.0.2:8443', up: false, inFlight: 0 }
   ]
   const metrics = createMetrics({ originHealth: () => health })
   let text = await metrics.registry.metrics()
-  t.equal(sample(text, 'highproxy_origin_up{pool="web",origin="http://10.0.0.1:80"}'), 1)
-  t.equal(sample(text, 'highproxy_origin_up{pool="web",origin="http://10.0.0.2:80"}'), 0)
-  health = [{ pool: 'web', origin: 'http://10.0.0.2:80', up: true }]
+  t.equal(sample(text, 'highproxy_origin_up{pool="web",origin="10.0.0.1:80"}'), 1, 'the default port written out')
+  t.equal(sample(text, 'highproxy_origin_up{pool="web",origin="10.0.0.2:8443"}'), 0)
+  t.equal(sample(text, 'highproxy_origin_requests_in_flight{pool="web",origin="10.0.0.1:80"}'), 3)
+  t.equal(sample(text, 'highproxy_origin_requests_in_flight{pool="web",origin="10.0.0.2:8443"}'), 0)
+  health = [{ pool: 'web', origin: 'https://10.0.0.2:8443', up: true, inFlight: 1 }]
   text = await metrics.registry.metrics()
-  t.equal(sample(text, 'highproxy_origin_up{pool="web",origin="http://10.0.0.1:80"}'), undefined)
-  t.equal(sample(text, 'highproxy_origin_up{pool="web",origin="http://10.0.0.2:80"}'), 1)
+  t.equal(sample(text, 'highproxy_origin_up{pool="web",origin="10.0.0.1:80"}'), undefined)
+  t.equal(sample(text, 'highproxy_origin_requests_in_flight{pool="web",origin="10.0.0.1:80"}'), undefined)
+  t.equal(sample(text, 'highproxy_origin_up{pool="web",origin="10.0.0.2:8443"}'), 1)
+  t.equal(sample(text, 'highproxy_origin_requests_in_flight{pool="web",origin="10.0.0.2:8443"}'), 1)
+})
+
+t.test('origin requests: by the final attempt\'s origin; every configured origin is there at 0', async t => {
+  const health: OriginHealth[] = [
+    { pool: 'web', origin: 'http://127.0.0.1:9001', up: true, inFlight: 0 },
+    { pool: 'web', origin: 'http://127.0.0.1:9002', up: true, inFlight: 0 }
+  ]
+  const metrics = createMetrics({ originHealth: () => health })
+  t.equal(sample(await metrics.registry.metrics(), 'highproxy_origin_requests_total{pool="web",origin="127.0.0.1:9002"}'), 0,
+    'there before any request, so that a failure ratio has a denominator')
+  metrics.observeAccess(access())
+  metrics.observeAccess(access({ status: 521, edge_status: 521 }))
+  metrics.observeAccess(access({ status: 404, edge_status: 404, route: null, pool: null, origin: null }))
+  const text = await metrics.registry.metrics()
+  t.equal(sample(text, 'highproxy_origin_requests_total{pool="web",origin="127.0.0.1:9001"}'), 2)
+  t.equal(sample(text, 'highproxy_origin_requests_total{pool="web",origin="127.0.0.1:9002"}'), 0)
+  t.notMatch(text, /^highproxy_origin_requests_total\{pool="",/m, 'no origin tried, not counted')
+})
+
+t.test('request duration: a histogram by route and status class', async t => {
+  const metrics = createMetrics({ originHealth: noHealth })
+  metrics.observeAccess(access({ duration_ms: 0.5 }))
+  metrics.observeAccess(access({ duration_ms: 12 }))
+  metrics.observeAccess(access({ duration_ms: 250, status: 204 }))
+  metrics.observeAccess(access({ duration_ms: 15000, status: 522, edge_status: 522 }))
+  metrics.observeAccess(access({ duration_ms: 200000, status: 524, edge_status: 524 }))
+  metrics.observeAccess(access({ duration_ms: 3, status: 404, route: null }))
+  const text = await metrics.registry.metrics()
+  const ok = (le: string): number | undefined => sample(text, `highproxy_request_duration_seconds_bucket{route="web",status_class="2xx",le="${le}"}`)
+  t.equal(ok('0.001'), 1, '0.5 ms')
+  t.equal(ok('0.01'), 1)
+  t.equal(ok('0.025'), 2, '12 ms')
+  t.equal(ok('0.25'), 3, '250 ms lands in le=0.25 (less or equal)')
+  t.equal(ok('+Inf'), 3)
+  t.equal(sample(text, 'highproxy_request_duration_seconds_count{route="web",status_class="2xx"}'), 3)
+  t.equal(sample(text, 'highproxy_request_duration_seconds_sum{route="web",status_class="2xx"}'), 0.2625)
+  t.equal(sample(text, 'highproxy_request_duration_seconds_bucket{route="web",status_class="5xx",le="10"}'), 0)
+  t.equal(sample(text, 'highproxy_request_duration_seconds_bucket{route="web",status_class="5xx",le="30"}'), 1)
+  t.equal(sample(text, 'highproxy_request_duration_seconds_bucket{route="web",status_class="5xx",le="100"}'), 1, 'past the last bound')
+  t.equal(sample(text, 'highproxy_request_duration_seconds_bucket{route="web",status_class="5xx",le="+Inf"}'), 2)
+  t.equal(sample(text, 'highproxy_request_duration_seconds_count{route="",status_class="4xx"}'), 1, 'no route: ""')
+})
+
+t.test('summed across workers the way the primary does it (AggregatorRegistry)', async t => {
+  const health = (up: boolean): OriginHealth[] => [{ pool: 'web', origin: 'http://127.0.0.1:9001', up, inFlight: 2 }]
+  const a = createMetrics({ originHealth: () => health(true) })
+  const b = createMetrics({ originHealth: () => health(false) })
+  for (const m of [a, b]) {
+    m.observeAccess(access({ duration_ms: 12 }))
+    m.observeFailure(failure())
+  }
+  b.observeAccess(access({ duration_ms: 400 }))
+  const text = await AggregatorRegistry.aggregate([await a.registry.getMetricsAsJSON(), await b.registry.getMetricsAsJSON()]).metrics()
+  t.equal(sample(text, 'highproxy_requests_total{status="200",route="web"}'), 3)
+  t.equal(sample(text, 'highproxy_request_duration_seconds_bucket{route="web",status_class="2xx",le="0.025"}'), 2)
+  t.equal(sample(text, 'highproxy_request_duration_seconds_bucket{route="web",status_class="2xx",le="0.5"}'), 3)
+  t.equal(sample(text, 'highproxy_request_duration_seconds_count{route="web",status_class="2xx"}'), 3)
+  t.equal(sample(text, 'highproxy_origin_failures_total{status="521",phase="connect",pool="web",origin="127.0.0.1:1"}'), 2)
+  t.equal(sample(text, 'highproxy_origin_requests_in_flight{pool="web",origin="127.0.0.1:9001"}'), 4, 'in flight: summed')
+  t.equal(sample(text, 'highproxy_origin_up{pool="web",origin="127.0.0.1:9001"}'), 0, 'up: the minimum (one worker has it down)')
+  t.equal(sample(text, 'highproxy_pending_connects'), 0)
 })
 
 t.test('the pending connects gauge shows a real dial stuck in the TCP handshake', async t => {
