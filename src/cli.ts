@@ -4,7 +4,6 @@
 
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import closeWithGrace from 'close-with-grace'
 import { CONFIG_SETTING, SETTINGS, loadConfig } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { startDemo, type Demo } from './demo.js'
@@ -17,6 +16,7 @@ import { startAdmin, type AdminServer } from './admin/server.js'
 import { localView } from './admin/view.js'
 import { runPrimary } from './cluster.js'
 import { createLogger } from './log.js'
+import { hangupMeans, onShutdown, tolerateLostOutput } from './lifecycle.js'
 import type { MemberHealth } from './origin/pool.js'
 import { buildServer } from './server.js'
 
@@ -93,12 +93,19 @@ function printDemo (config: Config, demo: Demo, base: string): void {
 
 type Flags = Record<string, string | boolean | undefined>
 
-/** SIGHUP: new routes and pools for new requests; a bad file is refused and the old one kept. */
-function reloader (flags: Flags, logger: Logger, reload: ((edge: Config['edge']) => void) | null): () => void {
+/**
+ * SIGHUP with a config file: new routes and pools for new requests. A bad file is refused
+ * and the old config kept — also one that routes nothing (empty, or caught half-written
+ * during a deploy), which would answer every request 404.
+ */
+function reloader (flags: Flags, logger: Logger, reload: (edge: Config['edge']) => void): () => void {
   return () => {
-    if (reload === null) { logger.warn('SIGHUP ignored: the demo has no config file to reload'); return }
     try {
       const next = loadConfig({ flags, env: process.env, isTTY: process.stdout.isTTY === true })
+      if (next.edge.routes.length === 0) {
+        logger.error({ error: 'it has no routes and no origin' }, 'config reload rejected, old config kept')
+        return
+      }
       reload(next.edge)
       logger.info({ routes: describeRoutes(next) }, 'config reloaded')
     } catch (err) {
@@ -119,14 +126,15 @@ const describeRoutes = (config: Config): string[] =>
 async function serve (flags: Flags): Promise<void> {
   let config = loadOrExit(flags)
   const logger = createLogger(config.log.level, config.log.format)
+  const hangup = hangupMeans((flags[CONFIG_SETTING.flag] as string | undefined) ?? process.env[CONFIG_SETTING.env])
   if (config.workers > 1 && cluster.isPrimary) {
     const { host, port } = config.admin
-    await runPrimary(config.workers, logger, config.admin).catch(err => fail(listenProblem(' (admin)', host, port, err), EXIT_RUNTIME))
+    await runPrimary(config.workers, logger, config.admin, hangup).catch(err => fail(listenProblem(' (admin)', host, port, err), EXIT_RUNTIME))
     return
   }
   let draining = false
   let health: () => MemberHealth[] = () => []
-  let reload: ((edge: Config['edge']) => void) | null = null
+  let reload: (edge: Config['edge']) => void = () => {}
   const rays = new RayStore(config.admin.rayBuffer)
   const metrics = createMetrics({ originHealth: () => health() })
   // A worker has no admin listener of its own: the primary's asks every worker.
@@ -175,8 +183,7 @@ async function serve (flags: Flags): Promise<void> {
   logger.info({ listen: base, admin: admin?.url ?? null, pid: process.pid, routes: describeRoutes(config) }, 'highproxy listening')
   if (cluster.isWorker) tellPrimary('listening')
 
-  process.on('SIGHUP', reloader(flags, logger, demo === null ? reload : null))
-  closeWithGrace({ delay: config.shutdownGraceMs, skip: ['SIGHUP'], logger: { error: (m: string) => logger.error(m) } }, async ({ signal, err }) => {
+  onShutdown({ graceMs: config.shutdownGraceMs, logger, hangup, reload: reloader(flags, logger, reload) }, async ({ signal, err }) => {
     draining = true
     if (cluster.isWorker) tellPrimary('draining')
     if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')
@@ -190,6 +197,7 @@ async function serve (flags: Flags): Promise<void> {
 }
 
 async function main (argv: string[]): Promise<void> {
+  tolerateLostOutput()
   const { values, positionals } = parse(argv)
   if (values.help === true) { process.stdout.write(USAGE); return }
   if (values.version === true) { process.stdout.write(`${VERSION}\n`); return }

@@ -9,6 +9,7 @@ import type { AdminConfig } from './config/schema.js'
 import { clusterView } from './admin/cluster-view.js'
 import { onWorkerState } from './admin/ipc.js'
 import { startAdmin, type AdminServer } from './admin/server.js'
+import type { Hangup } from './lifecycle.js'
 
 /** A worker that dies sooner than this after its start waits before it is replaced. */
 const CRASH_LOOP_MS = 1000
@@ -16,7 +17,7 @@ const CRASH_LOOP_MS = 1000
 interface Running { started: number, listening: boolean }
 
 /** Starts the admin listener (throws when it cannot listen), then the workers. */
-export async function runPrimary (count: number, logger: Logger, adminConfig: AdminConfig): Promise<void> {
+export async function runPrimary (count: number, logger: Logger, adminConfig: AdminConfig, hangup: Hangup): Promise<void> {
   let stopping = false
   let restarts = 0
   const workers = new Map<Worker, Running>()
@@ -74,7 +75,12 @@ export async function runPrimary (count: number, logger: Logger, adminConfig: Ad
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
-  process.on('SIGHUP', () => { for (const w of workers.keys()) w.process.kill('SIGHUP') })
+  // A reload is each worker's; a hang-up with nothing to reload stops them all (a worker
+  // that stopped on its own would be replaced).
+  process.on('SIGHUP', () => {
+    if (hangup === 'stop') stop('SIGHUP')
+    else for (const w of workers.keys()) w.process.kill('SIGHUP')
+  })
 
   for (let i = 0; i < count; i++) fork()
   logger.info({ workers: count, pid: process.pid, admin: admin?.url ?? null }, 'highproxy primary started')

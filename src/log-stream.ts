@@ -32,7 +32,7 @@ export class BatchedStdout {
     // A UTF-8 character is at most 3 bytes per UTF-16 unit.
     if (this.bytes + line.length * 3 > this.batch.length) {
       this.flushNow()
-      if (line.length * 3 > this.batch.length) { this.emit(Buffer.from(line)); return true }
+      if (line.length * 3 > this.batch.length) { this.send(Buffer.from(line)); return true }
     }
     this.bytes += this.batch.write(line, this.bytes)
     if (this.timer === null) this.timer = setTimeout(this.flushNow, BATCH_MS).unref()
@@ -54,10 +54,10 @@ export class BatchedStdout {
 
   private readonly flushNow = (): void => {
     if (this.bytes === 0 || this.broken) return
-    this.emit(this.take())
+    this.send(this.take())
   }
 
-  private emit (chunk: Buffer): void {
+  private send (chunk: Buffer): void {
     try { this.out.write(chunk) } catch { this.broken = true }
   }
 

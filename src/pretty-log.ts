@@ -9,6 +9,7 @@
 // Colors follow pino-pretty's own detection (a TTY whose TERM is not dumb; NO_COLOR
 // turns them off, FORCE_COLOR on).
 
+import { Writable } from 'node:stream'
 import pretty, { type MessageFormatFunc } from 'pino-pretty'
 import type pino from 'pino'
 import { CATALOG } from './status/catalog.js'
@@ -69,9 +70,22 @@ export function prettyStream (stream?: NodeJS.WritableStream): pino.DestinationS
   return pretty({
     // At the terminal, pino-pretty's own color detection; into a given stream, plain text.
     ...(stream === undefined ? {} : { colorize: false }),
-    destination: stream ?? 1,
+    destination: stream ?? terminal(),
     sync: true,
     translateTime: 'SYS:HH:MM:ss.l',
     messageFormat
+  })
+}
+
+/**
+ * stdout for the human format: written through as lines come, and never an error. A
+ * terminal that was closed (EIO) must not crash the proxy or wedge its shutdown.
+ */
+function terminal (): Writable {
+  return new Writable({
+    write (chunk: Buffer, _enc: BufferEncoding, done: () => void) {
+      try { process.stdout.write(chunk) } catch {}
+      done()
+    }
   })
 }

@@ -1,13 +1,13 @@
 // One Fastify instance with the edge plugin: what the CLI, the demo and the tests start.
 
-import { METHODS } from 'node:http'
+import { METHODS, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { edgeProxy, type EdgeProxyOptions } from './edge/plugin.js'
 import { newRayId } from './edge/ray.js'
 import { limitConnections } from './edge/connection-limits.js'
-import { clientErrorHandler, frameworkErrorHandler, refusal } from './edge/client-errors.js'
+import { clientErrorHandler, frameworkErrorHandler, refusal, refusedAccess } from './edge/client-errors.js'
 import { rawResponse } from './page/raw-response.js'
 import { resolve, validate } from './config/load.js'
 import type { ClientLimits } from './config/schema.js'
@@ -50,10 +50,11 @@ export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logge
   await app.register(edgeProxy, { ...edge, logger })
   limitConnections(app.server, client, refusals)
   // Node answers CONNECT by dropping the socket; an edge that is not a forward proxy says so.
-  app.server.on('connect', (_req, socket: Socket) => {
+  app.server.on('connect', (req: IncomingMessage, socket: Socket) => {
     const ray = newRayId()
     const answer = refusal(refusals, 405, ray, ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'])
     socket.end(rawResponse(405, answer.headers, answer.body))
+    logger.info(refusedAccess(ray, 405, 'connect_method', 'CONNECT', req.headers.host ?? ''))
   })
   return app
 }

@@ -19,6 +19,8 @@ export interface TestProxy {
   logs: LogLine[]
   /** Resolves with the first log line matching, waiting up to `ms`. */
   waitForLog: (match: (l: LogLine) => boolean, ms?: number) => Promise<LogLine>
+  /** New routes and pools from a config-shaped object, as SIGHUP does. */
+  reload: (raw: Record<string, unknown>) => void
   close: () => Promise<void>
 }
 
@@ -41,7 +43,8 @@ export async function startProxy (raw: Record<string, unknown>): Promise<TestPro
     }
   })
   const logger = createLogger('info', 'json', sink)
-  const app = await buildServer(config.edge, logger, config.client)
+  let reload: ((edge: Config['edge']) => void) | null = null
+  const app = await buildServer({ ...config.edge, exposeReload: r => { reload = r } }, logger, config.client)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const port = (app.server.address() as AddressInfo).port
   return {
@@ -58,6 +61,7 @@ export async function startProxy (raw: Record<string, unknown>): Promise<TestPro
         waiters.push({ match, resolve: l => { clearTimeout(timer); resolve(l) } })
       })
     },
+    reload: next => reload?.(resolve(validate(next), false).edge),
     close: () => app.close()
   }
 }

@@ -73,7 +73,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
 
   private readonly settings: AttemptSettings
 
-  constructor (readonly exchange: Exchange, readonly member: PoolMember, readonly number: number) {
+  /** @param freshOnly never an idle connection (an upgrade, or a retry after a reused one was dropped) */
+  constructor (readonly exchange: Exchange, readonly member: PoolMember, readonly number: number, private readonly freshOnly = false) {
     this.settings = (exchange.route as NonNullable<Exchange['route']>).settings
   }
 
@@ -86,7 +87,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
       const transport = this.member.connections.transport
       const owner = this.exchange.connection.owner
       // An upgrade leaves its connection to the tunnel: it never takes an idle one.
-      const idle = this.exchange.upgrade === null ? transport.idle(this.member.connections, owner) : null
+      const idle = this.exchange.upgrade === null && !this.freshOnly ? transport.idle(this.member.connections, owner) : null
       if (idle !== null) {
         this.send(idle)
         return

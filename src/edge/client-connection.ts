@@ -14,7 +14,7 @@ import type { Exchange } from './exchange.js'
 const kClient = Symbol('highproxy.clientConnection')
 
 /** A TCP socket (HTTP/1.1) or an HTTP/2 session. */
-type Carrier = EventEmitter & { pause?: () => void, resume?: () => void, [kClient]?: ClientConnection }
+type Carrier = EventEmitter & { pause?: () => void, resume?: () => void, destroyed?: boolean, [kClient]?: ClientConnection }
 
 export interface ExchangeRunner {
   /** Start serving an exchange whose turn it is. */
@@ -73,15 +73,18 @@ export class ClientConnection {
       this.paused = false
       this.carrier.resume?.()
     }
-    if (next !== undefined && !this.closed) {
-      this.active = next
-      this.runner.run(next)
-    }
+    if (next === undefined) return
+    // The connection is going: its 'close' comes after the last response's.
+    if (this.closed || this.carrier.destroyed === true) { this.runner.abandon(next); return }
+    this.active = next
+    this.runner.run(next)
   }
 
+  /** Every request not answered yet gets its access line; the active one's attempt is cancelled. */
   private close (): void {
     this.closed = true
     this.owner.release()
+    if (this.active !== null) this.runner.abandon(this.active)
     for (const e of this.waiting.splice(0)) this.runner.abandon(e)
   }
 }

@@ -45,7 +45,9 @@ export function clientErrorHandler (opts: RefusalOptions): (err: NodeJS.ErrnoExc
     const inflight = ClientConnection.peek(socket)?.active ?? null
     const ray = inflight?.ray ?? newRayId()
     if (inflight !== null) {
-      // The request already has its access line coming: make it say what happened.
+      // The request already has its access line coming: make it say what the client got.
+      // A parser that fails again on bytes sent after that answer must not rewrite it.
+      if (inflight.clientError !== null) return
       inflight.clientError = status
       inflight.refused = err.code ?? 'client_error'
     } else {

@@ -67,7 +67,11 @@ async function serve (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
   if (config.escapedSlashes === 'unescape') exchange.path = unescapeSlashes(exchange.path)
 
   const route = edge.state.router.match(hostOnly(exchange.host), exchange.path)
-  if (route === null) { answerError(edge, exchange, NO_ROUTE); return }
+  if (route === null) {
+    exchange.refused = 'no_route'
+    answerError(edge, exchange, NO_ROUTE)
+    return
+  }
   exchange.route = route
   exchange.pool = route.pool
 

@@ -1,14 +1,19 @@
 // The proxy loop, for proxied requests and upgrades alike (Caddy's proxyLoopIteration /
 // tryAgain): take an origin → one attempt → its outcome → one decision, try again or
-// answer. A retry is a new Attempt; the only rule for one is the edge's: nothing was
-// sent to the origin (the attempt failed while dialling), another origin is available,
-// and this was the first try.
+// answer. A retry is a new Attempt, and there is at most one. It happens when:
+// - nothing was sent (the attempt failed while dialling): on another origin of the pool,
+//   whatever the method — the edge's rule;
+// - an idempotent request without a body rode a connection the origin had already used,
+//   and the origin closed or reset it before a byte of answer: that is the keep-alive
+//   race (the origin dropped an idle connection just as it was reused), so the request
+//   goes again on a fresh connection to the same origin (RFC 9112 §9.3.1; what Go's
+//   transport and nginx do).
 
 import { CLIENT_ABORT_STATUS, classify, type Classification } from '../status/classify.js'
 import { PoolDownError, dialErrorIn } from '../status/errors.js'
-import type { OriginPool } from '../origin/pool.js'
+import type { OriginPool, PoolMember } from '../origin/pool.js'
 import { answerError, logFailure } from './answer.js'
-import { Attempt, type Outcome } from './attempt.js'
+import { Attempt } from './attempt.js'
 import type { Exchange } from './exchange.js'
 import type { EdgeRuntime } from './runtime.js'
 
@@ -18,24 +23,34 @@ const MAX_ATTEMPTS = 2
 export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
   const pool = exchange.pool as OriginPool
   let failure: Classification | null = null
+  let again: PoolMember | null = null
   for (;;) {
-    const member = pool.select(exchange.tried)
+    const member: PoolMember | null = again ?? pool.select(exchange.tried)
     if (member === null) break
     exchange.tried.push(member)
-    const attempt = new Attempt(exchange, member, exchange.tried.length)
+    const attempt = new Attempt(exchange, member, exchange.tried.length, again !== null)
     exchange.attempt = attempt
     await attempt.run()
     if (attempt.ok) return
     failure = failed(edge, exchange, attempt)
-    if (failure === null || !tryAgain(exchange, attempt)) break
+    if (failure === null) break
+    const next = tryAgain(exchange, attempt, failure)
+    if (next === null) break
+    again = next === 'same origin' ? member : null
   }
   if (failure !== null) answerError(edge, exchange, failure)
   else if (exchange.tried.length === 0) poolDown(edge, exchange, pool)
 }
 
-/** The one decision. */
-function tryAgain (exchange: Exchange, outcome: Outcome): boolean {
-  return !outcome.requestSent && dialErrorIn(outcome.error) !== null && exchange.tried.length < MAX_ATTEMPTS && !exchange.aborted
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+
+/** The one decision: where the next attempt goes, or null for none. */
+function tryAgain (exchange: Exchange, outcome: Attempt, c: Classification): 'another origin' | 'same origin' | null {
+  if (exchange.tried.length >= MAX_ATTEMPTS || exchange.aborted) return null
+  if (!outcome.requestSent && dialErrorIn(outcome.error) !== null) return 'another origin'
+  const dropped = c.status === 520 && (c.cause === 'empty' || c.cause === 'reset')
+  if (dropped && !outcome.fresh && outcome.originStatus === 0 && exchange.body === null && IDEMPOTENT.has(exchange.method)) return 'same origin'
+  return null
 }
 
 /**

@@ -6,73 +6,9 @@
 import net from 'node:net'
 import t from 'tap'
 import { accessFor, failureFor, get, rayOf, startProxy } from '../helpers.js'
+import { scriptedOrigin } from '../origins.js'
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
-interface OriginRequest { method: string, url: string, headers: Record<string, string>, conn: number }
-
-interface ScriptedOrigin {
-  url: string
-  port: number
-  /** Connections accepted so far. */
-  connections: () => number
-  /** Connections currently open. */
-  open: () => number
-  requests: OriginRequest[]
-  /** `HTTP/1.1\r\n` occurrences in everything received. */
-  requestLines: () => number
-  close: () => Promise<void>
-}
-
-/**
- * A raw origin: frames each request (head, then a Content-Length body) and hands it to
- * `answer` with the socket, which writes whatever bytes the test wants.
- */
-async function scriptedOrigin (answer: (req: OriginRequest, socket: net.Socket) => void): Promise<ScriptedOrigin> {
-  let connections = 0
-  let received = ''
-  const requests: OriginRequest[] = []
-  const sockets = new Set<net.Socket>()
-  const server = net.createServer(socket => {
-    const conn = ++connections
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-    socket.on('error', () => {})
-    let buf = ''
-    socket.on('data', (d: Buffer) => {
-      received += d.toString('latin1')
-      buf += d.toString('latin1')
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n')
-        if (end === -1) return
-        const lines = buf.slice(0, end).split('\r\n')
-        const [method = '', url = ''] = (lines[0] ?? '').split(' ')
-        const headers: Record<string, string> = {}
-        for (const l of lines.slice(1)) {
-          const colon = l.indexOf(':')
-          headers[l.slice(0, colon).toLowerCase()] = l.slice(colon + 1).trim()
-        }
-        const length = Number(headers['content-length'] ?? 0)
-        if (buf.length < end + 4 + length) return
-        buf = buf.slice(end + 4 + length)
-        const req = { method, url, headers, conn }
-        requests.push(req)
-        answer(req, socket)
-      }
-    })
-  })
-  await new Promise<void>(resolve => server.listen({ host: '127.0.0.1', port: 0 }, resolve))
-  const port = (server.address() as net.AddressInfo).port
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    connections: () => connections,
-    open: () => sockets.size,
-    requests,
-    requestLines: () => received.split('HTTP/1.1\r\n').length - 1,
-    close: () => new Promise(resolve => { for (const s of sockets) s.destroy(); server.close(() => resolve()) })
-  }
-}
 
 const ok = (body = 'fine'): string => `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: keep-alive\r\n\r\n${body}`
 
@@ -328,4 +264,40 @@ t.test('response headers never disclose the origin', async t => {
   t.equal(elsewhere.headers.server, 'highproxy')
   const access = await proxy.waitForLog(accessFor(rayOf(res)))
   t.equal(access.status, 302)
+})
+
+t.test('a status line with a control byte, DEL, NUL or a non-Latin-1 character: 520 invalid, and the connection lives on', async t => {
+  const reasons: Record<string, Buffer> = {
+    control: Buffer.from('O\u0001K', 'latin1'),
+    del: Buffer.from('O\u007fK', 'latin1'),
+    nul: Buffer.from('O\u0000K', 'latin1'),
+    emoji: Buffer.from('OK \u{1F600}', 'utf8')
+  }
+  const origin = await scriptedOrigin((req, socket) => {
+    const reason = reasons[req.url.slice(1)]
+    if (reason === undefined) { socket.write(ok('fine')); return }
+    socket.write(Buffer.concat([Buffer.from('HTTP/1.1 200 '), reason, Buffer.from('\r\ncontent-length: 2\r\n\r\nok')]))
+  })
+  const proxy = await startProxy({ origin: origin.url })
+  t.teardown(async () => { await proxy.close(); await origin.close() })
+  for (const name of Object.keys(reasons)) {
+    // Two requests pipelined on one client connection: the bad answer, then a good one.
+    const answers = await new Promise<string>(resolve => {
+      let text = ''
+      const socket = net.connect({ host: '127.0.0.1', port: proxy.port }, () =>
+        socket.write(`GET /${name} HTTP/1.1\r\nhost: bad.test\r\naccept: application/json\r\n\r\nGET /fine HTTP/1.1\r\nhost: bad.test\r\nconnection: close\r\n\r\n`))
+      socket.on('data', d => { text += d.toString('latin1') })
+      socket.on('close', () => resolve(text))
+    })
+    const statuses = [...answers.matchAll(/HTTP\/1\.1 (\d{3})/g)].map(m => m[1])
+    t.same(statuses, ['520', '200'], `${name}: 520, then the pipelined request still gets its answer`)
+    const headEnd = answers.indexOf('\r\n\r\n')
+    const length = Number(/content-length: (\d+)/i.exec(answers.slice(0, headEnd))?.[1])
+    const body = JSON.parse(answers.slice(headEnd + 4, headEnd + 4 + length)) as { error_name?: string }
+    t.equal(body.error_name, 'unknown_error', `${name}: the 520 page`)
+    const ray = /cf-ray: ([0-9a-f]{16})/.exec(answers)?.[1] ?? ''
+    const failure = await proxy.waitForLog(failureFor(ray))
+    t.match(failure, { edge_status: 520, cause: 'invalid', classified: true }, `${name}: logged as an invalid response`)
+    t.equal((await proxy.waitForLog(accessFor(ray))).status, 520, `${name}: and the access line says 520`)
+  }
 })

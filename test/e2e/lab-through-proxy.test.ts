@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { raw } from '../raw-client.js'
 import { request } from 'undici'
 import { startLab } from '../../src/lab/index.js'
 import { client, failureFor, get, rayOf, startProxy } from '../helpers.js'
@@ -88,10 +89,8 @@ t.test('526-expired and 526-name: 526 even with the lab CA trusted, each with it
 
 // The origin closes a reused keep-alive connection under the request, before any byte of
 // an answer: RFC 9112 §9.3.1 lets a client retry an idempotent request on a new
-// connection then, as nginx (proxy_next_upstream error) does. Today's proxy answers 520.
-t.test('keepalive-cut: a GET that finds its reused origin connection closed is retried on a new one', {
-  todo: 'proxy core (src/edge, src/origin): retry idempotent requests whose reused connection closed before any response byte'
-}, async t => {
+// connection then, as nginx (proxy_next_upstream error) and Go's transport do.
+t.test('keepalive-cut: a GET that finds its reused origin connection closed is retried on a new one', async t => {
   const lab = await startLab({ faults: { 'keepalive-cut': { requests: 1 } } })
   t.teardown(() => lab.close())
   const proxy = await startProxy({ timeouts: TIMEOUTS, origin: lab.urls['keepalive-cut'] })
@@ -100,4 +99,9 @@ t.test('keepalive-cut: a GET that finds its reused origin connection closed is r
   const statuses = []
   for (let i = 0; i < 3; i++) statuses.push((await get(`${proxy.url}/`)).status)
   t.same(statuses, [200, 200, 200])
+  // A POST is never sent twice: two on one client connection, the second on the reused
+  // origin connection, which the origin drops under it — the honest 520.
+  const post = 'POST / HTTP/1.1\r\nhost: cut.test\r\ncontent-length: 4\r\n\r\nonce'
+  const answer = await raw(proxy.port, post + post)
+  t.same([...answer.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map(m => m[1]), ['200', '520'], 'a POST on a dropped reused connection is not retried')
 })

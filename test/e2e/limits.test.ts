@@ -22,6 +22,7 @@ import { resolve, validate } from '../../src/config/load.js'
 import { refusedOrigin } from '../../src/lab/faults.js'
 import { createLogger } from '../../src/log.js'
 import { buildServer } from '../../src/server.js'
+import { parseAnswer, raw, type Answer } from '../raw-client.js'
 
 type LogLine = Record<string, any>
 
@@ -118,51 +119,6 @@ async function countingOrigin (): Promise<Origin> {
   }
 }
 
-interface Answer { text: string, status: number | null, headers: Record<string, string>, body: string, closed: boolean }
-
-function parse (text: string, closed: boolean): Answer {
-  const m = /^HTTP\/1\.1 (\d{3})[^\r\n]*\r\n/.exec(text)
-  const end = text.indexOf('\r\n\r\n')
-  const headers: Record<string, string> = {}
-  for (const line of text.slice(0, end === -1 ? text.length : end).split('\r\n').slice(1)) {
-    const colon = line.indexOf(':')
-    if (colon > 0) headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
-  }
-  let body = end === -1 ? '' : text.slice(end + 4)
-  if (/chunked/i.test(headers['transfer-encoding'] ?? '')) body = dechunk(body)
-  return { text, status: m === null ? null : Number(m[1]), headers, body, closed }
-}
-
-function dechunk (s: string): string {
-  let out = ''
-  for (let at = 0; at < s.length;) {
-    const eol = s.indexOf('\r\n', at)
-    const size = parseInt(s.slice(at, eol), 16)
-    if (eol === -1 || !(size > 0)) break
-    out += s.slice(eol + 2, eol + 2 + size)
-    at = eol + 2 + size + 2
-  }
-  return out
-}
-
-/** Writes `data` on a fresh connection; collects until close or `quietMs` without a byte. */
-function raw (port: number, data: string | Buffer, quietMs = 500): Promise<Answer> {
-  return new Promise(resolve => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write(data))
-    let out = ''
-    let closed = false
-    let timer = setTimeout(() => socket.destroy(), quietMs)
-    socket.on('data', d => {
-      out += d.toString('utf8')
-      clearTimeout(timer)
-      timer = setTimeout(() => socket.destroy(), quietMs)
-    })
-    socket.on('end', () => { closed = true })
-    socket.on('error', () => {})
-    socket.on('close', () => { clearTimeout(timer); resolve(parse(out, closed)) })
-  })
-}
-
 const GET = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nhost: a.test\r\n${extra}connection: close\r\n\r\n`
 
 t.test('431 / 414 / 413: refused before the origin sees a byte, each with its access line', async t => {
@@ -226,7 +182,7 @@ t.test('a chunked body that grows past max_body_size while streaming', async t =
     socket.on('data', d => { out += d.toString() })
     socket.on('end', () => { closed = true })
     socket.on('error', () => {})
-    socket.on('close', () => { clearTimeout(timer); resolve({ ...parse(out, closed), chunksSent: sent }) })
+    socket.on('close', () => { clearTimeout(timer); resolve({ ...parseAnswer(out, closed), chunksSent: sent }) })
     setTimeout(() => socket.destroy(), 5000).unref()
   })
   // What this implementation does: the body is forwarded as it comes, counted, and cut at
