@@ -216,6 +216,9 @@ async function main () {
     let measured
     if (c.storm) {
       const concurrency = Number(flags.concurrency)
+      // As in run.mjs: measured after a warm-up storm, on code the JIT has seen.
+      await runStorm({ port: target.port, path: '/dead/x', concurrency, timeoutMs: STORM_TIMEOUT_MS })
+      await sleep(500)
       let cpu
       const r = await runStorm({
         port: target.port,

@@ -84,10 +84,10 @@ export interface Metrics {
 /** Seconds: 0.5 ms (loopback) to 30 s (twice the default connect timeout). */
 export const CONNECT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30]
 /**
- * Seconds: 1 ms to 100 s (the default response timeout, after which it is a 524); the
+ * Seconds: 1 ms to 120 s (the default response timeout, after which it is a 524); the
  * request duration uses them too, so that TTFB and duration read side by side.
  */
-export const TTFB_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 100]
+export const TTFB_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 
 /** Failures whose timings describe a dial of their own (nothing was sent yet). */
 const DIAL_PHASES = new Set(['dns', 'connect', 'tls'])

@@ -42,7 +42,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'port', env: 'HIGHPROXY_PORT', path: ['listen', 'port'], kind: 'string', value: 'integer', help: 'port to listen on (default 8080)' },
   { flag: 'host', env: 'HIGHPROXY_HOST', path: ['listen', 'host'], kind: 'string', value: 'text', help: 'address to listen on (default 127.0.0.1)' },
   { flag: 'connect-timeout', env: 'HIGHPROXY_CONNECT_TIMEOUT', path: ['timeouts', 'connect'], kind: 'string', value: 'text', help: 'TCP connect timeout, e.g. 15s (default 15s) → 522' },
-  { flag: 'response-timeout', env: 'HIGHPROXY_RESPONSE_TIMEOUT', path: ['timeouts', 'response'], kind: 'string', value: 'text', help: 'time to response headers (default 100s) → 524' },
+  { flag: 'response-timeout', env: 'HIGHPROXY_RESPONSE_TIMEOUT', path: ['timeouts', 'response'], kind: 'string', value: 'text', help: 'time to response headers (default 120s) → 524' },
   { flag: 'log-format', env: 'HIGHPROXY_LOG_FORMAT', path: ['log', 'format'], kind: 'string', value: 'text', help: 'json | pretty (default: pretty at a TTY, else json)' },
   { flag: 'fault-injection', env: 'HIGHPROXY_FAULT_INJECTION', path: ['fault_injection'], kind: 'boolean', value: 'boolean', help: 'honour x-highproxy-fault request headers (default off)' },
   { flag: 'admin-port', env: 'HIGHPROXY_ADMIN_PORT', path: ['admin', 'port'], kind: 'string', value: 'integer', help: 'admin listener port for /healthz /readyz /metrics /rays (default 9090)' },

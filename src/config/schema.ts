@@ -28,7 +28,7 @@ const TlsOverride = Type.Object(TlsFields, { additionalProperties: false })
 const TimeoutsSchema = Type.Object({
   connect: Duration('15s', 'TCP handshake with the origin; no SYN-ACK in time → 522'),
   tls: Duration('10s', 'TLS handshake with the origin; failing or stalling → 525'),
-  response: Duration('100s', 'from request sent to response headers; none in time → 524'),
+  response: Duration('120s', 'from request sent to response headers; none in time → 524 (Cloudflare\'s Proxy Read Timeout)'),
   origin_write: Duration('30s', 'the origin must keep reading the request body: a pause this long → 524'),
   body_idle: Duration('100s', 'longest pause between two chunks of an origin response body'),
   keep_alive: Duration('4s', 'how long an idle origin connection is kept for reuse'),

@@ -1,5 +1,7 @@
 // Which route serves this host and path? First match wins, in configured order.
 
+export { hostOnly } from '../host.js'
+
 export interface Routable {
   /** Exact host, `*.example.com`, or `*`. */
   readonly host: string
@@ -18,17 +20,6 @@ function pathMatches (prefix: string, path: string): boolean {
   if (!path.startsWith(prefix)) return false
   // "/api" serves "/api" and "/api/x", not "/apix".
   return prefix.endsWith('/') || path.length === prefix.length || path[prefix.length] === '/'
-}
-
-/** The Host header without its port, lower case; IPv6 literals keep their brackets. */
-export function hostOnly (hostHeader: string): string {
-  const host = hostHeader.toLowerCase()
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']')
-    return end === -1 ? host : host.slice(0, end + 1)
-  }
-  const colon = host.indexOf(':')
-  return colon === -1 ? host : host.slice(0, colon)
 }
 
 export class Router<R extends Routable> {

@@ -24,6 +24,11 @@ export interface EdgeErrorEntry {
   whatHappened: string
   visitorAction: string
   ownerAction: string
+  /**
+   * What ends it, for `what_you_should_do`: after "If the error persists, " when it is
+   * retryable, after "Retrying will not help: " when it is not.
+   */
+  fix: string
 }
 
 /** Reasons behind a 520, each told apart in the log and in `detail`. */
@@ -51,7 +56,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 520,
     whatHappened: 'There is an unknown connection issue between the edge and the origin web server. As a result, the web page can not be displayed.',
     visitorAction: VISITOR_RETRY,
-    ownerAction: 'Check the origin web server logs for crashes or resets around the time of this request, and check that it answers with a valid HTTP response and headers under the size limit. Quote the Ray ID below.'
+    ownerAction: 'Check the origin web server logs for crashes or resets around the time of this request, and check that it answers with a valid HTTP response and headers under the size limit. Quote the Ray ID below.',
+    fix: "the website operator should check the origin's logs for crashes or resets at this time, and that it answers with valid HTTP."
   },
   {
     status: 521,
@@ -65,7 +71,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 521,
     whatHappened: 'The web server is not returning a connection. As a result, the web page is not displaying.',
     visitorAction: VISITOR_RETRY,
-    ownerAction: 'Check that the origin web server is running and listening on the configured port, and that no firewall rejects connections from the edge.'
+    ownerAction: 'Check that the origin web server is running and listening on the configured port, and that no firewall rejects connections from the edge.',
+    fix: "the website operator should check that the origin web server is running and accepts connections on the configured port."
   },
   {
     status: 522,
@@ -79,7 +86,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 522,
     whatHappened: 'The initial connection between the edge and the origin web server timed out. As a result, the web page can not be displayed.',
     visitorAction: VISITOR_RETRY,
-    ownerAction: 'Check, in order: whether the origin\'s CPU or memory is exhausted so its accept queue overflows; whether a firewall or rate limiter silently drops packets from the edge; whether the return route is broken; whether the link is congested.'
+    ownerAction: 'Check, in order: whether the origin\'s CPU or memory is exhausted so its accept queue overflows; whether a firewall or rate limiter silently drops packets from the edge; whether the return route is broken; whether the link is congested.',
+    fix: "the website operator should check whether the origin is overloaded (its accept queue full) or a firewall silently drops the edge's connections."
   },
   {
     status: 523,
@@ -93,7 +101,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 523,
     whatHappened: 'The edge could not reach the origin web server: there is no route to its address.',
     visitorAction: VISITOR_RETRY,
-    ownerAction: 'Check that the origin address configured at the edge is correct and that the network route to it is up.'
+    ownerAction: 'Check that the origin address configured at the edge is correct and that the network route to it is up.',
+    fix: "the website operator should check the origin address configured at the edge and the network route to it."
   },
   {
     status: 524,
@@ -107,7 +116,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 524,
     whatHappened: 'The edge connected to the origin web server, but the origin did not answer with an HTTP response before the response timeout.',
     visitorAction: VISITOR_RETRY,
-    ownerAction: 'Look for slow queries or long jobs run inside the request; move long work to a background job, or raise the response timeout for this route.'
+    ownerAction: 'Look for slow queries or long jobs run inside the request; move long work to a background job, or raise the response timeout for this route.',
+    fix: "the website operator should look for slow work done inside the request at the origin."
   },
   {
     status: 525,
@@ -121,7 +131,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 525,
     whatHappened: 'The edge could not negotiate a TLS handshake with the origin web server.',
     visitorAction: 'Please try again later; the site owner has to fix this.',
-    ownerAction: 'Check that TLS is enabled on the origin port, that it supports a current protocol version and cipher, and that it answers for the server name (SNI) the edge sends.'
+    ownerAction: 'Check that TLS is enabled on the origin port, that it supports a current protocol version and cipher, and that it answers for the server name (SNI) the edge sends.',
+    fix: "the website operator has to fix the origin's TLS configuration (protocol, cipher, server name)."
   },
   {
     status: 526,
@@ -135,7 +146,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 526,
     whatHappened: 'The edge could not validate the TLS certificate of the origin web server.',
     visitorAction: 'Please try again later; the site owner has to fix this.',
-    ownerAction: 'Check that the origin certificate is not expired or self-signed, is issued by a trusted CA (or the CA file configured at the edge), and covers the origin host name.'
+    ownerAction: 'Check that the origin certificate is not expired or self-signed, is issued by a trusted CA (or the CA file configured at the edge), and covers the origin host name.',
+    fix: "the website operator has to fix the origin's certificate (expired, self-signed, wrong name or unknown CA)."
   },
   {
     status: 530,
@@ -149,7 +161,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 1016,
     whatHappened: 'The edge could not resolve the host name of the origin web server.',
     visitorAction: 'Please try again later; the site owner has to fix this.',
-    ownerAction: 'Check the DNS record of the origin host name configured at the edge.'
+    ownerAction: 'Check the DNS record of the origin host name configured at the edge.',
+    fix: "the website operator has to fix the DNS record of the origin's host name."
   },
   {
     status: 502,
@@ -163,7 +176,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 502,
     whatHappened: 'The edge could not get a valid response from the origin web server.',
     visitorAction: VISITOR_RETRY,
-    ownerAction: 'Look up the Ray ID below in the edge logs for the exact failure.'
+    ownerAction: 'Look up the Ray ID below in the edge logs for the exact failure.',
+    fix: "the website operator should look up the Ray ID in the edge logs."
   },
   {
     status: 503,
@@ -177,7 +191,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 503,
     whatHappened: 'Every connection the edge may open to the origin web server is busy, and none became free in time.',
     visitorAction: VISITOR_RETRY,
-    ownerAction: 'Check whether the origin answers slowly (busy connections pile up behind slow answers), then raise the pool\'s max_connections if the origin can take more.'
+    ownerAction: 'Check whether the origin answers slowly (busy connections pile up behind slow answers), then raise the pool\'s max_connections if the origin can take more.',
+    fix: "the website operator should check why the origin answers slowly, or let the edge open more connections to it."
   },
   {
     status: 400,
@@ -191,7 +206,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 400,
     whatHappened: 'The edge refused this request: its path or Host is malformed, or its path has dot segments (".." or ".", also percent-encoded or behind an encoded slash), which could reach a different resource at the origin than the one routed.',
     visitorAction: 'Check the address you typed.',
-    ownerAction: 'No action needed unless your own links produce such paths; the edge log line says which rule refused it.'
+    ownerAction: 'No action needed unless your own links produce such paths; the edge log line says which rule refused it.',
+    fix: "send the request without the path or header the edge refused."
   },
   {
     status: 413,
@@ -205,7 +221,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 413,
     whatHappened: 'The request body is larger than this site accepts.',
     visitorAction: 'Send a smaller request.',
-    ownerAction: 'Raise max_body_size for this route if such bodies are expected.'
+    ownerAction: 'Raise max_body_size for this route if such bodies are expected.',
+    fix: "send a smaller request body."
   },
   {
     status: 417,
@@ -219,7 +236,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 417,
     whatHappened: 'The request has an Expect header the edge cannot meet (only 100-continue is understood).',
     visitorAction: 'Send the request without that Expect header.',
-    ownerAction: 'No action needed.'
+    ownerAction: 'No action needed.',
+    fix: "send the request without its Expect header."
   },
   {
     status: 414,
@@ -233,7 +251,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 414,
     whatHappened: 'The request URL is longer than the edge accepts.',
     visitorAction: 'Use a shorter address.',
-    ownerAction: 'Raise limits.max_url_length if such URLs are expected.'
+    ownerAction: 'Raise limits.max_url_length if such URLs are expected.',
+    fix: "use a shorter URL."
   },
   {
     status: 431,
@@ -247,7 +266,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 431,
     whatHappened: 'The request has more headers than the edge accepts.',
     visitorAction: 'Clear this site\'s cookies and try again.',
-    ownerAction: 'Raise limits.max_header_count if such requests are expected.'
+    ownerAction: 'Raise limits.max_header_count if such requests are expected.',
+    fix: "send fewer or smaller headers (clear this site's cookies)."
   },
   {
     status: 404,
@@ -261,7 +281,8 @@ const entries: EdgeErrorEntry[] = [
     errorCode: 404,
     whatHappened: 'The edge has no route configured for this host and path.',
     visitorAction: 'Check the address you typed.',
-    ownerAction: 'Add a route for this host and path to the edge configuration.'
+    ownerAction: 'Add a route for this host and path to the edge configuration.',
+    fix: "check the address; the website operator can add a route for this host and path."
   }
 ]
 

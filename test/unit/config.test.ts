@@ -40,7 +40,7 @@ function file (t: Test, text: string): string {
 t.test('defaults', async t => {
   const c = load()
   t.equal(c.connectTimeoutMs, 15_000, 'connect 15s')
-  t.equal(c.responseTimeoutMs, 100_000, 'response 100s')
+  t.equal(c.responseTimeoutMs, 120_000, 'response 120s (Cloudflare\'s Proxy Read Timeout)')
   t.same(c.listen, { host: '127.0.0.1', port: 8080 })
   t.equal(c.log.level, 'info')
   t.equal(c.log.format, 'json', 'json when stdout is not a TTY')
@@ -142,7 +142,7 @@ t.test('a route that names a pool loads, and takes the pool\'s settings', async 
   t.same(route?.pool.origins.map(o => o.port), ['9000', '9001'])
   t.equal(route?.pool.policy, 'round_robin')
   t.equal(route?.pool.connectTimeoutMs, 2_000)
-  t.equal(route?.pool.responseTimeoutMs, 100_000, 'timeouts.response')
+  t.equal(route?.pool.responseTimeoutMs, 120_000, 'timeouts.response')
   t.equal(route?.pool.tls.verify, false, 'the top-level tls block')
   t.match(route?.pool.health, { failures: 3, cooldownMs: 10_000, check: null })
 
