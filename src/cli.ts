@@ -161,7 +161,7 @@ async function serve (flags: Flags): Promise<void> {
     return fail(listenProblem(what, host, port, err), EXIT_RUNTIME)
   }
   try {
-    await app.listen({ host: config.listen.host, port: config.listen.port })
+    await app.listen({ host: config.listen.host, port: config.listen.port, backlog: config.listen.backlog })
   } catch (err) {
     await failListen('', config.listen.host, config.listen.port, err)
   }

@@ -45,7 +45,7 @@ export async function startProxy (raw: Record<string, unknown>): Promise<TestPro
   const logger = createLogger('info', 'json', sink)
   let reload: ((edge: Config['edge']) => void) | null = null
   const app = await buildServer({ ...config.edge, exposeReload: r => { reload = r } }, logger, config.client)
-  await app.listen({ host: '127.0.0.1', port: 0 })
+  await app.listen({ host: '127.0.0.1', port: 0, backlog: config.listen.backlog })
   const port = (app.server.address() as AddressInfo).port
   return {
     url: `http://127.0.0.1:${port}`,

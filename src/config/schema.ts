@@ -127,7 +127,8 @@ export const ConfigSchema = Type.Object({
   routes: Type.Array(RouteSchema, { default: [] }),
   listen: Type.Object({
     host: Type.String({ default: '127.0.0.1', minLength: 1 }),
-    port: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 })
+    port: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
+    backlog: Type.Integer({ default: 4096, minimum: 1, description: 'connections the kernel may queue before the edge accepts them (capped by net.core.somaxconn)' })
   }, { additionalProperties: false, default: {} }),
   edge: Type.Object({
     name: Type.String({ default: 'HPX', pattern: '^[A-Za-z0-9]{1,8}$', description: 'short code after the ray id' }),
@@ -271,7 +272,7 @@ export interface AdminConfig {
 
 export interface Config {
   edge: EdgeConfig
-  listen: { host: string, port: number }
+  listen: { host: string, port: number, backlog: number }
   admin: AdminConfig
   client: ClientLimits
   workers: number

@@ -68,8 +68,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   /** The origin's status line and headers, held until its first body byte (see onResponseStart). */
   private held: { status: number, text: string, headers: string[] } | null = null
   private settle: ((a: Attempt) => void) | null = null
-  private readonly resume = (): void => { this.controller?.resume() }
-  private readonly onTimer = (): void => { this.timedOut() }
+  /** Made on the first backpressure: most responses never need it. */
+  private resume: (() => void) | null = null
 
   private readonly settings: AttemptSettings
 
@@ -189,6 +189,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     const sink = this.exchange.sink
     if (!sink.write(chunk)) {
       controller.pause()
+      this.resume ??= () => { this.controller?.resume() }
       sink.onDrain(this.resume)
     }
   }
@@ -270,7 +271,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   private arm (kind: TimerKind, ms: number): void {
     if (this.timer !== null) clearTimeout(this.timer)
     this.timerKind = kind
-    this.timer = setTimeout(this.onTimer, ms)
+    this.timer = setTimeout(expire, ms, this)
   }
 
   private stopTimer (): void {
@@ -278,8 +279,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     this.timer = null
   }
 
-  // undici's own timers run on a ~0.5 s clock: a 524 on them would be up to half a second late.
-  private timedOut (): void {
+  /** The armed timer ran out. undici's own timers run on a ~0.5 s clock: a 524 on them would be up to half a second late. */
+  timedOut (): void {
     this.timer = null
     const s = this.settings
     const err = withoutStack(() => this.timerKind === 'response'
@@ -304,6 +305,10 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     }
     settle(this)
   }
+}
+
+function expire (attempt: Attempt): void {
+  attempt.timedOut()
 }
 
 /** The path the origin sees: the route's prefix removed when it says so, and the query. */

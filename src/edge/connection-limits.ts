@@ -20,15 +20,18 @@ export function limitConnections (server: Server, limits: ClientLimits, opts: Re
     socket.end(rawResponse(status, answer.headers, answer.body))
     opts.log.info(refusedAccess(ray, status, status === 503 ? 'max_connections' : 'max_connections_per_ip', '', ''))
   }
+  const closed = (): void => { open-- }
   server.on('connection', (socket: Socket) => {
+    if (open >= limits.maxConnections) { refuse(socket, 503, 5); return }
+    open++
+    socket.once('close', closed)
+    // Off by default: without it, no address lookup and no map per connection.
+    if (limits.maxConnectionsPerIp === 0) return
     const ip = socket.remoteAddress ?? ''
     const fromIp = (perIp.get(ip) ?? 0) + 1
-    if (open >= limits.maxConnections) { refuse(socket, 503, 5); return }
-    if (limits.maxConnectionsPerIp > 0 && fromIp > limits.maxConnectionsPerIp) { refuse(socket, 429, 10); return }
-    open++
+    if (fromIp > limits.maxConnectionsPerIp) { refuse(socket, 429, 10); return }
     perIp.set(ip, fromIp)
     socket.once('close', () => {
-      open--
       const left = (perIp.get(ip) ?? 1) - 1
       if (left === 0) perIp.delete(ip)
       else perIp.set(ip, left)

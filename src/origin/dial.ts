@@ -23,6 +23,7 @@ import {
   type DialAttempt, type DialFacts, type DialPhase, type DialTimings
 } from '../status/errors.js'
 import { since } from '../time.js'
+import { inTurn } from './turns.js'
 
 export interface DialTarget {
   protocol: 'http:' | 'https:'
@@ -75,7 +76,8 @@ function facts (phase: DialPhase, timings: DialTimings, attempts: DialAttempt[],
     phase,
     timings,
     attempts,
-    address: socket?.remoteAddress ?? last?.address ?? null,
+    // A socket that connected names its peer; one still connecting has none yet.
+    address: (socket !== undefined && !socket.connecting ? socket.remoteAddress : undefined) ?? last?.address ?? null,
     port,
     localAddress: socket?.localAddress ?? null,
     localPort: socket?.localPort ?? null
@@ -107,82 +109,111 @@ function resolve (target: DialTarget, opts: DialOptions, timings: DialTimings): 
   })
 }
 
-/** Staggered parallel TCP attempts; the whole handshake phase is bounded by one precise timer. */
-function connectAny (addresses: Resolved[], target: DialTarget, opts: DialOptions,
-  timings: DialTimings, attempts: DialAttempt[]): Promise<net.Socket> {
-  const delay = opts.attemptDelayMs ?? DEFAULT_ATTEMPT_DELAY_MS
-  const start = performance.now()
-  const pending = new Map<net.Socket, DialAttempt>()
-  const errors: Error[] = []
-  let next = 0
-  let stagger: NodeJS.Timeout | undefined
-  let settled = false
+/**
+ * Staggered parallel TCP attempts (RFC 8305); the whole handshake phase is bounded by one
+ * precise timer. One object per dial, its methods the callbacks: during a 522 storm
+ * thousands of these wait for the same few seconds, and what they hold is what the
+ * garbage collector has to carry.
+ */
+class TcpRace {
+  private readonly start = performance.now()
+  private readonly sockets: net.Socket[] = []
+  private readonly errors: Error[] = []
+  private next = 0
+  private open = 0
+  private settled = false
+  private deadline: NodeJS.Timeout
+  private stagger: NodeJS.Timeout | null = null
+  private resolve!: (socket: net.Socket) => void
+  private reject!: (err: Error) => void
+  readonly done: Promise<net.Socket>
 
-  return new Promise((resolve, reject) => {
-    const finish = (): void => {
-      settled = true
-      clearTimeout(deadline)
-      clearTimeout(stagger)
-      timings.connect_ms = since(start)
-    }
-    // Node timers run on the loop's millisecond clock and may fire up to 1 ms early by
-    // performance.now(); a 522 must never come before the configured timeout.
-    const expire = (): void => {
-      const left = opts.connectTimeoutMs - (performance.now() - start)
-      if (left > 0) { deadline = setTimeout(expire, Math.ceil(left)); return }
-      finish()
-      // A socket still in SYN_SENT has its local port: the one a firewall saw drop us.
-      let last: net.Socket | undefined
-      for (const [socket, attempt] of pending) {
-        attempt.code = 'ETIMEDOUT'
-        attempt.ms = since(start)
-        last = socket
-      }
-      const error = withoutStack(() => new ConnectTimeoutError(facts('connect', timings, attempts, target.port, last), opts.connectTimeoutMs))
-      for (const socket of pending.keys()) socket.destroy()
-      pending.clear()
-      reject(error)
-    }
-    let deadline = setTimeout(expire, opts.connectTimeoutMs)
+  constructor (private readonly addresses: Resolved[], private readonly target: DialTarget, private readonly opts: DialOptions,
+    private readonly timings: DialTimings, private readonly attempts: DialAttempt[]) {
+    this.done = new Promise((resolve, reject) => { this.resolve = resolve; this.reject = reject })
+    this.deadline = setTimeout(expire, opts.connectTimeoutMs, this)
+    this.startNext()
+  }
 
-    const startNext = (): void => {
-      clearTimeout(stagger)
-      const addr = addresses[next++]
-      if (addr === undefined) return
-      const attempt: DialAttempt = { address: addr.address, port: target.port, family: addr.family, code: null, ms: 0 }
-      attempts.push(attempt)
-      const socket = net.connect({ host: addr.address, port: target.port, family: addr.family, noDelay: true })
-      pending.set(socket, attempt)
-      socket.once('connect', () => {
-        attempt.ms = since(start)
-        pending.delete(socket)
-        if (settled) { socket.destroy(); return }
-        finish()
-        // Attempts still pending lost the race; say so rather than leave them blank.
-        for (const [other, lost] of pending) {
-          lost.code = 'ECANCELED'
-          lost.ms = attempt.ms
-          other.destroy()
-        }
-        pending.clear()
-        resolve(socket)
-      })
-      socket.once('error', (err: NodeJS.ErrnoException) => {
-        if (!pending.delete(socket) || settled) return
-        attempt.code = err.code ?? 'UNKNOWN'
-        attempt.ms = since(start)
-        errors.push(err)
-        if (next < addresses.length) { startNext(); return }
-        if (pending.size > 0) return
-        finish()
-        const cause = errors.length === 1 ? errors[0] : new AggregateError(errors, `all ${errors.length} addresses failed`)
-        reject(withoutStack(() => new ConnectFailedError(facts('connect', timings, attempts, target.port, socket), cause)))
-      })
-      if (next < addresses.length) stagger = setTimeout(startNext, delay)
-    }
-    startNext()
-  })
+  startNext (): void {
+    if (this.stagger !== null) { clearTimeout(this.stagger); this.stagger = null }
+    const addr = this.addresses[this.next++]
+    if (addr === undefined) return
+    const index = this.attempts.length
+    this.attempts.push({ address: addr.address, port: this.target.port, family: addr.family, code: null, ms: 0 })
+    const socket = net.connect({ host: addr.address, port: this.target.port, family: addr.family, noDelay: true })
+    this.sockets.push(socket)
+    this.open++
+    socket.once('connect', () => this.connected(socket, index))
+    socket.once('error', (err: NodeJS.ErrnoException) => this.failed(socket, index, err))
+    if (this.next < this.addresses.length) this.stagger = setTimeout(stagger, this.opts.attemptDelayMs ?? DEFAULT_ATTEMPT_DELAY_MS, this)
+  }
+
+  private connected (socket: net.Socket, index: number): void {
+    this.open--
+    const attempt = this.attempts[index] as DialAttempt
+    attempt.ms = since(this.start)
+    if (this.settled) { socket.destroy(); return }
+    this.finish()
+    // Attempts still pending lost the race; say so rather than leave them blank.
+    this.sockets.forEach((other, i) => {
+      if (other === socket || other.destroyed) return
+      const lost = this.attempts[i] as DialAttempt
+      lost.code = 'ECANCELED'
+      lost.ms = attempt.ms
+      other.destroy()
+    })
+    this.resolve(socket)
+  }
+
+  private failed (socket: net.Socket, index: number, err: NodeJS.ErrnoException): void {
+    this.open--
+    if (this.settled) return
+    const attempt = this.attempts[index] as DialAttempt
+    attempt.code = err.code ?? 'UNKNOWN'
+    attempt.ms = since(this.start)
+    this.errors.push(err)
+    if (this.next < this.addresses.length) { this.startNext(); return }
+    if (this.open > 0) return
+    this.finish()
+    const errors = this.errors
+    const cause = errors.length === 1 ? errors[0] : new AggregateError(errors, `all ${errors.length} addresses failed`)
+    this.reject(withoutStack(() => new ConnectFailedError(facts('connect', this.timings, this.attempts, this.target.port, socket), cause)))
+  }
+
+  /**
+   * Node timers run on the loop's millisecond clock and may fire up to 1 ms early by
+   * performance.now(); a 522 must never come before the configured timeout.
+   */
+  expire (): void {
+    const left = this.opts.connectTimeoutMs - (performance.now() - this.start)
+    if (left > 0) { this.deadline = setTimeout(expire, Math.ceil(left), this); return }
+    this.finish()
+    // A socket still in SYN_SENT has its local port: the one a firewall saw drop us.
+    let last: net.Socket | undefined
+    this.sockets.forEach((socket, i) => {
+      const attempt = this.attempts[i] as DialAttempt
+      if (attempt.code !== null || socket.destroyed) return
+      attempt.code = 'ETIMEDOUT'
+      attempt.ms = since(this.start)
+      last = socket
+    })
+    const error = withoutStack(() => new ConnectTimeoutError(facts('connect', this.timings, this.attempts, this.target.port, last), this.opts.connectTimeoutMs))
+    for (const socket of this.sockets) socket.destroy()
+    // What the failure sets off waits its turn: see turns.ts.
+    inTurn(() => this.reject(error))
+  }
+
+  private finish (): void {
+    this.settled = true
+    clearTimeout(this.deadline)
+    if (this.stagger !== null) clearTimeout(this.stagger)
+    this.timings.connect_ms = since(this.start)
+  }
 }
+
+function expire (race: TcpRace): void { race.expire() }
+function stagger (race: TcpRace): void { race.startNext() }
 
 function handshake (socket: net.Socket, target: DialTarget, opts: DialOptions, timings: DialTimings,
   attempts: DialAttempt[]): Promise<tls.TLSSocket> {
@@ -255,7 +286,7 @@ async function dialPhases (target: DialTarget, opts: DialOptions): Promise<Diall
   const timings: DialTimings = { dns_ms: null, connect_ms: null, tls_ms: null }
   const attempts: DialAttempt[] = []
   const addresses = await resolve(target, opts, timings)
-  const tcp = await connectAny(addresses, target, opts, timings, attempts)
+  const tcp = await new TcpRace(addresses, target, opts, timings, attempts).done
   const socket = target.protocol === 'https:' ? await handshake(tcp, target, opts, timings, attempts) : tcp
   const info: DialInfo = {
     timings,

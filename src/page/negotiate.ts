@@ -27,8 +27,21 @@ function qualityOf (params: string[]): number {
   return 1
 }
 
+const MEMO_MAX = 256
+const memo = new Map<string, ErrorFormat>()
+
+/** The same few Accept headers come again and again: each is parsed once (up to MEMO_MAX of them). */
 export function negotiate (accept: string | undefined): ErrorFormat {
   if (accept === undefined || accept === '') return 'html'
+  let format = memo.get(accept)
+  if (format === undefined) {
+    format = parse(accept)
+    if (memo.size < MEMO_MAX) memo.set(accept, format)
+  }
+  return format
+}
+
+function parse (accept: string): ErrorFormat {
   let best: ErrorFormat | null = null
   let bestQ = 0
   for (const range of accept.split(',')) {

@@ -51,7 +51,8 @@ export interface ErrorFacts {
   host: string
   ray: string
   clientIp: string
-  time: Date
+  /** Milliseconds since the epoch. */
+  time: number
 }
 
 export interface RenderedError {
@@ -200,11 +201,11 @@ class Clock {
   iso = ''
   html = ''
 
-  at (time: Date): void {
-    const second = Math.floor(time.getTime() / 1000)
+  at (time: number): void {
+    const second = Math.floor(time / 1000)
     if (second === this.second) return
     this.second = second
-    const iso = time.toISOString()
+    const iso = new Date(time).toISOString()
     this.iso = `${iso.slice(0, 19)}Z`
     this.html = `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`
   }

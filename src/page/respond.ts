@@ -39,7 +39,7 @@ export class ErrorPages {
       host: facts.host,
       ray: facts.ray,
       clientIp: facts.clientIp,
-      time: new Date()
+      time: Date.now()
     }, negotiate(facts.accept))
     const headers = before
     for (let i = 0; i < rendered.headers.length; i++) headers.push(rendered.headers[i] as string)

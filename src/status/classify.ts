@@ -292,6 +292,8 @@ export function classify (err: unknown, phase: Phase): Classification {
 
 /** The message of the error whose code decided the classification, not a wrapper's text. */
 export function messageFor (err: unknown, decided: string | null): string {
+  const own = err as { code?: unknown, message?: unknown } | null
+  if (own !== null && typeof own === 'object' && own.code === decided) return String(own.message ?? '')
   for (const e of causeChain(err)) {
     if ((e as { code?: unknown }).code === decided) return String((e as { message?: unknown }).message ?? '')
   }

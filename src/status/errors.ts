@@ -254,17 +254,12 @@ const MAX_CHAIN = 8
  * AggregateError (as Node's happy-eyeballs dialling produces). The one walker for
  * classification, for finding the DialError and for the message of the deciding code.
  */
-export function causeChain (err: unknown): unknown[] {
-  const chain: unknown[] = []
-  const walk = (value: unknown, depth: number): void => {
-    if (depth > MAX_CHAIN || typeof value !== 'object' || value === null) return
-    chain.push(value)
-    const errors = (value as { errors?: unknown }).errors
-    if (Array.isArray(errors)) for (const inner of errors) walk(inner, depth + 1)
-    walk((value as { cause?: unknown }).cause, depth + 1)
-  }
-  walk(err, 0)
-  return chain
+export function causeChain (err: unknown, chain: unknown[] = [], depth = 0): unknown[] {
+  if (depth > MAX_CHAIN || typeof err !== 'object' || err === null) return chain
+  chain.push(err)
+  const errors = (err as { errors?: unknown }).errors
+  if (Array.isArray(errors)) for (const inner of errors) causeChain(inner, chain, depth + 1)
+  return causeChain((err as { cause?: unknown }).cause, chain, depth + 1)
 }
 
 /** The DialError somewhere in an error chain (undici or a caller may wrap it). */

@@ -401,7 +401,7 @@ t.test('docs/sidecar', async t => {
 
   t.test('the highproxy config files load', async t => {
     for (const [name, config, origin] of [['compose', compose, 'http://app:3000'], ['k8s', k8s, 'http://127.0.0.1:3000']] as const) {
-      t.same(config.listen, { host: '0.0.0.0', port: 8080 }, `${name}: listens on every interface of the container, port 8080`)
+      t.same(config.listen, { host: '0.0.0.0', port: 8080, backlog: 4096 }, `${name}: listens on every interface of the container, port 8080`)
       t.match(config.admin, { enabled: true, host: '0.0.0.0', port: 9090 }, `${name}: admin reachable by a probe from outside the container`)
       t.same(config.edge.routes.map(r => r.pool.origins.map(o => o.origin)), [[origin]], `${name}: one route to ${origin}`)
     }

@@ -41,7 +41,7 @@ t.test('defaults', async t => {
   const c = load()
   t.equal(c.connectTimeoutMs, 15_000, 'connect 15s')
   t.equal(c.responseTimeoutMs, 120_000, 'response 120s (Cloudflare\'s Proxy Read Timeout)')
-  t.same(c.listen, { host: '127.0.0.1', port: 8080 })
+  t.same(c.listen, { host: '127.0.0.1', port: 8080, backlog: 4096 })
   t.equal(c.log.level, 'info')
   t.equal(c.log.format, 'json', 'json when stdout is not a TTY')
   t.equal(load({}, {}, true).log.format, 'pretty', 'pretty at a TTY')
@@ -203,7 +203,7 @@ fault_injection: false
 
   const fromFile = load({ config })
   t.equal(fromFile.edge.routes[0]?.pool.origins[0]?.port, '9001', 'file: origin')
-  t.same(fromFile.listen, { host: '127.0.0.2', port: 8001 }, 'file: listen')
+  t.same(fromFile.listen, { host: '127.0.0.2', port: 8001, backlog: 4096 }, 'file: listen')
   t.equal(fromFile.connectTimeoutMs, 1_000, 'file: connect')
   t.equal(fromFile.responseTimeoutMs, 10_000, 'file: response')
   t.equal(fromFile.log.format, 'pretty', 'file: log format')
@@ -211,7 +211,7 @@ fault_injection: false
 
   const fromEnv = load({ config }, env)
   t.equal(fromEnv.edge.routes[0]?.pool.origins[0]?.port, '9002', 'env over file: origin')
-  t.same(fromEnv.listen, { host: '127.0.0.3', port: 8002 }, 'env over file: listen')
+  t.same(fromEnv.listen, { host: '127.0.0.3', port: 8002, backlog: 4096 }, 'env over file: listen')
   t.equal(fromEnv.connectTimeoutMs, 2_000, 'env over file: connect')
   t.equal(fromEnv.responseTimeoutMs, 20_000, 'env over file: response')
   t.equal(fromEnv.log.format, 'json', 'env over file: log format')
@@ -219,7 +219,7 @@ fault_injection: false
 
   const fromFlags = load(flags, env)
   t.equal(fromFlags.edge.routes[0]?.pool.origins[0]?.port, '9003', 'flag over env: origin')
-  t.same(fromFlags.listen, { host: '127.0.0.4', port: 8003 }, 'flag over env: listen')
+  t.same(fromFlags.listen, { host: '127.0.0.4', port: 8003, backlog: 4096 }, 'flag over env: listen')
   t.equal(fromFlags.connectTimeoutMs, 3_000, 'flag over env: connect')
   t.equal(fromFlags.responseTimeoutMs, 30_000, 'flag over env: response')
   t.equal(fromFlags.log.format, 'pretty', 'flag over env: log format')
@@ -350,8 +350,8 @@ t.test('unreadable, invalid or non-mapping files name the file', async t => {
   t.match(notMap.problem, /mapping/)
   t.equal(configError(t, { config: file(t, 'just a string\n') }).key.endsWith('config.yaml'), true, 'a scalar')
 
-  t.same(load({ config: file(t, '') }).listen, { host: '127.0.0.1', port: 8080 }, 'an empty file is all defaults')
-  t.same(load({ config: file(t, '# only comments\n') }).listen, { host: '127.0.0.1', port: 8080 }, 'so is one of comments')
+  t.same(load({ config: file(t, '') }).listen, { host: '127.0.0.1', port: 8080, backlog: 4096 }, 'an empty file is all defaults')
+  t.same(load({ config: file(t, '# only comments\n') }).listen, { host: '127.0.0.1', port: 8080, backlog: 4096 }, 'so is one of comments')
 })
 
 t.test('bad log format', async t => {

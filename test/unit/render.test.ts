@@ -12,7 +12,7 @@ const renderer = {
     return { headers: named, body }
   }
 }
-const facts = { status: 522, cause: null, host: 'example.com', ray: '0123456789abcdef', clientIp: '203.0.113.9', time: new Date('2026-11-25T13:01:02.345Z') }
+const facts = { status: 522, cause: null, host: 'example.com', ray: '0123456789abcdef', clientIp: '203.0.113.9', time: Date.parse('2026-11-25T13:01:02.345Z') }
 
 t.test('JSON body: every field, Cloudflare names', async t => {
   const { headers, body } = renderer.render(facts, 'json')
