@@ -9,6 +9,7 @@ import { newRayId } from './edge/ray.js'
 import { limitConnections } from './edge/connection-limits.js'
 import { clientErrorHandler, frameworkErrorHandler, refusal, refusedAccess } from './edge/client-errors.js'
 import { rawResponse } from './page/raw-response.js'
+import { ProxyStatus } from './page/proxy-status.js'
 import { resolve, validate } from './config/load.js'
 import type { ClientLimits } from './config/schema.js'
 
@@ -17,7 +18,7 @@ const defaultClientLimits = (): ClientLimits => resolve(validate({}), false).cli
 
 export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logger: Logger,
   client: ClientLimits = defaultClientLimits()): Promise<FastifyInstance> {
-  const refusals = { log: logger, rayHeader: edge.rayHeader, edgeName: edge.edgeName }
+  const refusals = { log: logger, rayHeader: edge.rayHeader, edgeName: edge.edgeName, proxyStatus: new ProxyStatus({ edgeName: edge.edgeName }) }
   const app = Fastify({
     http: {
       maxHeaderSize: client.maxHeaderBytes,

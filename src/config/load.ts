@@ -231,6 +231,7 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
       pools: [...new Set([...pools.values(), ...routes.map(r => r.pool)])],
       edgeName: input.edge.name,
       rayHeader: input.edge.ray_header.toLowerCase(),
+      receivedStatus: input.edge.received_status,
       tlsTimeoutMs: durationMs(input.timeouts.tls),
       bodyIdleTimeoutMs: durationMs(input.timeouts.body_idle),
       originWriteTimeoutMs: durationMs(input.timeouts.origin_write),

@@ -132,7 +132,8 @@ export const ConfigSchema = Type.Object({
   }, { additionalProperties: false, default: {} }),
   edge: Type.Object({
     name: Type.String({ default: 'HPX', pattern: '^[A-Za-z0-9]{1,8}$', description: 'short code after the ray id' }),
-    ray_header: Type.String({ default: 'cf-ray', pattern: '^[A-Za-z0-9-]+$' })
+    ray_header: Type.String({ default: 'cf-ray', pattern: '^[A-Za-z0-9-]+$' }),
+    received_status: Type.Boolean({ default: false, description: 'add Proxy-Status: <edge>; received-status=<status> to the responses relayed from origins' })
   }, { additionalProperties: false, default: {} }),
   timeouts: TimeoutsSchema,
   tls: TlsSchema,
@@ -241,6 +242,8 @@ export interface EdgeConfig {
   pools: PoolConfig[]
   edgeName: string
   rayHeader: string
+  /** Add our Proxy-Status member, with the origin's status, to relayed responses. */
+  receivedStatus: boolean
   tlsTimeoutMs: number
   bodyIdleTimeoutMs: number
   originWriteTimeoutMs: number

@@ -13,10 +13,20 @@ import { edgeHeaders } from './forward-headers.js'
 import { accessRecord, failureRecord, type FailureExtras } from './records.js'
 import type { EdgeRuntime } from './runtime.js'
 
+/** What the edge answers with: a classification, or a refusal described the same way. */
 export interface EdgeAnswer {
   status: number
   cause: UnknownErrorCause | null
   proxyStatus: ProxyErrorType | null
+  /** Words for the log and Proxy-Status's `details`: never anything the client sent. */
+  why: string
+}
+
+/** The failure behind an answer, when there was one: for Proxy-Status's parameters. */
+export interface Behind {
+  error: unknown
+  /** What the origin answered, when the edge replaced it. */
+  receivedStatus: number | null
 }
 
 /**
@@ -25,13 +35,16 @@ export interface EdgeAnswer {
  * status). `close`: the request's body was not read, so the connection cannot carry
  * another request.
  */
-export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: EdgeAnswer, close = false): void {
+export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: EdgeAnswer, close = false, behind?: Behind): void {
   exchange.edgeStatus = answer.status
   const sink = exchange.sink
   if (sink.started || sink.gone) return
   const rules = exchange.route?.settings.headers ?? edge.bare
   const before = edgeHeaders(exchange.ray, rules)
   if (close && !rules.flags.draining) before.push('connection', 'close')
+  // status_rewrite changes the status line, never this: a client that knows only 502
+  // still reads error=connection_timeout.
+  before.push('proxy-status', edge.proxyStatus.forFailure(answer, behind?.error, exchange.pool?.config.name ?? null, behind?.receivedStatus ?? null))
   const page = edge.pages.build({
     status: answer.status,
     cause: answer.cause,

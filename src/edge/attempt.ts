@@ -174,7 +174,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
       this.abortWith(new OriginErrorReplacedError(statusCode))
       return
     }
-    const headers = responseHeaders(this.exchange, this.member, origin, this.settings.headers)
+    const headers = responseHeaders(this.exchange, this.member, statusCode, origin, this.settings.headers)
     // The status and headers wait for the first body byte (or the end): an origin that
     // resets right after its headers still gets an honest 520, since nothing reached the
     // client yet.
@@ -220,7 +220,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     this.lease = null
     const closed = connection.set.transport.tunnel(connection)
     const client = sink.switched(statusCode)
-    const headers = responseHeaders(this.exchange, this.member, originHeaders, this.settings.headers, true)
+    const headers = responseHeaders(this.exchange, this.member, statusCode, originHeaders, this.settings.headers, true)
     let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
     client.write(head + 'connection: upgrade\r\n\r\n')

@@ -8,6 +8,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { AccessRecord } from '../log.js'
 import { rawResponse } from '../page/raw-response.js'
+import type { ProxyStatus } from '../page/proxy-status.js'
 import { ClientConnection } from './client-connection.js'
 import { SERVER_NAME } from './forward-headers.js'
 import { newRayId } from './ray.js'
@@ -20,7 +21,7 @@ export function statusForClientError (code: string | undefined): number {
   }
 }
 
-export interface RefusalOptions { log: Logger, rayHeader: string, edgeName: string }
+export interface RefusalOptions { log: Logger, rayHeader: string, edgeName: string, proxyStatus: ProxyStatus }
 
 /** The access line of a request refused before the edge's handler saw it. */
 export function refusedAccess (ray: string, status: number, refused: string, method: string, host: string): AccessRecord {
@@ -32,8 +33,11 @@ export function refusedAccess (ray: string, status: number, refused: string, met
 
 /** Headers and body of a short refusal, with the ray id its access line carries. */
 export function refusal (opts: RefusalOptions, status: number, ray: string, extra: string[] = []): { headers: string[], body: string } {
+  // A malformed or too slow request is the client's error; a limit is the edge's policy.
+  const error = status === 400 || status === 408 || status === 405 ? 'http_request_error' : 'http_request_denied'
+  const proxyStatus = opts.proxyStatus.forFailure({ proxyStatus: error, why: `the edge refused this request (${STATUS_CODES[status] ?? status})` }, null, null)
   return {
-    headers: [opts.rayHeader, `${ray}-${opts.edgeName}`, 'server', SERVER_NAME, 'content-type', 'text/plain; charset=utf-8', ...extra],
+    headers: [opts.rayHeader, `${ray}-${opts.edgeName}`, 'server', SERVER_NAME, 'proxy-status', proxyStatus, 'content-type', 'text/plain; charset=utf-8', ...extra],
     body: `${status} ${STATUS_CODES[status] ?? ''}: the edge refused this request\n`
   }
 }

@@ -10,6 +10,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { RouteConfig } from '../config/schema.js'
 import type { PoolMember } from '../origin/pool.js'
+import { appendMember, type ProxyStatus } from '../page/proxy-status.js'
 import type { Exchange } from './exchange.js'
 
 const HOP_BY_HOP = [
@@ -50,6 +51,8 @@ export interface HeaderRules {
   readonly dropResponse: ReadonlySet<string>
   /** The route's prefix, added back to rewritten redirects when it is stripped. */
   readonly redirectPrefix: string
+  /** When relayed responses carry our Proxy-Status member (received-status). */
+  readonly receivedStatus: ProxyStatus | null
   readonly flags: EdgeFlags
 }
 
@@ -59,7 +62,7 @@ export interface EdgeIdentity {
   clientIpHeader: string | null
 }
 
-export function headerRules (route: RouteConfig, edge: EdgeIdentity, flags: EdgeFlags): HeaderRules {
+export function headerRules (route: RouteConfig, edge: EdgeIdentity, flags: EdgeFlags, receivedStatus: ProxyStatus | null): HeaderRules {
   const names = (flat: readonly string[]): string[] => flat.filter((_, i) => i % 2 === 0)
   return {
     rayHeader: edge.rayHeader,
@@ -69,8 +72,9 @@ export function headerRules (route: RouteConfig, edge: EdgeIdentity, flags: Edge
     requestExtra: route.requestHeaders,
     responseExtra: route.responseHeaders,
     dropRequest: new Set([...HOP_BY_HOP, ...IDENTITY, 'host', edge.rayHeader, ...(edge.clientIpHeader === null ? [] : [edge.clientIpHeader]), ...names(route.requestHeaders)]),
-    dropResponse: new Set([...HOP_BY_HOP, 'server', edge.rayHeader, ...names(route.responseHeaders)]),
+    dropResponse: new Set([...HOP_BY_HOP, 'server', edge.rayHeader, ...names(route.responseHeaders), ...(receivedStatus === null ? [] : ['proxy-status'])]),
     redirectPrefix: route.stripPrefix ? route.path.replace(/\/$/, '') : '',
+    receivedStatus,
     flags
   }
 }
@@ -117,9 +121,10 @@ export function requestHeaders (exchange: Exchange, member: PoolMember, rules: H
  * must not leak the origin's address: a Location (or Content-Location) that starts with
  * the origin is rewritten to the client's host (nginx's proxy_redirect default).
  */
-export function responseHeaders (exchange: Exchange, member: PoolMember, origin: IncomingHttpHeaders, rules: HeaderRules,
+export function responseHeaders (exchange: Exchange, member: PoolMember, status: number, origin: IncomingHttpHeaders, rules: HeaderRules,
   upgrade = false): string[] {
   const headers = edgeHeaders(exchange.ray, rules)
+  if (rules.receivedStatus !== null) headers.push('proxy-status', appendMember(origin['proxy-status'], rules.receivedStatus.forRelayed(status)))
   const drop = rules.dropResponse
   for (const name in origin) {
     if (drop.has(name) && !(upgrade && name === 'upgrade')) continue

@@ -98,11 +98,12 @@ async function serve (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
 /** Refused before any origin saw it. An unread body means the connection cannot carry another request. */
 function refuse (edge: EdgeRuntime, exchange: Exchange, refusal: Refusal): void {
   exchange.refused = refusal.reason
+  // Malformed is the client's error; over a limit is the edge's policy (RFC 9209 §2.3).
   const proxyStatus = refusal.status === 400 ? 'http_request_error' : 'http_request_denied'
-  answerError(edge, exchange, { status: refusal.status, cause: null, proxyStatus }, hasBody(exchange.req))
+  answerError(edge, exchange, { status: refusal.status, cause: null, proxyStatus, why: `the edge refused this request (${refusal.reason})` }, hasBody(exchange.req))
 }
 
-const NO_ROUTE = { status: 404, cause: null, proxyStatus: 'destination_not_found' as const }
+const NO_ROUTE = { status: 404, cause: null, proxyStatus: 'destination_not_found' as const, why: 'no route matches this host and path' }
 
 /** Fault injection: true when this request got an injected fault instead of the origin. */
 async function injected (edge: EdgeRuntime, exchange: Exchange): Promise<boolean> {
@@ -124,7 +125,7 @@ async function injected (edge: EdgeRuntime, exchange: Exchange): Promise<boolean
   const c = classify(failure.error, failure.phase)
   logFailure(edge, exchange, null, failure.error, failure.phase, c,
     { injected: true, ...(fault.status === 522 ? { connectMs: failure.waitMs } : {}) })
-  answerError(edge, exchange, c)
+  answerError(edge, exchange, c, false, { error: failure.error, receivedStatus: null })
   return true
 }
 
@@ -132,5 +133,5 @@ async function injected (edge: EdgeRuntime, exchange: Exchange): Promise<boolean
 function internalError (edge: EdgeRuntime, exchange: Exchange, err: unknown): void {
   edge.log.error({ ray_id: exchange.ray, err }, 'internal error while serving a request')
   if (exchange.sink.started) exchange.sink.cut()
-  else answerError(edge, exchange, { status: 502, cause: null, proxyStatus: 'proxy_internal_error' }, true)
+  else answerError(edge, exchange, { status: 502, cause: null, proxyStatus: 'proxy_internal_error', why: 'the edge failed to serve this request' }, true)
 }

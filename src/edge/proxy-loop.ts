@@ -23,6 +23,7 @@ const MAX_ATTEMPTS = 2
 export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
   const pool = exchange.pool as OriginPool
   let failure: Classification | null = null
+  let last: Attempt | null = null
   let again: PoolMember | null = null
   for (;;) {
     const member: PoolMember | null = again ?? pool.select(exchange.tried)
@@ -32,13 +33,14 @@ export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<voi
     exchange.attempt = attempt
     await attempt.run()
     if (attempt.ok) return
+    last = attempt
     failure = failed(edge, exchange, attempt)
     if (failure === null) break
     const next = tryAgain(exchange, attempt, failure)
     if (next === null) break
     again = next === 'same origin' ? member : null
   }
-  if (failure !== null) answerError(edge, exchange, failure)
+  if (failure !== null && last !== null) answerError(edge, exchange, failure, false, { error: last.error, receivedStatus: last.originStatus === 0 ? null : last.originStatus })
   else if (exchange.tried.length === 0) poolDown(edge, exchange, pool)
 }
 
@@ -88,5 +90,5 @@ function poolDown (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool): voi
   const err = new PoolDownError(pool.config.name, pool.members.length, last?.error ?? null, last?.phase ?? 'connect')
   const c = classify(err, 'connect')
   logFailure(edge, exchange, null, err, 'connect', c)
-  answerError(edge, exchange, c)
+  answerError(edge, exchange, c, false, { error: err, receivedStatus: null })
 }

@@ -11,6 +11,7 @@ import { OriginPool, type MemberHealth } from '../origin/pool.js'
 import { Transport, type ConnectionSet } from '../origin/transport.js'
 import type { DialInfo } from '../origin/dial.js'
 import { ErrorPages } from '../page/respond.js'
+import { ProxyStatus } from '../page/proxy-status.js'
 import { compileTrust, type Trust } from './client-ip.js'
 import type { ActiveRoute } from './exchange.js'
 import { headerRules, type EdgeFlags, type EdgeIdentity, type HeaderRules } from './forward-headers.js'
@@ -41,6 +42,7 @@ export class EdgeRuntime {
   state: EdgeState
   readonly flags: EdgeFlags = { draining: false }
   readonly pages: ErrorPages
+  readonly proxyStatus: ProxyStatus
   readonly trust: Trust | null
   readonly identity: EdgeIdentity
   /** The edge's own headers for an answer that has no route (404, refusals). */
@@ -49,6 +51,7 @@ export class EdgeRuntime {
 
   constructor (readonly config: EdgeConfig, readonly log: Logger, readonly hooks: EdgeHooks) {
     this.pages = new ErrorPages(config.edgeName)
+    this.proxyStatus = new ProxyStatus({ edgeName: config.edgeName })
     this.trust = compileTrust(config.clientIp.trustedProxies)
     this.identity = { rayHeader: config.rayHeader, edgeName: config.edgeName, clientIpHeader: config.clientIp.header }
     this.bare = { rayHeader: config.rayHeader, edgeName: config.edgeName, responseExtra: [], flags: this.flags }
@@ -89,7 +92,7 @@ export class EdgeRuntime {
         config: route,
         pool,
         settings: {
-          headers: headerRules(route, this.identity, this.flags),
+          headers: headerRules(route, this.identity, this.flags, this.config.receivedStatus ? this.proxyStatus : null),
           responseTimeoutMs: route.pool.responseTimeoutMs,
           bodyIdleTimeoutMs: this.config.bodyIdleTimeoutMs,
           originWriteTimeoutMs: this.config.originWriteTimeoutMs

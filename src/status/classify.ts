@@ -102,7 +102,8 @@ export const RULES: readonly Rule[] = [
     phases: ['response'],
     status: 502,
     cause: null,
-    proxyStatus: 'proxy_internal_response',
+    // Not the edge's error: Proxy-Status says received-status instead.
+    proxyStatus: null,
     why: 'the origin answered with a server error; this route replaces origin errors with the edge\'s page'
   },
   {
