@@ -1,70 +1,11 @@
 // What is written down: one access line per request, one failure line per failed
-// origin attempt. The record shapes are declared here once; tests parse them as such.
+// origin attempt. The record shapes are declared once, in log-schema.ts.
 
 import pino, { type Logger } from 'pino'
 import { BatchedStdout } from './log-stream.js'
 import { prettyStream } from './pretty-log.js'
-import type { UnknownErrorCause } from './status/catalog.js'
-import type { DialAttempt, Phase } from './status/errors.js'
 
-export interface Timings {
-  dns_ms: number | null
-  connect_ms: number | null
-  tls_ms: number | null
-  ttfb_ms: number | null
-  total_ms: number
-}
-
-export interface FailureRecord {
-  msg: 'origin failure'
-  edge_status: number
-  ray_id: string
-  origin: { url: string, address: string | null, port: number | null }
-  error: { code: string | null, message: string }
-  timings: Timings
-  attempt: number
-  /** Where the request was when it failed. */
-  phase: Phase
-  /** Why this status, in words (from the classification table). */
-  why: string
-  /** 520's sub-cause: reset, empty, invalid, headers_too_large. */
-  cause: UnknownErrorCause | null
-  /** False when no classification rule matched (the 502 fallback). */
-  classified: boolean
-  /** Every address tried, with its error code (null for the one that connected). */
-  dialled: DialAttempt[]
-  /** The proxy's own end of the connection: what the origin's firewall saw. */
-  source: { address: string, port: number } | null
-  /** The status could not change (headers were already sent): the client got a truncated body. */
-  truncated: boolean
-  injected: boolean
-  route: string | null
-  /** The pool of the route (a route's single `origin:` is a pool of its own). */
-  pool: string | null
-}
-
-export interface AccessRecord {
-  msg: 'access'
-  method: string
-  host: string
-  path: string
-  /** 499 when the client left before the response was complete. */
-  status: number
-  ray_id: string
-  duration_ms: number
-  route: string | null
-  /** Set when the status was produced by the edge rather than the origin. */
-  edge_status: number | null
-  /** Time to the origin's response headers; null when none arrived. */
-  ttfb_ms: number | null
-  /** TCP connect time of the origin connection, when this request opened it. */
-  connect_ms: number | null
-  pool: string | null
-  /** The origin of the last attempt (its configured URL's origin), null when none was tried. */
-  origin: string | null
-  /** The rule that refused the request before any origin saw it, when one did. */
-  refused?: string
-}
+export type { AccessRecord, FailureRecord, LogFields, LogpushRecord, Timings } from './log-schema.js'
 
 export type LogFormat = 'json' | 'pretty'
 

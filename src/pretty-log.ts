@@ -14,7 +14,7 @@ import pretty, { type MessageFormatFunc } from 'pino-pretty'
 import type pino from 'pino'
 import { CATALOG } from './status/catalog.js'
 import { CLIENT_ABORT_STATUS } from './status/classify.js'
-import type { AccessRecord, FailureRecord } from './log.js'
+import type { AccessRecord, FailureRecord, LogpushRecord } from './log.js'
 
 type Colors = Parameters<MessageFormatFunc>[3]['colors']
 
@@ -39,6 +39,26 @@ function accessLine (r: AccessRecord, colors: Colors): string {
     `${colors.bold(`${r.duration_ms} ms`)} ${colors.gray(`· ray ${r.ray_id}`)}`
 }
 
+/** A Logpush-shaped access line (log.fields: cloudflare), read as ours: a person reads the same line either way. */
+function fromLogpush (r: LogpushRecord): AccessRecord {
+  return {
+    msg: 'access',
+    method: r.ClientRequestMethod,
+    host: r.ClientRequestHost,
+    path: r.ClientRequestPath,
+    status: r.EdgeResponseStatus,
+    ray_id: r.RayID,
+    // Parsed nanoseconds lose digits past 2^53, not the milliseconds between them.
+    duration_ms: Math.round((Number(r.EdgeEndTimestamp) - Number(r.EdgeStartTimestamp)) / 1e5) / 10,
+    route: r.highproxy.route,
+    edge_status: r.highproxy.edge_status,
+    ttfb_ms: null,
+    connect_ms: null,
+    pool: r.highproxy.pool,
+    origin: r.highproxy.origin
+  }
+}
+
 /** Where the attempt went: the address dialled, or the URL when it never got one (DNS). */
 function addressOf (origin: FailureRecord['origin']): string {
   if (origin.address === null) return origin.url
@@ -58,7 +78,7 @@ function failureLine (r: FailureRecord, colors: Colors): string {
  */
 const messageFormat: MessageFormatFunc = (log, messageKey, _levelLabel, { colors }) => {
   const line = log.msg === 'access'
-    ? accessLine(log as unknown as AccessRecord, colors)
+    ? accessLine('RayID' in log ? fromLogpush(log as unknown as LogpushRecord) : log as unknown as AccessRecord, colors)
     : log.msg === 'origin failure' ? failureLine(log as unknown as FailureRecord, colors) : null
   if (line === null) return String(log[messageKey] ?? '')
   for (const key of Object.keys(log)) if (key !== 'level' && key !== 'time') delete log[key]

@@ -7,6 +7,7 @@ import type { Logger } from 'pino'
 import { edgeProxy, type EdgeProxyOptions } from './edge/plugin.js'
 import { newRayId } from './edge/ray.js'
 import { limitConnections } from './edge/connection-limits.js'
+import { AccessLog } from './edge/access-log.js'
 import { clientErrorHandler, frameworkErrorHandler, refusal, refusedAccess } from './edge/client-errors.js'
 import { rawResponse } from './page/raw-response.js'
 import { ProxyStatus } from './page/proxy-status.js'
@@ -18,7 +19,7 @@ const defaultClientLimits = (): ClientLimits => resolve(validate({}), false).cli
 
 export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logger: Logger,
   client: ClientLimits = defaultClientLimits()): Promise<FastifyInstance> {
-  const refusals = { log: logger, rayHeader: edge.rayHeader, edgeName: edge.edgeName, proxyStatus: new ProxyStatus({ edgeName: edge.edgeName }) }
+  const refusals = { access: new AccessLog(logger, edge.logFields), rayHeader: edge.rayHeader, edgeName: edge.edgeName, proxyStatus: new ProxyStatus({ edgeName: edge.edgeName }) }
   const app = Fastify({
     http: {
       maxHeaderSize: client.maxHeaderBytes,
@@ -55,7 +56,7 @@ export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logge
     const ray = newRayId()
     const answer = refusal(refusals, 405, ray, ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'])
     socket.end(rawResponse(405, answer.headers, answer.body))
-    logger.info(refusedAccess(ray, 405, 'connect_method', 'CONNECT', req.headers.host ?? ''))
+    refusals.access.refusal(refusedAccess(ray, 405, 'connect_method', 'CONNECT', req.headers.host ?? ''), socket, req.url)
   })
   return app
 }

@@ -17,6 +17,8 @@ export interface TestProxy {
   app: FastifyInstance
   config: Config
   logs: LogLine[]
+  /** The same lines as written (JSON.parse rounds integers past 2^53). */
+  lines: string[]
   /** Resolves with the first log line matching, waiting up to `ms`. */
   waitForLog: (match: (l: LogLine) => boolean, ms?: number) => Promise<LogLine>
   /** New routes and pools from a config-shaped object, as SIGHUP does. */
@@ -28,6 +30,7 @@ export interface TestProxy {
 export async function startProxy (raw: Record<string, unknown>): Promise<TestProxy> {
   const config = resolve(validate(raw), false)
   const logs: LogLine[] = []
+  const lines: string[] = []
   const waiters: Array<{ match: (l: LogLine) => boolean, resolve: (l: LogLine) => void }> = []
   const sink = new Writable({
     write (chunk: Buffer, _enc, cb) {
@@ -35,6 +38,7 @@ export async function startProxy (raw: Record<string, unknown>): Promise<TestPro
         if (line.trim() === '') continue
         const parsed = JSON.parse(line) as LogLine
         logs.push(parsed)
+        lines.push(line)
         for (const w of [...waiters]) {
           if (w.match(parsed)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(parsed) }
         }
@@ -53,6 +57,7 @@ export async function startProxy (raw: Record<string, unknown>): Promise<TestPro
     app,
     config,
     logs,
+    lines,
     waitForLog: (match, ms = 5000) => {
       const found = logs.find(match)
       if (found !== undefined) return Promise.resolve(found)

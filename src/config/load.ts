@@ -232,6 +232,7 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
       edgeName: input.edge.name,
       rayHeader: input.edge.ray_header.toLowerCase(),
       receivedStatus: input.edge.received_status,
+      logFields: input.log.fields,
       tlsTimeoutMs: durationMs(input.timeouts.tls),
       bodyIdleTimeoutMs: durationMs(input.timeouts.body_idle),
       originWriteTimeoutMs: durationMs(input.timeouts.origin_write),

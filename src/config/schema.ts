@@ -3,6 +3,7 @@
 // it; a test checks the example file loads and names every key).
 
 import { Type, type Static } from '@sinclair/typebox'
+import { LOG_FIELDS, type LogFields } from '../log-schema.js'
 
 /** `250ms`, `15s`, `2m`. Bare numbers are refused: "15" could mean seconds or ms. */
 const Duration = (def: string | undefined, description: string) =>
@@ -171,6 +172,9 @@ export const ConfigSchema = Type.Object({
     level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
     format: Type.Union([Type.Literal('auto'), Type.Literal('json'), Type.Literal('pretty')], {
       default: 'auto', description: 'auto: pretty at a TTY, JSON otherwise'
+    }),
+    fields: Type.Union(LOG_FIELDS.map(f => Type.Literal(f)), {
+      default: 'highproxy', description: "the access line's field names: highproxy, or cloudflare (Logpush http_requests names, types and units)"
     })
   }, { additionalProperties: false, default: {} })
 }, { additionalProperties: false })
@@ -244,6 +248,8 @@ export interface EdgeConfig {
   rayHeader: string
   /** Add our Proxy-Status member, with the origin's status, to relayed responses. */
   receivedStatus: boolean
+  /** The access line's shape (log-schema.ts). */
+  logFields: LogFields
   tlsTimeoutMs: number
   bodyIdleTimeoutMs: number
   originWriteTimeoutMs: number

@@ -41,7 +41,8 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
   if (sink.started || sink.gone) return
   const rules = exchange.route?.settings.headers ?? edge.bare
   const before = edgeHeaders(exchange.ray, rules)
-  if (close && !rules.flags.draining) before.push('connection', 'close')
+  // HTTP/2 has no connection header: an unread stream body is reset, not the connection.
+  if (close && !rules.flags.draining && !exchange.client.protocol.startsWith('HTTP/2')) before.push('connection', 'close')
   // status_rewrite changes the status line, never this: a client that knows only 502
   // still reads error=connection_timeout.
   before.push('proxy-status', edge.proxyStatus.forFailure(answer, behind?.error, exchange.pool?.config.name ?? null, behind?.receivedStatus ?? null))
@@ -62,6 +63,7 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
 export function logFailure (edge: EdgeRuntime, exchange: Exchange, attempt: Attempt | null, err: unknown, phase: Phase,
   c: Classification, extra?: FailureExtras): void {
   const record = failureRecord(exchange, attempt, err, phase, c, extra)
+  exchange.failure = record
   if (c.known) edge.log.warn(record)
   else edge.log.error(record)
   edge.hooks.onFailure?.(record)
@@ -75,7 +77,7 @@ export function finish (edge: EdgeRuntime, exchange: Exchange): void {
   if (!sink.completed && !exchange.truncated) exchange.abort()
   const status = exchange.clientError ?? (sink.started ? sink.status : CLIENT_ABORT_STATUS)
   const record = accessRecord(exchange, status)
-  edge.log.info(record)
+  edge.access.request(record, exchange)
   edge.hooks.onAccess?.(record)
   exchange.connection.done(exchange)
 }

@@ -54,7 +54,9 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   connection: OriginConnection | null = null
   /** The connection was dialled for this attempt: its dial timings are this attempt's. */
   fresh = false
-  /** Time from the exchange's arrival to the origin's response headers. */
+  /** Times from the exchange's arrival (ms): the attempt had its connection, wrote its request head, had the origin's response headers. */
+  connectedMs: number | null = null
+  sentMs: number | null = null
   ttfbMs: number | null = null
   /** The origin's status, once its headers arrived. */
   originStatus = 0
@@ -112,6 +114,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   private send (c: OriginConnection): void {
     this.connection = c
     this.lease = c
+    this.connectedMs = this.exchange.elapsed()
     // The client left, or its body grew past the limit, while we dialled: the connection
     // is good, the request is not sent.
     const stop = this.pendingAbort ?? this.exchange.body?.errored ?? null
@@ -131,6 +134,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   onRequestStart (controller: Dispatcher.DispatchController): void {
     this.controller = controller
     this.requestSent = true
+    // undici writes the request head right after this call, in the same turn.
+    this.sentMs = this.exchange.elapsed()
     const body = this.exchange.body as BodyMeter | null
     if (body === null) {
       this.phase = 'response'

@@ -5,10 +5,10 @@
 import type { Socket } from 'node:net'
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import type { Logger } from 'pino'
 import type { AccessRecord } from '../log.js'
 import { rawResponse } from '../page/raw-response.js'
 import type { ProxyStatus } from '../page/proxy-status.js'
+import type { AccessLog } from './access-log.js'
 import { ClientConnection } from './client-connection.js'
 import { SERVER_NAME } from './forward-headers.js'
 import { newRayId } from './ray.js'
@@ -21,7 +21,7 @@ export function statusForClientError (code: string | undefined): number {
   }
 }
 
-export interface RefusalOptions { log: Logger, rayHeader: string, edgeName: string, proxyStatus: ProxyStatus }
+export interface RefusalOptions { access: AccessLog, rayHeader: string, edgeName: string, proxyStatus: ProxyStatus }
 
 /** The access line of a request refused before the edge's handler saw it. */
 export function refusedAccess (ray: string, status: number, refused: string, method: string, host: string): AccessRecord {
@@ -55,7 +55,7 @@ export function clientErrorHandler (opts: RefusalOptions): (err: NodeJS.ErrnoExc
       inflight.clientError = status
       inflight.refused = err.code ?? 'client_error'
     } else {
-      opts.log.info(refusedAccess(ray, status, err.code ?? 'client_error', '', ''))
+      opts.access.refusal(refusedAccess(ray, status, err.code ?? 'client_error', '', ''), socket as Socket)
     }
     if (!socket.writable) return
     // A response already under way cannot be followed by another status line: cut it.
@@ -79,6 +79,6 @@ export function frameworkErrorHandler (opts: RefusalOptions): (error: FastifyErr
     const answer = refusal(opts, 400, ray)
     reply.raw.writeHead(400, answer.headers)
     reply.raw.end(answer.body)
-    opts.log.info(refusedAccess(ray, 400, error.code, req.method, req.headers.host ?? ''))
+    opts.access.refusal(refusedAccess(ray, 400, error.code, req.method, req.headers.host ?? ''), req.socket, req.url)
   }
 }

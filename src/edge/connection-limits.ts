@@ -18,7 +18,7 @@ export function limitConnections (server: Server, limits: ClientLimits, opts: Re
     const answer = refusal(opts, status, ray, ['retry-after', String(retryAfter)])
     socket.on('error', () => {})
     socket.end(rawResponse(status, answer.headers, answer.body))
-    opts.log.info(refusedAccess(ray, status, status === 503 ? 'max_connections' : 'max_connections_per_ip', '', ''))
+    opts.access.refusal(refusedAccess(ray, status, status === 503 ? 'max_connections' : 'max_connections_per_ip', '', ''), socket)
   }
   const closed = (): void => { open-- }
   server.on('connection', (socket: Socket) => {

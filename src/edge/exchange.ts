@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { RouteConfig } from '../config/schema.js'
+import type { FailureRecord } from '../log.js'
 import type { OriginPool, PoolMember } from '../origin/pool.js'
 import { ClientAbortError } from '../status/errors.js'
 import type { Attempt, AttemptSettings } from './attempt.js'
@@ -61,6 +62,8 @@ export class Exchange {
   /** Origins tried, in order; the next attempt goes elsewhere. */
   readonly tried: PoolMember[] = []
   attempt: Attempt | null = null
+  /** The failure line of the last failed attempt (a Logpush-shaped access line repeats its facts). */
+  failure: FailureRecord | null = null
   /** The edge status answered, when the edge answered (also when rewritten on the wire). */
   edgeStatus: number | null = null
   /** What admit refused, for the access line. */

@@ -40,7 +40,7 @@ export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<voi
     if (next === null) break
     again = next === 'same origin' ? member : null
   }
-  if (failure !== null && last !== null) answerError(edge, exchange, failure, false, { error: last.error, receivedStatus: last.originStatus === 0 ? null : last.originStatus })
+  if (failure !== null && last !== null) answerError(edge, exchange, failure, unread(exchange), { error: last.error, receivedStatus: last.originStatus === 0 ? null : last.originStatus })
   else if (exchange.tried.length === 0) poolDown(edge, exchange, pool)
 }
 
@@ -90,5 +90,8 @@ function poolDown (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool): voi
   const err = new PoolDownError(pool.config.name, pool.members.length, last?.error ?? null, last?.phase ?? 'connect')
   const c = classify(err, 'connect')
   logFailure(edge, exchange, null, err, 'connect', c)
-  answerError(edge, exchange, c, false, { error: err, receivedStatus: null })
+  answerError(edge, exchange, c, unread(exchange), { error: err, receivedStatus: null })
 }
+
+/** Part of the request body was never read (the origin stopped reading it, or never got it): the connection cannot carry another request. */
+const unread = (exchange: Exchange): boolean => exchange.body !== null && !exchange.req.complete

@@ -12,6 +12,7 @@ import { Transport, type ConnectionSet } from '../origin/transport.js'
 import type { DialInfo } from '../origin/dial.js'
 import { ErrorPages } from '../page/respond.js'
 import { ProxyStatus } from '../page/proxy-status.js'
+import { AccessLog } from './access-log.js'
 import { compileTrust, type Trust } from './client-ip.js'
 import type { ActiveRoute } from './exchange.js'
 import { headerRules, type EdgeFlags, type EdgeIdentity, type HeaderRules } from './forward-headers.js'
@@ -43,6 +44,7 @@ export class EdgeRuntime {
   readonly flags: EdgeFlags = { draining: false }
   readonly pages: ErrorPages
   readonly proxyStatus: ProxyStatus
+  readonly access: AccessLog
   readonly trust: Trust | null
   readonly identity: EdgeIdentity
   /** The edge's own headers for an answer that has no route (404, refusals). */
@@ -52,6 +54,7 @@ export class EdgeRuntime {
   constructor (readonly config: EdgeConfig, readonly log: Logger, readonly hooks: EdgeHooks) {
     this.pages = new ErrorPages(config.edgeName)
     this.proxyStatus = new ProxyStatus({ edgeName: config.edgeName })
+    this.access = new AccessLog(log, config.logFields)
     this.trust = compileTrust(config.clientIp.trustedProxies)
     this.identity = { rayHeader: config.rayHeader, edgeName: config.edgeName, clientIpHeader: config.clientIp.header }
     this.bare = { rayHeader: config.rayHeader, edgeName: config.edgeName, responseExtra: [], flags: this.flags }

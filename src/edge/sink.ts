@@ -4,6 +4,7 @@
 // error pages; only these two classes know the difference.
 
 import type { ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import type { Http2ServerResponse } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import { rawHead } from '../page/raw-response.js'
@@ -13,6 +14,8 @@ export interface ClientSink {
   readonly started: boolean
   /** The status the client got, once started. */
   readonly status: number
+  /** When the status line went out (performance.now()): the client's time to first byte. */
+  readonly startedAt: number
   /** The client is gone (or the response was cut): writing is pointless. */
   readonly gone: boolean
   /** The response was written to the end. */
@@ -31,6 +34,7 @@ export interface ClientSink {
 type NodeResponse = ServerResponse | Http2ServerResponse
 
 export class ResponseSink implements ClientSink {
+  startedAt = 0
   private readonly http2: boolean
   // Http2ServerResponse has ServerResponse's API for everything written here.
   private readonly res: ServerResponse
@@ -46,6 +50,7 @@ export class ResponseSink implements ClientSink {
   get completed (): boolean { return this.res.writableFinished }
 
   start (status: number, text: string, headers: string[]): void {
+    this.startedAt = performance.now()
     // HTTP/2 has no reason phrase; Node warns when one is given.
     if (this.http2) this.res.writeHead(status, headers)
     else this.res.writeHead(status, text, headers)
@@ -62,6 +67,7 @@ export class ResponseSink implements ClientSink {
 export class SocketSink implements ClientSink {
   started = false
   status = 0
+  startedAt = 0
   completed = false
 
   constructor (private readonly socket: Duplex) {
@@ -71,8 +77,7 @@ export class SocketSink implements ClientSink {
   get gone (): boolean { return this.socket.destroyed || this.socket.writableEnded }
 
   start (status: number, text: string, headers: string[]): void {
-    this.started = true
-    this.status = status
+    this.switched(status)
     // Without a content-length the body ends when the connection closes, as it will.
     this.socket.write(rawHead(status, headers, null, text))
   }
@@ -91,6 +96,7 @@ export class SocketSink implements ClientSink {
   switched (status: number): Duplex {
     this.started = true
     this.status = status
+    this.startedAt = performance.now()
     return this.socket
   }
 }

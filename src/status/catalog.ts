@@ -32,7 +32,8 @@ export interface EdgeErrorEntry {
 }
 
 /** Reasons behind a 520, each told apart in the log and in `detail`. */
-export type UnknownErrorCause = 'reset' | 'empty' | 'invalid' | 'headers_too_large'
+export const UNKNOWN_ERROR_CAUSES = ['reset', 'empty', 'invalid', 'headers_too_large'] as const
+export type UnknownErrorCause = typeof UNKNOWN_ERROR_CAUSES[number]
 
 export const UNKNOWN_ERROR_DETAIL: Record<UnknownErrorCause, string> = {
   reset: 'The origin web server reset the connection before sending a response.',

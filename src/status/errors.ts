@@ -3,6 +3,10 @@
 // ERROR_CODES; the classes take their code from it, classification keys on it, and the
 // README's list is checked against it by a test, so none of them can drift.
 
+import type { DialAttempt } from '../log-schema.js'
+
+export type { DialAttempt }
+
 export const ERROR_CODES = {
   HPX_ERR_DNS: 'the origin name did not resolve (→ 530)',
   HPX_ERR_CONNECT: 'the TCP connect failed: refused, unreachable (→ 521/523); the system error is the `cause`',
@@ -28,7 +32,8 @@ export const ERROR_CODES = {
 export type ErrorCode = keyof typeof ERROR_CODES
 
 /** Where an error is typed: the phases of one attempt at an origin. */
-export type Phase = 'dns' | 'connect' | 'tls' | 'queue' | 'request' | 'response' | 'body'
+export const PHASES = ['dns', 'connect', 'tls', 'queue', 'request', 'response', 'body'] as const
+export type Phase = typeof PHASES[number]
 
 export type DialPhase = 'dns' | 'connect' | 'tls'
 
@@ -37,16 +42,6 @@ export interface DialTimings {
   dns_ms: number | null
   connect_ms: number | null
   tls_ms: number | null
-}
-
-/** One TCP attempt at one address of the origin. */
-export interface DialAttempt {
-  address: string
-  port: number
-  family: number
-  /** Error code of the attempt (ECANCELED: another address won first), or null when it connected. */
-  code: string | null
-  ms: number
 }
 
 export interface DialFacts {

@@ -120,3 +120,14 @@ t.test('into a stream: plain text, the rewritten status beside the edge one, oth
   t.match(lines[5], /^ {4}routes: \[$/, 'other lines keep their fields')
   t.notMatch(text, ANSI)
 })
+
+t.test('log.fields: cloudflare at a terminal: the same one line per request', async t => {
+  let text = ''
+  const sink = new Writable({ write (chunk: Buffer, _enc, cb) { text += chunk.toString(); cb() } })
+  const log = createLogger('info', 'pretty', sink)
+  log.info({
+    msg: 'access', RayID: '0123456789abcdef', EdgeStartTimestamp: 1796163304358000000n, EdgeEndTimestamp: 1796163304370500000n, EdgeResponseStatus: 521,
+    ClientRequestMethod: 'GET', ClientRequestHost: 'a.test', ClientRequestPath: '/x', highproxy: { edge_status: 521, route: 'a', pool: 'a', origin: null }
+  })
+  t.match(text.trimEnd(), /INFO: GET a\.test\/x 521 web_server_down 12\.5 ms · ray 0123456789abcdef$/)
+})

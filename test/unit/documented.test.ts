@@ -5,6 +5,7 @@ import t from 'tap'
 import { ERROR_CODES } from '../../src/status/errors.js'
 import { CATALOG } from '../../src/status/catalog.js'
 import { SETTINGS } from '../../src/config/load.js'
+import { AccessRecordSchema, FailureRecordSchema, HighproxyFactsSchema, LogpushRecordSchema } from '../../src/log-schema.js'
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
 
@@ -20,5 +21,15 @@ t.test('every flag and its environment variable are in the README', async t => {
   for (const s of SETTINGS) {
     t.match(readme, `--${s.flag}`, s.flag)
     t.match(readme, s.env, s.env)
+  }
+})
+
+t.test('every field of both log shapes is in the README', async t => {
+  const logs = readme.slice(readme.indexOf('## Logs'), readme.indexOf('## Tools'))
+  const schemas = { AccessRecordSchema, FailureRecordSchema, LogpushRecordSchema, HighproxyFactsSchema }
+  for (const [name, schema] of Object.entries(schemas)) {
+    for (const field of Object.keys(schema.properties)) {
+      if (field !== 'msg') t.match(logs, `\`${field}\``, `${name}.${field}`)
+    }
   }
 })
