@@ -541,6 +541,15 @@ async function storm (results, ctx) {
     } finally {
       await one.proc.stop()
     }
+    // The yardstick: the least Node does for such a request (bench/servers/storm-floor.mjs),
+    // stormed the same way, so "CPU per storm request" reads against what Node itself costs.
+    const floor = await startNodeServer('storm floor', 'storm-floor.mjs', dead.url, [String(P.stormTimeoutMs)])
+    try {
+      out.floorWarmup = await warmUpStorms(floor)
+      out.floor = await stormWave(floor)
+    } finally {
+      await floor.proc.stop()
+    }
     if (/--workers\b/.test(await highproxyHelp())) {
       const two = await startStormProxy('highproxy --workers 2 (storm)', ['--workers', '2'])
       try {

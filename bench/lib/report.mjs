@@ -45,7 +45,7 @@ function workersTable (w) {
 }
 
 function stormTable (s) {
-  const waves = [['warm-up storm', s.warmup], ['storm', s.clean], [`storm + ${s.loadRate} req/s healthy`, s.loaded], ['--workers 2', s.workers2]]
+  const waves = [['warm-up storm', s.warmup], ['storm', s.clean], [`storm + ${s.loadRate} req/s healthy`, s.loaded], ['--workers 2', s.workers2], ['Node storm floor', s.floor]]
   if (s.dry) waves.splice(0, waves.length, ['dry run: a storm of 3', { client: s.dry }])
   const cols = waves.filter(([, w]) => w !== undefined)
   const row = (label, f) => [label, ...cols.map(([, w]) => { const v = f(w); return v === undefined ? DASH : v })]
@@ -62,6 +62,7 @@ function stormTable (s) {
       row('lateness from TCP connect, median / p99 / max ms', w => `${signed(c(w).lateness.median, 0)} / ${signed(c(w).lateness.p99, 0)} / ${signed(c(w).lateness.max, 0)}`),
       row('handshakes > 500 ms (SYN dropped by a full accept queue)', w => num(c(w).handshake?.over500ms)),
       row('CPU µs per storm request (fire → last 522)', w => us(w.cpuPerRequest)),
+      row('CPU × the Node storm floor', w => s.floor === undefined || w === s.floor ? undefined : x(w.cpuPerRequest / s.floor.cpuPerRequest)),
       row('RSS before → all pending', w => w.rssBefore === undefined ? undefined : `${mib(w.rssBefore)} → ${mib(w.rssPending)}`),
       row('RSS per pending connect', w => w.rssBefore === undefined ? undefined : kib(w.rssPerPending)),
       row('pending seen by the proxy (fds added / 2)', w => w.pendingSeen === undefined ? undefined : num(w.pendingSeen)),
