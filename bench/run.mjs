@@ -255,12 +255,23 @@ const CASES = [
 const FLOOR = 'node floor'
 const FLOOR_LOG = 'node floor + pino line'
 
+const REUSE_ALWAYS = 'highproxy (reuse: always)'
+
+function reuseAlwaysConfig (tmp) {
+  const file = path.join(tmp, 'reuse-always.yaml')
+  writeFileSync(file, 'connections:\n  reuse: always\n')
+  return file
+}
+
 async function startTargets (origin, notes, tmp) {
   const targets = [{ name: 'direct', kind: 'direct', port: origin.port, proc: origin.proc }]
   const starters = [
     [FLOOR, 'floor', () => startNodeServer(FLOOR, 'node-floor.mjs', origin.url)],
     [FLOOR_LOG, 'floor', () => startNodeServer(FLOOR_LOG, 'node-floor.mjs', origin.url, ['--log'])],
     ['highproxy', 'highproxy', () => hp('highproxy', ['--origin', origin.url])],
+    // What the default reuse policy (never: origin connections are not shared across
+    // client connections) costs against nginx's and Envoy's behaviour.
+    [REUSE_ALWAYS, 'highproxy', () => hp(REUSE_ALWAYS, ['--origin', origin.url, '--config', reuseAlwaysConfig(tmp)])],
     ...P.variants.map(v => [`highproxy (${v.name})`, 'highproxy', () => hp(`highproxy (${v.name})`, ['--origin', origin.url], { extra: v.args })]),
     ['@fastify/http-proxy', 'peer', () => startNodeServer('@fastify/http-proxy', 'fastify-http-proxy.mjs', origin.url)],
     ['http-proxy', 'peer', () => startNodeServer('http-proxy', 'node-http-proxy.mjs', origin.url)]

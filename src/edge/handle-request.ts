@@ -7,7 +7,7 @@
 //   proxy    → the proxy loop (proxy-loop.ts): attempts at origins until one answers or
 //              the edge answers for them
 //   finish   → the access line, when the response is over, whichever way it ended
-// Upgrade requests (upgrade.ts) arrive on a raw socket and take the same path.
+// Upgrade requests arrive on a raw socket (plugin.ts) and take the same path.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'

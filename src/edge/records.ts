@@ -1,4 +1,4 @@
-// The two log records, built from what a request carried (their types live in log.ts).
+// The two log records, built from what a request carried (their shapes live in log-schema.ts).
 
 import type { AccessRecord, FailureRecord } from '../log.js'
 import { messageFor, type Classification } from '../status/classify.js'
