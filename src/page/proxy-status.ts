@@ -90,8 +90,26 @@ export class ProxyStatus {
     this.name = isValidTokenStr(opts.edgeName) ? new Token(opts.edgeName) : opts.edgeName
   }
 
+  /**
+   * Members of failures whose type takes no parameter from the error: they depend only on
+   * table texts and the pool, so there are few of them, and a 522 storm serialized the
+   * same one a thousand times.
+   */
+  private readonly failures = new Map<string, string>()
+
   /** Our member for an answer the edge made itself. */
   forFailure (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null = null): string {
+    if (c.proxyStatus === 'dns_error' || c.proxyStatus === 'tls_alert_received') return this.failure(c, err, nextHop, receivedStatus)
+    const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}`
+    let member = this.failures.get(key)
+    if (member === undefined) {
+      member = this.failure(c, err, nextHop, receivedStatus)
+      this.failures.set(key, member)
+    }
+    return member
+  }
+
+  private failure (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null): string {
     const params: Params = new Map()
     if (c.proxyStatus !== null) params.set('error', new Token(c.proxyStatus))
     if (nextHop !== null) params.set('next-hop', nextHop)
