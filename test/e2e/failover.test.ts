@@ -4,9 +4,13 @@
 import t from 'tap'
 import { refusedOrigin, silentOrigin, synDropOrigin } from '../../src/lab/faults.js'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
-import { get, rayOf, startProxy, type LogLine } from '../helpers.js'
+import { get, rayOf, startProxy, type LogLine, type TestProxy } from '../helpers.js'
 
-const failuresOf = (logs: LogLine[], ray: string): LogLine[] => logs.filter(l => l.msg === 'origin failure' && l.ray_id === ray)
+/** The failure lines of a request, once its access line (written after them) is out. */
+async function failuresOf (proxy: TestProxy, ray: string): Promise<LogLine[]> {
+  await proxy.waitForLog(l => l.msg === 'access' && l.ray_id === ray)
+  return proxy.logs.filter(l => l.msg === 'origin failure' && l.ray_id === ray)
+}
 
 t.test('a refused origin: the request succeeds on the healthy one, one failure line', async t => {
   const dead = await refusedOrigin()
@@ -16,7 +20,7 @@ t.test('a refused origin: the request succeeds on the healthy one, one failure l
   const res = await get(`${proxy.url}/echo`, { method: 'POST', body: 'a body survives the retry', headers: { 'content-type': 'text/plain' } })
   t.equal(res.status, 200)
   t.equal(JSON.parse(res.body).bodyBytes, 25, 'the request body reached the second origin whole')
-  const failures = failuresOf(proxy.logs, rayOf(res))
+  const failures = await failuresOf(proxy, rayOf(res))
   t.equal(failures.length, 1)
   t.match(failures[0], { edge_status: 521, attempt: 1, origin: { url: dead.url } })
   const access = await proxy.waitForLog(l => l.msg === 'access' && l.ray_id === rayOf(res))
@@ -34,7 +38,7 @@ t.test('a SYN-dropping origin: after the connect timeout, the healthy one answer
   const res = await get(`${proxy.url}/`)
   t.equal(res.status, 200)
   t.ok(res.ms >= 300 && res.ms < 600, `answered after ${res.ms.toFixed(0)} ms`)
-  t.match(failuresOf(proxy.logs, rayOf(res)), [{ edge_status: 522, attempt: 1 }])
+  t.match(await failuresOf(proxy, rayOf(res)), [{ edge_status: 522, attempt: 1 }])
 })
 
 t.test('both origins refuse: two failure lines, the last status answers', async t => {
@@ -44,7 +48,7 @@ t.test('both origins refuse: two failure lines, the last status answers', async 
   t.teardown(() => proxy.close())
   const res = await get(`${proxy.url}/`, { headers: { accept: 'application/json' } })
   t.equal(res.status, 521)
-  const failures = failuresOf(proxy.logs, rayOf(res))
+  const failures = await failuresOf(proxy, rayOf(res))
   t.same(failures.map(f => [f.attempt, f.edge_status]), [[1, 521], [2, 521]])
   t.not(failures[0]?.origin.url, failures[1]?.origin.url, 'the retry went to the other origin')
 })
@@ -59,7 +63,7 @@ t.test('no retry once the request was sent (524)', async t => {
   t.teardown(async () => { await proxy.close(); await good.close(); await silent.close() })
   const res = await get(`${proxy.url}/`)
   t.equal(res.status, 524, 'the first origin (round robin) was the silent one')
-  t.equal(failuresOf(proxy.logs, rayOf(res)).length, 1)
+  t.equal((await failuresOf(proxy, rayOf(res))).length, 1)
 })
 
 t.test('passive health: marked down, skipped, tried again after the cool-down', async t => {
@@ -92,7 +96,7 @@ t.test('every origin down: answered at once from the last failure, with its stat
   const second = await get(`${proxy.url}/`, { headers: { accept: 'application/json' } })
   t.equal(second.status, 522)
   t.ok(second.ms < 100, `no second wait: ${second.ms.toFixed(0)} ms`)
-  t.match(failuresOf(proxy.logs, rayOf(second)), [{ edge_status: 522, error: { code: 'HPX_ERR_POOL_DOWN' } }])
+  t.match(await failuresOf(proxy, rayOf(second)), [{ edge_status: 522, error: { code: 'HPX_ERR_POOL_DOWN' } }])
 })
 
 t.test('least_in_flight sends to the idle origin', async t => {
@@ -144,7 +148,7 @@ t.test('origin 5xx: passed through by default, replaced by the edge page when as
   const replaced = await get(`${proxy.url}/replace`, { headers: { accept: 'application/json' } })
   t.equal(replaced.status, 502)
   t.equal(JSON.parse(replaced.body).error_name, 'bad_gateway')
-  t.match(failuresOf(proxy.logs, rayOf(replaced)), [{ error: { code: 'HPX_ERR_ORIGIN_5XX' } }])
+  t.match(await failuresOf(proxy, rayOf(replaced)), [{ error: { code: 'HPX_ERR_ORIGIN_5XX' } }])
 })
 
 t.test('active health checks mark a failing origin down before any request does', async t => {
