@@ -28,6 +28,7 @@ import { runStorm } from './lib/storm.mjs'
 import { parseVariant, splitArgs } from './lib/args.mjs'
 import { CLI, highproxyHelp, startHaproxy, startHighproxy, startNginxProxy, startNodeServer, startOrigin, which } from './lib/servers.mjs'
 import { evaluateTargets, markdown, printTables } from './lib/report.mjs'
+import { tlsSection } from './lib/tls.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -35,7 +36,7 @@ const USAGE = `Usage: npm run bench -- [options]
 
   --quick                  about a minute (short rounds, 3 of them)
   --dry-run                start every server, one request each (a 3-request storm), no load
-  --only <list>            sections: healthy,latency,workers,storm,errors (default all)
+  --only <list>            sections: healthy,latency,workers,storm,errors,tls (default all)
   --rounds <n>             interleaved rounds per comparison (default 5, quick 3)
   --duration <s>           seconds per throughput round (default 1.5, quick 0.5)
   --connections <n>        connections of the load generator (default 50)
@@ -97,7 +98,7 @@ const oneOf = (name, value, choices) => {
   if (!choices.includes(value)) fail(`--${name} is one of ${choices.join(', ')}`)
   return value
 }
-const SECTIONS = ['healthy', 'latency', 'workers', 'storm', 'errors']
+const SECTIONS = ['healthy', 'latency', 'workers', 'storm', 'errors', 'tls']
 const only = flags.only === undefined ? SECTIONS : flags.only.split(',').map(s => s.trim())
 for (const s of only) if (!SECTIONS.includes(s)) fail(`unknown section "${s}" (${SECTIONS.join(', ')})`)
 
@@ -673,6 +674,18 @@ function stamp (d) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`
 }
 
+// ---------------------------------------------------------------------------------
+// 6. TLS and HTTP/2
+
+async function tlsPaths (results, ctx) {
+  const origin = await ctx.origin()
+  results.tls = await tlsSection({
+    origin, tmp: ctx.tmp, rounds: P.rounds, seconds: P.duration * 2, handshakes: quick ? 500 : 1000, log, dryRun, extra: P.highproxyArgs
+  })
+  results.tls.rounds = P.rounds
+  if (!results.tls.available) log(`tls: ${results.tls.note}`)
+}
+
 async function main () {
   checkBuild()
   const startedAt = new Date()
@@ -707,6 +720,7 @@ async function main () {
   if (chosen.includes('workers')) tasks.push(['workers', () => workers(results, ctx)])
   if (chosen.includes('storm')) tasks.push(['storm', () => storm(results, ctx)])
   if (chosen.includes('errors')) tasks.push(['errors', () => errorPages(results, ctx)])
+  if (chosen.includes('tls')) tasks.push(['tls', () => tlsPaths(results, ctx)])
   results.sectionSeconds = {}
   const runTask = async ([name, fn]) => {
     const started = performance.now()

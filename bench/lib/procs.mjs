@@ -3,6 +3,7 @@
 
 import { spawn } from 'node:child_process'
 import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
@@ -122,6 +123,32 @@ export async function waitHttp (proc, port, path = '/', deadlineMs = 15_000) {
       return await get(port, path, {}, 2000)
     } catch (err) {
       if (Date.now() > until) throw new Error(`${proc.name} not answering on ${HOST}:${port}: ${err.message}\n${proc.stderr}`)
+      await sleep(50)
+    }
+  }
+}
+
+/** One GET over TLS, any certificate accepted; resolves the status. */
+function httpsStatus (port) {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host: HOST, port, path: '/', rejectUnauthorized: false, agent: false, timeout: 2000 }, res => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode))
+    })
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', reject)
+  })
+}
+
+/** waitHttp for a TLS listener. */
+export async function waitHttps (proc, port, deadlineMs = 15_000) {
+  const until = Date.now() + deadlineMs
+  for (;;) {
+    if (!proc.running) throw new Error(`${proc.name} exited before listening: ${reasonOf(proc.stderr)}\n${proc.stderr}`)
+    try {
+      return await httpsStatus(port)
+    } catch (err) {
+      if (Date.now() > until) throw new Error(`${proc.name} not answering TLS on ${HOST}:${port}: ${err.message}\n${proc.stderr}`)
       await sleep(50)
     }
   }

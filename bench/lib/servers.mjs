@@ -6,7 +6,7 @@ import { execFile, execFileSync } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { HOST, freePort, start, waitHttp } from './procs.mjs'
+import { HOST, freePort, start, waitHttp, waitHttps } from './procs.mjs'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const CLI = path.join(ROOT, 'dist', 'cli.js')
@@ -102,13 +102,25 @@ export function highproxyHelp () {
  * what the harness sets: node's parseArgs keeps the last value of a repeated flag.
  * `node` holds arguments for node itself (e.g. --cpu-prof).
  */
-export async function startHighproxy (name, args, { extra = [], node = [], stdout = 'ignore', raiseFdLimit = false, readyPath = '/' } = {}) {
+export async function startHighproxy (name, args, { extra = [], node = [], stdout = 'ignore', raiseFdLimit = false, readyPath = '/', tls = null } = {}) {
   const port = await freePort()
   // A side listener on a fixed default port would collide between runs: give it a free one.
   const admin = /--admin-port\b/.test(await highproxyHelp()) ? ['--admin-port', String(await freePort())] : []
-  const proc = start(name, NODE, [...node, CLI, ...args, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
-  await waitHttp(proc, port, readyPath)
+  const tlsArgs = tls === null ? [] : ['--tls-cert', tls.cert, '--tls-key', tls.key]
+  const proc = start(name, NODE, [...node, CLI, ...args, ...tlsArgs, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
+  if (tls === null) await waitHttp(proc, port, readyPath)
+  else await waitHttps(proc, port)
   return { proc, port }
+}
+
+/** A throwaway ECDSA P-256 certificate for 127.0.0.1 (what most sites serve today): { cert, key } paths. */
+export function benchCertificate (tmp) {
+  const cert = path.join(tmp, 'tls-cert.pem')
+  const key = path.join(tmp, 'tls-key.pem')
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' })
+  chmodSync(key, 0o644) // nginx's workers (nobody) read it
+  return { cert, key }
 }
 
 /** A Node server of bench/servers/: `node <file> <port> <upstream> ...args`. */
@@ -119,22 +131,32 @@ export async function startNodeServer (name, file, upstream, args = [], { node =
   return { proc, port }
 }
 
-/** nginx as a peer proxy: one worker, keep-alive upstream, access log on (to /dev/null, still formatted and written). */
-export async function startNginxProxy (bin, upstreamPort, tmp) {
+/**
+ * nginx as a peer proxy: one worker, keep-alive upstream, access log on (to /dev/null,
+ * still formatted and written). With `tls` ({ cert, key }): TLS 1.2/1.3 with HTTP/2 and
+ * HTTP/1.1 by ALPN on the same port and a session cache, as highproxy's TLS listener.
+ */
+export async function startNginxProxy (bin, upstreamPort, tmp, { tls = null } = {}) {
   const port = await freePort()
-  const dir = confDir(tmp, 'nginx-proxy')
+  const dir = confDir(tmp, tls === null ? 'nginx-proxy' : 'nginx-tls')
   const conf = path.join(dir, 'nginx.conf')
+  const listen = tls === null
+    ? `listen ${HOST}:${port} backlog=4096;`
+    : `listen ${HOST}:${port} ssl http2 backlog=4096;
+    ssl_certificate ${tls.cert}; ssl_certificate_key ${tls.key};
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m;`
   writeFileSync(conf, `${nginxHead(dir)}http {
   access_log /dev/null combined;
 ${nginxHttpCommon(dir)}  upstream origin { server ${HOST}:${upstreamPort}; keepalive 128; keepalive_requests 100000000; }
   server {
-    listen ${HOST}:${port} backlog=4096;
+    ${listen}
     location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
 `)
-  const proc = start('nginx', bin, ['-p', dir, '-c', conf])
-  await waitHttp(proc, port)
+  const proc = start(tls === null ? 'nginx' : 'nginx (TLS)', bin, ['-p', dir, '-c', conf])
+  if (tls === null) await waitHttp(proc, port)
+  else await waitHttps(proc, port)
   return { proc, port }
 }
 
