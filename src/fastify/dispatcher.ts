@@ -3,7 +3,8 @@
 // With it the connect timeout is the TCP handshake only, on a precise timer (undici's
 // own runs over TCP+TLS and fires up to ~0.5 s late), a TLS failure is a TLS failure,
 // late addresses only start the next attempt (RFC 8305), and certificates are verified
-// (reply-from turns undici's verification off unless told otherwise).
+// (reply-from turns undici's verification off unless told otherwise). The response
+// timeout is precise too, as the edge's is.
 //
 // Its failures are the dialer's typed errors; edgeOnError classifies them. Each error
 // that reaches a request is tagged with the origin it was for, so the failure line can
@@ -12,7 +13,9 @@
 import { IncomingMessage } from 'node:http'
 import { PassThrough } from 'node:stream'
 import { Agent, type Dispatcher } from 'undici'
+import { UNDICI_BACKSTOP_MS } from '../edge/runtime.js'
 import { dial, originTarget, type DialOptions } from '../origin/dial.js'
+import { ResponseTimeoutError, withoutStack } from '../status/errors.js'
 import { DEFAULTS, msOption, type Duration } from './options.js'
 
 type AgentOptions = Omit<Agent.Options, 'connect' | 'connectTimeout' | 'headersTimeout' | 'bodyTimeout' | 'keepAliveTimeout' | 'maxHeaderSize' | 'connections'>
@@ -22,7 +25,7 @@ export interface EdgeDispatcherOptions extends AgentOptions {
   connectTimeout?: Duration
   /** The TLS handshake; failing or stalling → 525. Default 10s (`timeouts.tls`). */
   tlsTimeout?: Duration
-  /** From request sent to response headers (undici's timer); none in time → 524. Default 120s (`timeouts.response`). */
+  /** From request sent to response headers, on a precise timer; none in time → 524. Default 120s (`timeouts.response`). */
   headersTimeout?: Duration
   /** Longest pause in a response body (undici's timer). Default 100s (`timeouts.body_idle`). */
   bodyTimeout?: Duration
@@ -44,7 +47,7 @@ export interface EdgeDispatcherOptions extends AgentOptions {
 
 const FN = 'edgeDispatcher'
 
-/** The origin each failed request was for, by its error (see OriginTagged). */
+/** The origin each failed request was for, by its error (see EdgeHandler). */
 const origins = new WeakMap<object, string>()
 
 /** The origin an error of an edge dispatcher was for, looking through wrappers' `cause`s. */
@@ -58,19 +61,50 @@ export function originOf (err: unknown): string | null {
 
 type Handler = Required<Dispatcher.DispatchHandler>
 
-/** Passes everything on; on an error, remembers the origin the request was for. */
-class OriginTagged implements Dispatcher.DispatchHandler {
-  constructor (private readonly handler: Dispatcher.DispatchHandler, private readonly origin: string) {}
+function expire (h: EdgeHandler, controller: Dispatcher.DispatchController): void {
+  h.timer = null
+  controller.abort(withoutStack(() => new ResponseTimeoutError(h.responseTimeoutMs)))
+}
 
-  onRequestStart (...args: Parameters<Handler['onRequestStart']>): void { this.handler.onRequestStart?.(...args) }
-  onRequestUpgrade (...args: Parameters<Handler['onRequestUpgrade']>): void { this.handler.onRequestUpgrade?.(...args) }
-  onResponseStart (...args: Parameters<Handler['onResponseStart']>): void { this.handler.onResponseStart?.(...args) }
+/**
+ * Passes everything on, with the edge's response timeout on a precise timer (undici's
+ * own stays behind it as a backstop), and on an error remembers the origin the request
+ * was for.
+ */
+class EdgeHandler implements Dispatcher.DispatchHandler {
+  timer: NodeJS.Timeout | null = null
+
+  constructor (private readonly handler: Dispatcher.DispatchHandler, private readonly origin: string, readonly responseTimeoutMs: number) {}
+
+  /** On its way to the origin (again, if undici retries it on another connection). */
+  onRequestStart (controller: Dispatcher.DispatchController, context: unknown): void {
+    this.stop()
+    this.handler.onRequestStart?.(controller, context)
+    if (this.responseTimeoutMs > 0 && !controller.aborted) this.timer = setTimeout(expire, this.responseTimeoutMs, this, controller)
+  }
+
+  onRequestUpgrade (...args: Parameters<Handler['onRequestUpgrade']>): void {
+    this.stop()
+    this.handler.onRequestUpgrade?.(...args)
+  }
+
+  onResponseStart (...args: Parameters<Handler['onResponseStart']>): void {
+    this.stop()
+    this.handler.onResponseStart?.(...args)
+  }
+
   onResponseData (...args: Parameters<Handler['onResponseData']>): void { this.handler.onResponseData?.(...args) }
   onResponseEnd (...args: Parameters<Handler['onResponseEnd']>): void { this.handler.onResponseEnd?.(...args) }
 
   onResponseError (controller: Dispatcher.DispatchController, error: Error): void {
+    this.stop()
     origins.set(error, this.origin)
     this.handler.onResponseError?.(controller, error)
+  }
+
+  private stop (): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
   }
 }
 
@@ -110,8 +144,14 @@ class EdgeAgent extends Agent {
   }
 }
 
-const tagOrigins: Dispatcher.DispatcherComposeInterceptor = dispatch => (opts, handler) =>
-  dispatch(opts, new OriginTagged(handler, typeof opts.origin === 'string' ? opts.origin : opts.origin?.origin ?? ''))
+/** A request's own headersTimeout (reply-from's `timeout`) replaces the default, and gets its backstop. */
+const edgeInterceptor = (responseTimeoutMs: number): Dispatcher.DispatcherComposeInterceptor => dispatch => (opts, handler) => {
+  const origin = typeof opts.origin === 'string' ? opts.origin : opts.origin?.origin ?? ''
+  const own = opts.headersTimeout
+  const ms = own ?? responseTimeoutMs
+  const sent = own === undefined || own === null || own === 0 ? opts : { ...opts, headersTimeout: own + UNDICI_BACKSTOP_MS }
+  return dispatch(sent, new EdgeHandler(handler, origin, ms))
+}
 
 /**
  * An undici dispatcher for reply-from's `undici` option. It is not closed with the app
@@ -131,16 +171,17 @@ export function edgeDispatcher (options: EdgeDispatcherOptions = {}): Dispatcher
     tls: { verify, ca, servername },
     ...(attemptDelay === undefined ? {} : { attemptDelayMs: msOption(FN, 'attemptDelay', attemptDelay) })
   }
+  const responseTimeoutMs = msOption(FN, 'headersTimeout', headersTimeout)
   return new EdgeAgent({
     ...agent,
     connections,
     maxHeaderSize,
-    headersTimeout: msOption(FN, 'headersTimeout', headersTimeout),
+    headersTimeout: responseTimeoutMs + UNDICI_BACKSTOP_MS,
     bodyTimeout: msOption(FN, 'bodyTimeout', bodyTimeout),
     keepAliveTimeout: msOption(FN, 'keepAliveTimeout', keepAliveTimeout),
     connect: (params, callback) => {
       dial(originTarget(new URL(`${params.protocol}//${params.hostname}:${params.port}`)), dialOptions)
         .then(dialled => callback(null, dialled.socket), (err: Error) => callback(err, null))
     }
-  }).compose(tagOrigins)
+  }).compose(edgeInterceptor(responseTimeoutMs))
 }

@@ -108,13 +108,33 @@ t.test('a self-signed origin is 526: certificates are verified (reply-from turns
   t.equal(trusted.status, 200, 'the same origin, its certificate trusted with `ca`')
 })
 
-t.test('a silent origin is 524 at the headers timeout', async t => {
+t.test('a silent origin is 524 at the headers timeout, on a precise timer too', async t => {
   const app = await proxied(t, lab.urls['524'], { headersTimeout: '1s' })
-  const res = await getWithin(`${app.url}/`, 5000)
+  const timeoutMs = 1000
+  const onTime = (x: { ms: number, late: number }): boolean => x.ms >= timeoutMs && x.ms <= timeoutMs + SLACK_MS + x.late
+  const once = (): Promise<Timed<{ status: number, ms: number, ray: string, proxyStatus: string }>> => timed(async () => {
+    const res = await getWithin(`${app.url}/`, 5000)
+    return { status: res.status, ms: res.ms, ray: rayOf(res), proxyStatus: String(res.headers['proxy-status']) }
+  })
+  const first = await once()
+  t.equal(first.status, 524)
+  const tries = await oneOfTwo(first, once, onTime)
+  t.ok(tries.every(x => x.ms >= timeoutMs), `never before the headers timeout: ${shown(tries)}`)
+  t.ok(tries.some(onTime), `within ${SLACK_MS} ms after it: ${shown(tries)}`)
+  t.match(first.proxyStatus, /error=http_response_timeout/)
+  t.match(failureLine(app.logs, first.ray), { edge_status: 524, phase: 'response', error: { code: 'HPX_ERR_RESPONSE_TIMEOUT' } })
+})
+
+t.test('reply-from\'s per-request timeout is the response timeout of that request', async t => {
+  const logs: LogLine[] = []
+  const app = fastify(logs)
+  const undici = edgeDispatcher({ headersTimeout: '30s' })
+  app.addHook('onClose', () => undici.close())
+  await app.register(httpProxy, { upstream: lab.urls['524'], undici, replyOptions: { onError: edgeOnError(), timeout: 300 } })
+  const { url } = await listening(app, logs, t)
+  const res = await getWithin(`${url}/`, 5000)
   t.equal(res.status, 524)
-  t.ok(res.ms >= 1000, `not before the headers timeout: ${res.ms.toFixed(0)} ms`)
-  t.match(res.headers['proxy-status'], /error=http_response_timeout/)
-  t.match(failureLine(app.logs, rayOf(res)), { edge_status: 524, phase: 'response', error: { code: 'UND_ERR_HEADERS_TIMEOUT' } })
+  t.ok(res.ms >= 300 && res.ms < 5000, `at reply-from's 300 ms, not the dispatcher's 30 s: ${res.ms.toFixed(0)} ms`)
 })
 
 t.test('a POST body to a refused origin gets a 521 answer, not a dropped connection', async t => {
