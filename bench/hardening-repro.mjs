@@ -78,7 +78,7 @@ async function stray () {
     c1.destroy(); c2.destroy()
   }
   await sleep(300)
-  r.logged = proxy.lines.filter(l => /stray|HPX_ERR_STRAY_RESPONSE/i.test(l)).length
+  r.logged = proxy.lines.filter(l => /HPX_ERR_STRAY_RESPONSE|"msg":"[^"]*stray/i.test(l)).length
   r.originAccepts = origin.accepts
   proxy.child.kill('SIGTERM'); await withTimeout(proxy.exited, 10000)
   origin.server.close()
