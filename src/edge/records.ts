@@ -12,6 +12,8 @@ export interface FailureExtras {
   injected?: boolean
   /** For an injected 522: the wait it stood for. */
   connectMs?: number
+  /** What the client got for this failure; default the error page. */
+  served?: FailureRecord['served']
 }
 
 const orNull = (ms: number | null): number | null => ms === null ? null : roundMs(ms)
@@ -50,6 +52,7 @@ export function failureRecord (exchange: Exchange, attempt: Attempt | null, err:
     source: localAddress === null ? null : { address: localAddress, port: localPort ?? 0 },
     truncated: extra.truncated ?? false,
     injected: extra.injected ?? false,
+    served: extra.served ?? 'page',
     route: exchange.route?.config.name ?? null,
     pool: exchange.pool?.config.name ?? null
   }

@@ -44,6 +44,7 @@ function failure (over: Partial<FailureRecord> = {}): FailureRecord {
     source: null,
     truncated: false,
     injected: false,
+    served: 'page',
     route: 'web',
     pool: 'web',
     ...over
