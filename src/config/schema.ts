@@ -179,7 +179,7 @@ export const ConfigSchema = Type.Object({
     default: 1, description: 'processes serving the port (node:cluster); auto: one per CPU', errorMessage: 'a number of processes (1-64) or auto'
   }),
   admin: Type.Object({
-    enabled: Type.Boolean({ default: true, description: 'serve /healthz, /readyz, /metrics and /rays/<id>' }),
+    enabled: Type.Boolean({ default: true, description: 'serve /healthz, /readyz, /metrics, /rays/<id> and /cache' }),
     host: Type.String({ default: '127.0.0.1', minLength: 1 }),
     port: Type.Integer({ default: 9090, minimum: 0, maximum: 65535 }),
     ray_buffer: Type.Integer({ default: 10000, minimum: 1, description: 'failure records kept for /rays/<id>' })
