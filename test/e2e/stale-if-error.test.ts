@@ -15,6 +15,8 @@ import { createMetrics } from '../../src/admin/metrics.js'
 import { RayStore } from '../../src/admin/rays.js'
 import { StaleStore } from '../../src/cache/stale-store.js'
 import { synDropOrigin } from '../../src/lab/faults.js'
+import { writeFileSync } from 'node:fs'
+import { startWorkers } from '../cli-process.js'
 import { accessFor, failureFor, get, rayOf, startProxy, type Got } from '../helpers.js'
 
 // A collection on demand, so that memory is measured without the garbage of the traffic.
@@ -289,4 +291,28 @@ t.test('admin: /cache lists copies and bytes, DELETE /cache purges', async t => 
   t.equal((await get(`${proxy.url}/page`)).status, 521, 'a purged copy answers no more')
   t.equal((await get(`${proxy.url}/public`)).body, 'for all', 'the others still do')
   t.equal(await purge(''), 1, 'no route, no path: everything')
+})
+
+t.test('--workers 2: /cache sums every worker\'s store, DELETE purges in each', async t => {
+  const o = await origin()
+  t.teardown(() => o.close())
+  const file = `${t.testdir({})}/config.yaml`
+  writeFileSync(file, `routes:\n  - { name: site, origin: "${o.url}", stale_if_error: {} }\n`)
+  const p = await startWorkers(['--config', file], 2)
+  t.teardown(() => { p.child.kill('SIGKILL') })
+  const served = new Set<string>()
+  for (let i = 0; i < 20; i++) {
+    const got = await get(`${p.listen}/page?i=${i}`, { fresh: true })
+    t.equal(got.status, 200)
+  }
+  const listed = JSON.parse((await get(`${p.admin}/cache`)).body)
+  t.equal(listed.entries, 20, 'every copy, whichever worker took it')
+  t.equal(listed.workers.length, 2)
+  for (const w of listed.workers) served.add(String(w.pid))
+  t.same([...served].sort(), p.pids.map(String).sort(), 'each worker by pid')
+  t.equal(listed.workers.reduce((n: number, w: { bytes: number }) => n + w.bytes, 0), listed.bytes)
+  t.same(listed.unanswered, [])
+  const purged = JSON.parse((await get(`${p.admin}/cache?path=/page`, { method: 'DELETE' })).body)
+  t.equal(purged.purged, 20)
+  t.equal(JSON.parse((await get(`${p.admin}/cache`)).body).entries, 0)
 })
