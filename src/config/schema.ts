@@ -99,7 +99,7 @@ const STALE_STATUSES = [520, 521, 522, 523, 524, 525, 526, 530, 502, 503]
 
 const StaleIfErrorSchema = Type.Object({
   max_age: Duration('60m', 'a stored copy this old or younger may answer for a failing origin (the origin\'s own stale-if-error window also counts)'),
-  statuses: Type.Array(Type.Union(STALE_STATUSES.map(s => Type.Literal(s))), {
+  statuses: Type.Array(Type.Union(STALE_STATUSES.map(s => Type.Literal(s)), { errorMessage: `an edge status: one of ${STALE_STATUSES.join(', ')}` }), {
     default: [520, 521, 522, 523, 524, 525, 530], minItems: 1, uniqueItems: true, description: 'edge statuses answered with the stored copy instead of the error page'
   }),
   serve_when_down: Type.Boolean({ default: false, description: 'while passive health has every origin of the pool down (or half-open), answer from the copy at once instead of trying the origin' })

@@ -4,6 +4,7 @@
 import t from 'tap'
 import { clientLimit, copyTerms, directives, servable, varyMatches } from '../../src/cache/copy-rules.js'
 import { copySize, StaleStore, type StoredCopy } from '../../src/cache/stale-store.js'
+import { resolve, validate } from '../../src/config/load.js'
 
 const terms = (res: Record<string, string>, req: Record<string, string> = {}, status = 200) =>
   copyTerms('GET', '/', { host: 'a.example', ...req }, status, res)
@@ -99,4 +100,19 @@ t.test('directives', async t => {
   t.same([...directives('Max-Age=60, no-cache, stale-if-error="30"')], [['max-age', '60'], ['no-cache', true], ['stale-if-error', '30']])
   t.same([...directives(['public', 'max-age=1'])], [['public', true], ['max-age', '1']])
   t.equal(directives(undefined).size, 0)
+})
+
+t.test('config: off unless the route says so, defaults filled in, bad values name the key', async t => {
+  const routes = (stale: unknown): Record<string, unknown> => ({ routes: [{ origin: 'http://127.0.0.1:9', ...(stale === undefined ? {} : { stale_if_error: stale }) }] })
+  const edge = (raw: Record<string, unknown>) => resolve(validate(raw), false).edge
+  t.equal(edge(routes(undefined)).routes[0]?.staleIfError, null, 'off by default')
+  const on = edge(routes({})).routes[0]?.staleIfError
+  t.equal(on?.maxAgeMs, 3_600_000)
+  t.same([...(on?.statuses ?? [])], [520, 521, 522, 523, 524, 525, 530])
+  t.equal(on?.serveWhenDown, false)
+  t.same(edge({}).cache, { maxBytes: 64 * 2 ** 20, maxEntryBytes: 2 ** 20 })
+  t.throws(() => validate(routes({ statuses: [200] })), /routes\.0\.stale_if_error\.statuses\.0/)
+  t.throws(() => validate(routes({ max_age: 'forever' })), /routes\.0\.stale_if_error\.max_age/)
+  t.throws(() => validate(routes({ max_ages: '1m' })), /routes\.0\.stale_if_error/)
+  t.throws(() => validate({ cache: { max_bytes: -1 } }), /cache\.max_bytes/)
 })
