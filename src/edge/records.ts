@@ -1,6 +1,7 @@
 // The two log records, built from what a request carried (their shapes live in log-schema.ts).
 
 import type { AccessRecord, FailureRecord } from '../log.js'
+import type { DialInfo } from '../origin/dial.js'
 import { messageFor, type Classification } from '../status/classify.js'
 import { dialErrorIn, type Phase } from '../status/errors.js'
 import { roundMs } from '../time.js'
@@ -18,20 +19,53 @@ export interface FailureExtras {
 
 const orNull = (ms: number | null): number | null => ms === null ? null : roundMs(ms)
 
+/**
+ * What a failure line says about the request and the attempt, whoever made them: the
+ * edge, or `highproxy/fastify` inside someone else's app.
+ */
+export interface FailureContext {
+  ray: string
+  /** The origin's configured URL ('' when unknown). */
+  originUrl: string
+  /** The connection the attempt rode, when it had one. */
+  info: DialInfo | null
+  /** That connection was dialled for this attempt: its dial timings are the attempt's. */
+  fresh: boolean
+  ttfbMs: number | null
+  totalMs: number
+  attempt: number
+  route: string | null
+  pool: string | null
+}
+
 export function failureRecord (exchange: Exchange, attempt: Attempt | null, err: unknown, phase: Phase,
   c: Classification, extra: FailureExtras = {}): FailureRecord {
+  return failureLine({
+    ray: exchange.ray,
+    originUrl: attempt?.member.origin ?? exchange.pool?.members[0]?.origin ?? '',
+    info: attempt?.connection?.info ?? null,
+    fresh: attempt?.fresh === true,
+    ttfbMs: attempt?.ttfbMs ?? null,
+    totalMs: exchange.elapsed(),
+    attempt: attempt?.number ?? exchange.tried.length,
+    route: exchange.route?.config.name ?? null,
+    pool: exchange.pool?.config.name ?? null
+  }, err, phase, c, extra)
+}
+
+export function failureLine (ctx: FailureContext, err: unknown, phase: Phase, c: Classification,
+  extra: FailureExtras = {}): FailureRecord {
   const dialErr = dialErrorIn(err)
-  // A connection dialled for this attempt: its dial timings and addresses are the attempt's.
-  const info = attempt?.connection?.info ?? null
-  const dialTimings = dialErr?.timings ?? (attempt?.fresh === true ? info?.timings ?? null : null)
+  const info = ctx.info
+  const dialTimings = dialErr?.timings ?? (ctx.fresh ? info?.timings ?? null : null)
   const localAddress = dialErr !== null ? dialErr.localAddress : info?.localAddress ?? null
   const localPort = dialErr !== null ? dialErr.localPort : info?.localPort ?? null
   return {
     msg: 'origin failure',
     edge_status: c.status,
-    ray_id: exchange.ray,
+    ray_id: ctx.ray,
     origin: {
-      url: attempt?.member.origin ?? exchange.pool?.members[0]?.origin ?? '',
+      url: ctx.originUrl,
       address: dialErr?.address ?? info?.address ?? null,
       port: dialErr?.port ?? info?.port ?? null
     },
@@ -40,10 +74,10 @@ export function failureRecord (exchange: Exchange, attempt: Attempt | null, err:
       dns_ms: dialTimings?.dns_ms ?? null,
       connect_ms: extra.connectMs ?? dialTimings?.connect_ms ?? null,
       tls_ms: dialTimings?.tls_ms ?? null,
-      ttfb_ms: orNull(attempt?.ttfbMs ?? null),
-      total_ms: roundMs(exchange.elapsed())
+      ttfb_ms: orNull(ctx.ttfbMs),
+      total_ms: roundMs(ctx.totalMs)
     },
-    attempt: attempt?.number ?? exchange.tried.length,
+    attempt: ctx.attempt,
     phase,
     why: c.why,
     cause: c.cause,
@@ -53,8 +87,8 @@ export function failureRecord (exchange: Exchange, attempt: Attempt | null, err:
     truncated: extra.truncated ?? false,
     injected: extra.injected ?? false,
     served: extra.served ?? 'page',
-    route: exchange.route?.config.name ?? null,
-    pool: exchange.pool?.config.name ?? null
+    route: ctx.route,
+    pool: ctx.pool
   }
 }
 

@@ -28,7 +28,7 @@ export interface EdgeHooks {
 }
 
 /** undici's timers back ours up by this much; ours always answer first. */
-const UNDICI_BACKSTOP_MS = 1000
+export const UNDICI_BACKSTOP_MS = 1000
 
 /** Routes and pools of one config. */
 export class EdgeState {

@@ -1,8 +1,10 @@
 // What a user installs: `npm pack` of this repository (dist as built: `npm run build`
-// first), installed into a new project, whose tests import `highproxy/lab` and `highproxy`.
-// There the README's node:test example is type-checked with this repository's tsc against
-// the shipped .d.ts files and run with node --test, next to a check that the packed edge
-// still finds its page templates. So the export map, the types and the templates ship.
+// first), installed into a new project (with @fastify/http-proxy, the optional peer of
+// `highproxy/fastify`), whose tests import `highproxy/lab`, `highproxy/fastify` and
+// `highproxy`. There the README's node:test examples are type-checked with this
+// repository's tsc against the shipped .d.ts files and run with node --test, next to a
+// check that the packed edge still finds its page templates. So the export map, the types
+// and the templates ship.
 
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -23,11 +25,11 @@ const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.st
 const inDir = (cwd: string, file: string, args: string[]): Promise<{ stdout: string, stderr: string }> =>
   run(file, args, { cwd, env, timeout: 45_000, maxBuffer: 16 * 1024 * 1024 })
 
-/** The README's node:test example: the block after the comment that names this file. */
-async function readmeExample (): Promise<string> {
+/** A README example: the block after the comment that names this file and `what`. */
+async function readmeExample (what: string): Promise<string> {
   const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
-  const block = /<!-- test\/e2e\/lab-package\.test\.ts[^>]*-->\s*```ts\n([\s\S]*?)```/.exec(readme)?.[1]
-  if (block === undefined) throw new Error('README.md has no node:test example marked for test/e2e/lab-package.test.ts')
+  const block = new RegExp(`<!-- test/e2e/lab-package\\.test\\.ts runs this ${what}[^>]*-->\\s*\`\`\`ts\\n([\\s\\S]*?)\`\`\``).exec(readme)?.[1]
+  if (block === undefined) throw new Error(`README.md has no "${what}" block marked for test/e2e/lab-package.test.ts`)
   return block
 }
 
@@ -52,6 +54,9 @@ test('the packed edge answers a refused origin with its own 521 page', async t =
 
 // Compiled, never run: the shipped types must know the faults, their knobs and what was started.
 const TYPES_CHECK = `import { startLab, FAULT_NAMES, type FaultName, type Lab } from 'highproxy/lab'
+import { edgeDispatcher, edgeOnError, type EdgeDispatcherOptions } from 'highproxy/fastify'
+import type { FastifyReply } from 'fastify'
+import type { Dispatcher } from 'undici'
 
 export async function typed (): Promise<void> {
   const lab: Lab<'521' | '524'> = await startLab({ faults: { '521': true, '524': { silentMs: 10 } } })
@@ -64,9 +69,18 @@ export async function typed (): Promise<void> {
   const names: readonly FaultName[] = FAULT_NAMES
   void [url, ca, names]
 }
+
+export function fastifyTyped (): void {
+  const options: EdgeDispatcherOptions = { connectTimeout: '5s', headersTimeout: 30_000, verify: true, pipelining: 1 }
+  const undici: Dispatcher = edgeDispatcher(options)
+  // @ts-expect-error a duration is milliseconds or a string like '5s'
+  edgeDispatcher({ connectTimeout: true })
+  const onError: (reply: FastifyReply, failure: { error: Error }) => void = edgeOnError({ pool: 'api', rayHeader: 'x-ray' })
+  void [undici, onError]
+}
 `
 
-t.test('the packed tarball, installed in a new project, runs the node:test example of the README', async t => {
+t.test('the packed tarball, installed in a new project, runs the node:test examples of the README', async t => {
   const dir = await mkdtemp(join(tmpdir(), 'highproxy-package-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const project = join(dir, 'project')
@@ -75,16 +89,28 @@ t.test('the packed tarball, installed in a new project, runs the node:test examp
   const packed = await inDir(ROOT, 'npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir])
   const [{ filename, files }] = JSON.parse(packed.stdout) as [{ filename: string, files: Array<{ path: string }> }]
   const paths = files.map(f => f.path)
-  for (const path of ['dist/lab/index.js', 'dist/lab/index.d.ts', 'templates/error.html']) t.ok(paths.includes(path), `${path} is packed`)
+  for (const path of ['dist/lab/index.js', 'dist/lab/index.d.ts', 'dist/fastify/index.js', 'dist/fastify/index.d.ts', 'templates/error.html']) t.ok(paths.includes(path), `${path} is packed`)
   t.notOk(paths.some(p => p.startsWith('test/') || p.startsWith('src/')), 'neither tests nor sources are packed')
 
   await run('mkdir', [project])
   await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'lab-consumer', private: true, type: 'module' }))
-  await inDir(project, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(dir, filename)])
+  // The optional peer a highproxy/fastify user brings, at the version this repository tests.
+  const httpProxy = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies['@fastify/http-proxy']
+  await inDir(project, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(dir, filename), `@fastify/http-proxy@${httpProxy ?? ''}`])
 
-  await writeFile(join(project, 'price.test.ts'), await readmeExample())
+  await writeFile(join(project, 'price.test.ts'), await readmeExample('example'))
+  await writeFile(join(project, 'fastify.test.ts'), await readmeExample('highproxy/fastify example'))
   await writeFile(join(project, 'edge.test.ts'), EDGE_TEST)
   await writeFile(join(project, 'types-check.ts'), TYPES_CHECK)
+  // http-proxy's types import three names from ws, whose types (@types/ws) it does not
+  // depend on; a project that checks library types (no skipLibCheck, so ours are checked)
+  // declares them (installing @types/ws would leave loopback).
+  await writeFile(join(project, 'ws.d.ts'), `declare module 'ws' {
+  export type ClientOptions = Record<string, unknown>
+  export type ServerOptions = Record<string, unknown>
+  export class WebSocket {}
+}
+`)
   await writeFile(join(project, 'tsconfig.json'), JSON.stringify({
     compilerOptions: {
       target: 'ES2022',
@@ -103,10 +129,10 @@ t.test('the packed tarball, installed in a new project, runs the node:test examp
   t.equal(compiled, '', 'the project type-checks against the shipped .d.ts files')
   if (compiled !== '') return
 
-  const tested = await inDir(project, process.execPath, ['--test', '--test-reporter=tap', 'out/price.test.js', 'out/edge.test.js'])
+  const tested = await inDir(project, process.execPath, ['--test', '--test-reporter=tap', 'out/price.test.js', 'out/edge.test.js', 'out/fastify.test.js'])
     .then(r => r.stdout, (err: { stdout?: string }) => err.stdout ?? String(err))
-  t.match(tested, /^# pass 2$/m, 'both tests pass there')
+  t.match(tested, /^# pass 3$/m, 'the three tests pass there')
   t.match(tested, /^# fail 0$/m)
   t.match(tested, /^# skipped 0$/m, 'and none was skipped')
-  if (!/^# pass 2$/m.test(tested)) t.comment(tested)
+  if (!/^# pass 3$/m.test(tested)) t.comment(tested)
 })
