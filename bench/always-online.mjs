@@ -72,8 +72,9 @@ async function visit (proxy, what) {
   console.log(`HTTP/1.1 ${res.status} ${res.statusText}`)
   for (const name of SHOWN) if (res.headers[name] !== undefined) console.log(`${name}: ${res.headers[name]}`)
   console.log(`\n${body.length > 120 ? `${body.slice(0, 120)}… (${body.length} bytes)` : body}`)
-  await new Promise(resolve => setTimeout(resolve, 50))
   const ray = String(res.headers['cf-ray']).slice(0, 16)
+  // The access line is written when the response is over: wait for it.
+  for (let i = 0; i < 40 && !proxy.linesFor(ray).some(l => l.includes('"msg":"access"')); i++) await new Promise(resolve => setTimeout(resolve, 25))
   console.log('\nlog:')
   for (const line of proxy.linesFor(ray)) console.log(line)
 }
