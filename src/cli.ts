@@ -14,6 +14,7 @@ import { createMetrics } from './admin/metrics.js'
 import { RayStore } from './admin/rays.js'
 import { startAdmin, type AdminServer } from './admin/server.js'
 import { localView } from './admin/view.js'
+import { StaleStore } from './cache/stale-store.js'
 import { runPrimary } from './cluster.js'
 import { createLogger } from './log.js'
 import { hangupMeans, onShutdown, tolerateLostOutput } from './lifecycle.js'
@@ -138,8 +139,15 @@ async function serve (flags: Flags): Promise<void> {
   const rays = new RayStore(config.admin.rayBuffer)
   const metrics = createMetrics({ originHealth: () => health() })
   // A worker has no admin listener of its own: the primary's asks every worker.
+  const store = new StaleStore(config.edge.cache.maxBytes, config.edge.cache.maxEntryBytes)
   if (cluster.isWorker) {
-    answerPrimary({ metrics: () => metrics.registry.getMetricsAsJSON(), ray: q => rays.get(q.ray), ping: () => true })
+    answerPrimary({
+      metrics: () => metrics.registry.getMetricsAsJSON(),
+      ray: q => rays.get(q.ray),
+      ping: () => true,
+      cache: () => store.summary(),
+      purge: q => store.purge(q.route, q.path)
+    })
   }
   let demo: Demo | null = null
   if (config.edge.routes.length === 0) {
@@ -151,6 +159,7 @@ async function serve (flags: Flags): Promise<void> {
     ...config.edge,
     onAccess: metrics.observeAccess,
     onFailure: record => { rays.add(record); metrics.observeFailure(record) },
+    store,
     exposeHealth: h => { health = h },
     exposeReload: r => { reload = r }
   }, logger, config.client)
@@ -168,7 +177,7 @@ async function serve (flags: Flags): Promise<void> {
   let admin: AdminServer | null = null
   if (config.admin.enabled && cluster.isPrimary) {
     try {
-      const view = localView({ registry: metrics.registry, rays, ready: () => !draining })
+      const view = localView({ registry: metrics.registry, rays, cache: store, ready: () => !draining })
       admin = await startAdmin({ host: config.admin.host, port: config.admin.port, view, logger })
     } catch (err) {
       await failListen(' (admin)', config.admin.host, config.admin.port, err)

@@ -66,6 +66,7 @@ export const FailureRecordSchema = Type.Object({
   source: orNull(Type.Object({ address: Type.String(), port: Type.Integer() }), "the edge's own end of the connection: what the origin's firewall saw"),
   truncated: Type.Boolean({ description: 'the status was already sent: the client got a cut connection' }),
   injected: Type.Boolean({ description: 'a fault injected by x-highproxy-fault' }),
+  served: oneOf(['page', 'stale', 'none'], "what the client got for this failure: the edge's error page, the route's stored copy (Always online), or none (another attempt followed, or the connection was cut)"),
   route: orNull(Type.String(), 'route name'),
   pool: orNull(Type.String(), "the route's pool (a single origin: is a pool of its own)")
 })

@@ -66,7 +66,7 @@ function addressOf (origin: FailureRecord['origin']): string {
 }
 
 function failureLine (r: FailureRecord, colors: Colors): string {
-  const flags = [r.truncated ? 'truncated' : '', r.injected ? 'injected' : ''].filter(f => f !== '')
+  const flags = [r.truncated ? 'truncated' : '', r.injected ? 'injected' : '', r.served === 'stale' ? 'served stale' : ''].filter(f => f !== '')
   return `${colors.red(`✗ ${r.edge_status}`)} ${r.phase} ${addressOf(r.origin)} — ${r.why}` +
     `${flags.length > 0 ? ` (${flags.join(', ')})` : ''} ${colors.gray(`· attempt ${r.attempt} · ray ${r.ray_id}`)}`
 }

@@ -4,6 +4,7 @@ import { Writable } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { request as undiciRequest, Agent } from 'undici'
+import type { StaleStore } from '../src/cache/stale-store.js'
 import { resolve, validate } from '../src/config/load.js'
 import type { Config } from '../src/config/schema.js'
 import { createLogger } from '../src/log.js'
@@ -26,8 +27,8 @@ export interface TestProxy {
   close: () => Promise<void>
 }
 
-/** Starts a proxy from a config-file-shaped object (it goes through the real schema). */
-export async function startProxy (raw: Record<string, unknown>): Promise<TestProxy> {
+/** Starts a proxy from a config-file-shaped object (it goes through the real schema); `store`: Always online's, to look into. */
+export async function startProxy (raw: Record<string, unknown>, store?: StaleStore): Promise<TestProxy> {
   const config = resolve(validate(raw), false)
   const logs: LogLine[] = []
   const lines: string[] = []
@@ -48,7 +49,7 @@ export async function startProxy (raw: Record<string, unknown>): Promise<TestPro
   })
   const logger = createLogger('info', 'json', sink)
   let reload: ((edge: Config['edge']) => void) | null = null
-  const app = await buildServer({ ...config.edge, exposeReload: r => { reload = r } }, logger, config.client)
+  const app = await buildServer({ ...config.edge, store, exposeReload: r => { reload = r } }, logger, config.client)
   await app.listen({ host: '127.0.0.1', port: 0, backlog: config.listen.backlog })
   const port = (app.server.address() as AddressInfo).port
   return {

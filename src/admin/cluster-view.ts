@@ -4,6 +4,8 @@
 //              (each metric by its own aggregator: sum, but the min for highproxy_origin_up;
 //              see metrics.ts), plus the primary's highproxy_cluster_* gauges
 //   /rays/<id> asks every worker; the one that served the request has the records
+//   /cache     every worker's store (each worker keeps its own copies), summed, and each by pid
+//   DELETE /cache   purges in every worker; the count is the sum
 //   /healthz   200 while every running worker answers a ping
 //   /readyz    200 once every expected worker listens; 503 while starting or draining
 //
@@ -15,6 +17,7 @@
 import type { Worker } from 'node:cluster'
 import type { Logger } from 'pino'
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client'
+import type { StoreSummary } from '../cache/stale-store.js'
 import { WorkerAsker, type Answers, type Question } from './ipc.js'
 import { UNKNOWN_RAY, type AdminView } from './view.js'
 
@@ -76,6 +79,19 @@ export function clusterView (set: WorkerSet, logger: Logger, asker = new WorkerA
       if (found !== undefined) return { status: 200, body: { ray_id: id, attempts: found.value, worker: found.pid } }
       if (unanswered.length === 0) return UNKNOWN_RAY
       return { status: 503, body: { error: 'unknown to the workers that answered; some did not answer in time', unanswered } }
+    },
+
+    cache: async () => {
+      const { answers, unanswered } = await askAll({ what: 'cache' })
+      const workers = answers.map(a => ({ pid: a.pid, ...(a.value as StoreSummary) }))
+      const sum = (k: 'entries' | 'bytes'): number => workers.reduce((n, w) => n + w[k], 0)
+      return { status: unanswered.length === 0 ? 200 : 503, body: { entries: sum('entries'), bytes: sum('bytes'), workers, unanswered } }
+    },
+
+    purge: async (route, path) => {
+      const { answers, unanswered } = await askAll({ what: 'purge', route, path })
+      const purged = answers.reduce((n, a) => n + (a.value as number), 0)
+      return { status: unanswered.length === 0 ? 200 : 503, body: { purged, unanswered } }
     },
 
     health: async () => {

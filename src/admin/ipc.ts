@@ -10,6 +10,8 @@ export type Question =
   | { what: 'metrics' }
   | { what: 'ray', ray: string }
   | { what: 'ping' }
+  | { what: 'cache' }
+  | { what: 'purge', route: string | null, path: string | null }
 
 export type WorkerState = 'listening' | 'draining'
 

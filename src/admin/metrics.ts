@@ -20,6 +20,10 @@
 //   highproxy_origin_failures_total{status,phase,pool,origin}
 //                                                   counter   one per failure record (per attempt);
 //                                                              phase: dns, connect, tls, response, body
+//   highproxy_stale_served_total{route,status}      counter   failure records answered with a stored copy
+//                                                              (served: "stale"); status is the edge status
+//                                                              the copy replaced; the failure still counts
+//                                                              in highproxy_origin_failures_total
 //   highproxy_origin_connect_seconds                histogram TCP connect time of origin connections:
 //                                                              every fresh connection (access records)
 //                                                              and every failed dial that had a TCP
@@ -150,6 +154,12 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     labelNames: ['status', 'phase', 'pool', 'origin'] as const,
     registers
   })
+  const staleServed = new Counter({
+    name: 'highproxy_stale_served_total',
+    help: 'Origin failures answered with a stored copy (Always online), by route and the edge status it replaced.',
+    labelNames: ['route', 'status'] as const,
+    registers
+  })
   const connect = histogramCell<never>({}, CONNECT_BUCKETS)
   registerCellHistogram({
     name: 'highproxy_origin_connect_seconds',
@@ -215,6 +225,7 @@ export function createMetrics (opts: MetricsOptions): Metrics {
       pool: record.pool ?? '',
       origin: originLabel(record.origin.url)
     })
+    if (record.served === 'stale') staleServed.inc({ route: record.route ?? '', status: String(record.edge_status) })
     // A failure after the connection was made (520, 524) carries the dial timings of a
     // fresh socket, which its access record counts already; injected faults never dialled.
     const ms = record.timings.connect_ms

@@ -6,6 +6,8 @@
 //   GET /readyz     200 {"status":"ready"}, or 503 while starting or draining
 //   GET /metrics    Prometheus text exposition (see metrics.ts for the names)
 //   GET /rays/<id>  200 {"ray_id", "attempts": [failure records]}, 404 unknown, 400 not a ray id
+//   GET /cache      200 {"entries", "bytes", "max_bytes", "max_entry_bytes"}: Always online's store
+//   DELETE /cache?route=&path=   200 {"purged"}: drops stored copies (no route / path: any)
 //
 // Anything else is a 404. What each answers comes from a view (view.ts): this process's
 // own state, or with --workers the primary's view over all of them (cluster-view.ts).
@@ -57,6 +59,13 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
     const id = req.params.id
     if (!isRayId(id)) return reply.code(400).send({ error: 'not a ray id: expected 16 lowercase hex digits' })
     return send(reply, await view.ray(id))
+  })
+
+  app.get('/cache', async (_req, reply) => send(reply, await view.cache()))
+
+  app.delete<{ Querystring: Record<string, unknown> }>('/cache', async (req, reply) => {
+    const { route, path } = req.query
+    return send(reply, await view.purge(typeof route === 'string' && route !== '' ? route : null, typeof path === 'string' && path !== '' ? path : null))
   })
 
   app.setNotFoundHandler(async (_req, reply) => reply.code(404).send({ error: 'not found' }))

@@ -3,6 +3,7 @@
 // listener itself (server.ts) only routes and writes replies.
 
 import type { Registry } from 'prom-client'
+import type { StaleStore } from '../cache/stale-store.js'
 import type { RayStore } from './rays.js'
 
 export interface Reply { status: number, body: unknown }
@@ -17,6 +18,10 @@ export interface AdminView {
   metrics: () => Promise<string>
   /** The failure records of a (valid) ray id. */
   ray: (id: string) => Promise<Reply>
+  /** Always online's store: copies and bytes. */
+  cache: () => Promise<Reply>
+  /** Drops the copies of a route at a path (null: any). */
+  purge: (route: string | null, path: string | null) => Promise<Reply>
 }
 
 export const UNKNOWN_RAY: Reply = { status: 404, body: { error: 'unknown ray id' } }
@@ -24,6 +29,7 @@ export const UNKNOWN_RAY: Reply = { status: 404, body: { error: 'unknown ray id'
 export interface LocalState {
   registry: Registry
   rays: RayStore
+  cache: StaleStore
   /** False while draining (or not yet listening). */
   ready: () => boolean
 }
@@ -39,6 +45,8 @@ export function localView (state: LocalState): AdminView {
     ray: async id => {
       const attempts = state.rays.get(id)
       return attempts.length === 0 ? UNKNOWN_RAY : { status: 200, body: { ray_id: id, attempts } }
-    }
+    },
+    cache: async () => ({ status: 200, body: state.cache.summary() }),
+    purge: async (route, path) => ({ status: 200, body: { purged: state.cache.purge(route, path) } })
   }
 }

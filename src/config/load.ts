@@ -198,7 +198,10 @@ function resolveRoute (route: RouteInput, index: number, input: ConfigInput, glo
     originErrors: route.origin_errors,
     faultInjection: route.fault_injection ?? input.fault_injection,
     maxBodyBytes: route.max_body_size ?? input.limits.max_body_size,
-    upgrades: route.upgrades.map(u => u.toLowerCase())
+    upgrades: route.upgrades.map(u => u.toLowerCase()),
+    staleIfError: route.stale_if_error === undefined
+      ? null
+      : { maxAgeMs: durationMs(route.stale_if_error.max_age), statuses: new Set(route.stale_if_error.statuses), serveWhenDown: route.stale_if_error.serve_when_down }
   }
 }
 
@@ -242,7 +245,8 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
       maxUrlLength: input.limits.max_url_length,
       maxPipelined: input.limits.max_pipelined_requests,
       escapedSlashes: input.escaped_slashes,
-      clientIp: resolveClientIp(input)
+      clientIp: resolveClientIp(input),
+      cache: { maxBytes: input.cache.max_bytes, maxEntryBytes: input.cache.max_entry_bytes }
     },
     client: {
       maxHeaderBytes: input.limits.max_request_header_size,

@@ -94,6 +94,17 @@ const PoolSchema = Type.Object({
   health: HealthSchema
 }, { additionalProperties: false })
 
+/** Edge statuses that may be answered from a stored copy. */
+const STALE_STATUSES = [520, 521, 522, 523, 524, 525, 526, 530, 502, 503]
+
+const StaleIfErrorSchema = Type.Object({
+  max_age: Duration('60m', 'a stored copy this old or younger may answer for a failing origin (the origin\'s own stale-if-error window also counts)'),
+  statuses: Type.Array(Type.Union(STALE_STATUSES.map(s => Type.Literal(s)), { errorMessage: `an edge status: one of ${STALE_STATUSES.join(', ')}` }), {
+    default: [520, 521, 522, 523, 524, 525, 530], minItems: 1, uniqueItems: true, description: 'edge statuses answered with the stored copy instead of the error page'
+  }),
+  serve_when_down: Type.Boolean({ default: false, description: 'while passive health has every origin of the pool down (or half-open), answer from the copy at once instead of trying the origin' })
+}, { additionalProperties: false, description: 'Always online: answer an origin failure with the last good copy (off when absent)' })
+
 const RouteSchema = Type.Object({
   name: Type.Optional(Type.String({ description: 'label used in logs and metrics; default host+path' })),
   host: Type.String({ default: '*', description: 'exact host, *.example.com, or * for any' }),
@@ -119,7 +130,8 @@ const RouteSchema = Type.Object({
   max_body_size: Type.Optional(Type.Integer({ minimum: 0, description: 'overrides limits.max_body_size for this route' })),
   upgrades: Type.Array(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }), {
     default: ['websocket'], description: 'Upgrade protocols forwarded to the origin; any other Upgrade header is dropped (the request is proxied as plain HTTP)'
-  })
+  }),
+  stale_if_error: Type.Optional(StaleIfErrorSchema)
 }, { additionalProperties: false })
 
 export const ConfigSchema = Type.Object({
@@ -159,11 +171,15 @@ export const ConfigSchema = Type.Object({
     max_pipelined_requests: Type.Integer({ default: 16, minimum: 1, description: 'requests a client connection may have waiting (pipelined) before the edge stops reading it; they are answered one at a time, in order' })
   }, { additionalProperties: false, default: {} }),
   fault_injection: Type.Boolean({ default: false, description: 'honour x-highproxy-fault request headers' }),
+  cache: Type.Object({
+    max_bytes: Type.Integer({ default: 67108864, minimum: 0, description: 'bytes of stored copies for stale_if_error routes (each worker), least recently used evicted first' }),
+    max_entry_bytes: Type.Integer({ default: 1048576, minimum: 0, description: 'largest response body copied; larger ones stream through uncached' })
+  }, { additionalProperties: false, default: {} }),
   workers: Type.Union([Type.Integer({ minimum: 1, maximum: 64 }), Type.Literal('auto')], {
     default: 1, description: 'processes serving the port (node:cluster); auto: one per CPU', errorMessage: 'a number of processes (1-64) or auto'
   }),
   admin: Type.Object({
-    enabled: Type.Boolean({ default: true, description: 'serve /healthz, /readyz, /metrics and /rays/<id>' }),
+    enabled: Type.Boolean({ default: true, description: 'serve /healthz, /readyz, /metrics, /rays/<id> and /cache' }),
     host: Type.String({ default: '127.0.0.1', minLength: 1 }),
     port: Type.Integer({ default: 9090, minimum: 0, maximum: 65535 }),
     ray_buffer: Type.Integer({ default: 10000, minimum: 1, description: 'failure records kept for /rays/<id>' })
@@ -239,6 +255,19 @@ export interface RouteConfig {
   maxBodyBytes: number
   /** Upgrade protocols forwarded, lower case. */
   upgrades: string[]
+  /** Always online; null: off. */
+  staleIfError: StaleIfErrorConfig | null
+}
+
+export interface StaleIfErrorConfig {
+  maxAgeMs: number
+  statuses: ReadonlySet<number>
+  serveWhenDown: boolean
+}
+
+export interface CacheConfig {
+  maxBytes: number
+  maxEntryBytes: number
 }
 
 export interface EdgeConfig {
@@ -260,6 +289,8 @@ export interface EdgeConfig {
   maxPipelined: number
   escapedSlashes: EscapedSlashes
   clientIp: { trustedProxies: string[], header: string | null }
+  /** The store of stale_if_error copies. */
+  cache: CacheConfig
 }
 
 /** Limits on the client side, enforced by the HTTP server itself. */

@@ -19,6 +19,7 @@ import type { BodyMeter } from './body.js'
 import type { Exchange } from './exchange.js'
 import { requestHeaders, responseHeaders, type HeaderRules } from './forward-headers.js'
 import type { SocketSink } from './sink.js'
+import { takeCopy, type CopyTaker, type StaleRoute } from './stale.js'
 
 /** What the proxy loop reads of an attempt once it is over. */
 export interface Outcome {
@@ -37,6 +38,8 @@ export interface AttemptSettings {
   responseTimeoutMs: number
   bodyIdleTimeoutMs: number
   originWriteTimeoutMs: number
+  /** Always online for this route; null: off. */
+  stale: StaleRoute | null
 }
 
 type TimerKind = 'response' | 'body' | 'write'
@@ -70,6 +73,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   /** The origin's status line and headers, held until its first body byte (see onResponseStart). */
   private held: { status: number, text: string, headers: string[] } | null = null
   private settle: ((a: Attempt) => void) | null = null
+  /** The copy Always online takes of this response as it streams; null: none. */
+  private copy: CopyTaker | null = null
   /** Made on the first backpressure: most responses never need it. */
   private resume: (() => void) | null = null
 
@@ -184,6 +189,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     // resets right after its headers still gets an honest 520, since nothing reached the
     // client yet.
     this.held = { status: statusCode, text, headers }
+    if (this.settings.stale !== null) this.copy = takeCopy(this.settings.stale, this.exchange, statusCode, text, origin, headers)
     this.arm('body', this.settings.bodyIdleTimeoutMs)
   }
 
@@ -191,6 +197,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     if (this.held === null) return
     this.timer?.refresh()
     if (!this.headersSent && !this.writeHead()) return
+    if (this.copy !== null && !this.copy.add(chunk)) this.copy = null
     const sink = this.exchange.sink
     if (!sink.write(chunk)) {
       controller.pause()
@@ -204,6 +211,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     if (this.held === null) return
     if (!this.headersSent && !this.writeHead()) return
     this.exchange.sink.end()
+    this.copy?.commit()
     this.ok = true
     this.finish(null)
   }

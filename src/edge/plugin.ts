@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Logger } from 'pino'
+import type { StaleStore } from '../cache/stale-store.js'
 import type { EdgeConfig } from '../config/schema.js'
 import type { MemberHealth } from '../origin/pool.js'
 import { handleRequest, handleUpgrade, runner } from './handle-request.js'
@@ -17,12 +18,14 @@ export type EdgeProxyOptions = EdgeConfig & EdgeHooks & {
   logger?: Logger
   /** Receives a function that reports every origin's health (metrics, admin). */
   exposeHealth?: (health: () => MemberHealth[]) => void
+  /** Always online's store, when the caller keeps it (admin); default one of the edge's own from `cache`. */
+  store?: StaleStore
   /** Receives a function that swaps in new routes and pools (SIGHUP). */
   exposeReload?: (reload: (edge: Pick<EdgeConfig, 'routes' | 'pools'>) => void) => void
 }
 
 export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: FastifyInstance, opts) => {
-  const edge = new EdgeRuntime(opts, opts.logger ?? (app.log as Logger), { onAccess: opts.onAccess, onFailure: opts.onFailure })
+  const edge = new EdgeRuntime(opts, opts.logger ?? (app.log as Logger), { onAccess: opts.onAccess, onFailure: opts.onFailure }, opts.store)
   const run = runner(edge)
   opts.exposeHealth?.(() => edge.snapshot())
   opts.exposeReload?.(next => edge.reload(next.routes, next.pools))

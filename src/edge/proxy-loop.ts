@@ -10,24 +10,29 @@
 //   transport and nginx do).
 
 import { CLIENT_ABORT_STATUS, classify, type Classification } from '../status/classify.js'
-import { PoolDownError, dialErrorIn } from '../status/errors.js'
+import { PoolDownError, dialErrorIn, type Phase } from '../status/errors.js'
 import type { OriginPool, PoolMember } from '../origin/pool.js'
-import { answerError, logFailure } from './answer.js'
+import { answerError, logFailure, type Behind } from './answer.js'
 import { Attempt } from './attempt.js'
 import type { Exchange } from './exchange.js'
 import type { EdgeRuntime } from './runtime.js'
+import { findCopy, sendCopy, type StaleRoute } from './stale.js'
 
 /** A request tries at most this many origins: the first, and one more when nothing was sent. */
 const MAX_ATTEMPTS = 2
 
 export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
   const pool = exchange.pool as OriginPool
+  const stale = (exchange.route as NonNullable<Exchange['route']>).settings.stale
+  if (stale?.serveWhenDown === true && staleWhileDown(edge, exchange, pool, stale)) return
   let failure: Classification | null = null
   let last: Attempt | null = null
   let again: PoolMember | null = null
   for (;;) {
     const member: PoolMember | null = again ?? pool.select(exchange.tried)
     if (member === null) break
+    // The attempt before this one answered nobody: its line says so.
+    if (failure !== null && last !== null) logFailure(edge, exchange, last, last.error, last.phase, failure, { served: 'none' })
     exchange.tried.push(member)
     const attempt = new Attempt(exchange, member, exchange.tried.length, again !== null)
     exchange.attempt = attempt
@@ -40,8 +45,17 @@ export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<voi
     if (next === null) break
     again = next === 'same origin' ? member : null
   }
-  if (failure !== null && last !== null) answerError(edge, exchange, failure, unread(exchange), { error: last.error, receivedStatus: last.originStatus === 0 ? null : last.originStatus })
+  if (failure !== null && last !== null) answerFailure(edge, exchange, last, last.error, last.phase, failure, { error: last.error, receivedStatus: last.originStatus === 0 ? null : last.originStatus })
   else if (exchange.tried.length === 0) poolDown(edge, exchange, pool)
+}
+
+/** The final failure's line, and its answer: the route's stored copy when Always online has one, else the error page. */
+function answerFailure (edge: EdgeRuntime, exchange: Exchange, attempt: Attempt | null, err: unknown, phase: Phase, c: Classification, behind: Behind): void {
+  const stale = (exchange.route as NonNullable<Exchange['route']>).settings.stale
+  const copy = stale === null ? null : findCopy(stale, exchange, c.status)
+  logFailure(edge, exchange, attempt, err, phase, c, { served: copy === null ? 'page' : 'stale' })
+  if (copy === null) answerError(edge, exchange, c, unread(exchange), behind)
+  else sendCopy(edge, exchange, stale as StaleRoute, copy, c, behind)
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
@@ -56,9 +70,10 @@ function tryAgain (exchange: Exchange, outcome: Attempt, c: Classification): 'an
 }
 
 /**
- * What a failed attempt means: its classification, with the origin's health and the
- * failure line; null when nothing is left to answer (the client left, its body was too
- * large, or the status was already on the wire).
+ * What a failed attempt means: its classification, with the origin's health; null when
+ * nothing is left to answer (the client left, its body was too large, or the status was
+ * already on the wire: then with its failure line). The caller writes the others' once it
+ * knows what the client gets.
  */
 function failed (edge: EdgeRuntime, exchange: Exchange, attempt: Attempt): Classification | null {
   const c = classify(attempt.error, attempt.phase)
@@ -74,9 +89,9 @@ function failed (edge: EdgeRuntime, exchange: Exchange, attempt: Attempt): Class
   }
   if (dialErrorIn(attempt.error) !== null) health.failed(attempt.error, attempt.phase)
   else if (attempt.originStatus === 0) health.released()
-  logFailure(edge, exchange, attempt, attempt.error, attempt.phase, c, { truncated: attempt.headersSent })
   if (attempt.headersSent) {
     // The status is on the wire: the only honest signal left is a cut connection.
+    logFailure(edge, exchange, attempt, attempt.error, attempt.phase, c, { truncated: true, served: 'none' })
     exchange.truncated = true
     exchange.sink.cut()
     return null
@@ -88,9 +103,24 @@ function failed (edge: EdgeRuntime, exchange: Exchange, attempt: Attempt): Class
 function poolDown (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool): void {
   const last = pool.downFailure()
   const err = new PoolDownError(pool.config.name, pool.members.length, last?.error ?? null, last?.phase ?? 'connect')
+  answerFailure(edge, exchange, null, err, 'connect', classify(err, 'connect'), { error: err, receivedStatus: null })
+}
+
+/**
+ * serve_when_down: every origin of the pool is resting after failures (down, or
+ * half-open and waiting for its one trial) and a copy can answer: it answers at once,
+ * without a dial or its timeout. A request with no copy goes on, and may be the trial.
+ */
+function staleWhileDown (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool, stale: StaleRoute): boolean {
+  const last = pool.restingFailure()
+  if (last === null) return false
+  const err = new PoolDownError(pool.config.name, pool.members.length, last.error, last.phase)
   const c = classify(err, 'connect')
-  logFailure(edge, exchange, null, err, 'connect', c)
-  answerError(edge, exchange, c, unread(exchange), { error: err, receivedStatus: null })
+  const copy = findCopy(stale, exchange, c.status)
+  if (copy === null) return false
+  logFailure(edge, exchange, null, err, 'connect', c, { served: 'stale' })
+  sendCopy(edge, exchange, stale, copy, c, { error: err, receivedStatus: null })
+  return true
 }
 
 /** Part of the request body was never read (the origin stopped reading it, or never got it): the connection cannot carry another request. */

@@ -13,6 +13,8 @@ export interface FailureExtras {
   injected?: boolean
   /** For an injected 522: the wait it stood for. */
   connectMs?: number
+  /** What the client got for this failure; default the error page. */
+  served?: FailureRecord['served']
 }
 
 const orNull = (ms: number | null): number | null => ms === null ? null : roundMs(ms)
@@ -84,6 +86,7 @@ export function failureLine (ctx: FailureContext, err: unknown, phase: Phase, c:
     source: localAddress === null ? null : { address: localAddress, port: localPort ?? 0 },
     truncated: extra.truncated ?? false,
     injected: extra.injected ?? false,
+    served: extra.served ?? 'page',
     route: ctx.route,
     pool: ctx.pool
   }

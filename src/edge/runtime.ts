@@ -4,6 +4,7 @@
 // the client-address trust, the per-route header rules, the loggers' hooks.
 
 import type { Logger } from 'pino'
+import { StaleStore } from '../cache/stale-store.js'
 import type { EdgeConfig, PoolConfig, RouteConfig } from '../config/schema.js'
 import type { AccessRecord, FailureRecord } from '../log.js'
 import { HealthStore, type OriginHealth } from '../origin/health.js'
@@ -17,6 +18,7 @@ import { compileTrust, type Trust } from './client-ip.js'
 import type { ActiveRoute } from './exchange.js'
 import { headerRules, type EdgeFlags, type EdgeIdentity, type HeaderRules } from './forward-headers.js'
 import { Router } from './router.js'
+import { staleRoute } from './stale.js'
 
 export interface EdgeHooks {
   /** Called with every failure record (the admin listener keeps them by ray id). */
@@ -49,15 +51,18 @@ export class EdgeRuntime {
   readonly identity: EdgeIdentity
   /** The edge's own headers for an answer that has no route (404, refusals). */
   readonly bare: Pick<HeaderRules, 'rayHeader' | 'edgeName' | 'responseExtra' | 'flags'>
+  /** Always online's copies: one store for the process, kept across reloads. */
+  readonly cache: StaleStore
   private readonly health = new HealthStore()
 
-  constructor (readonly config: EdgeConfig, readonly log: Logger, readonly hooks: EdgeHooks) {
+  constructor (readonly config: EdgeConfig, readonly log: Logger, readonly hooks: EdgeHooks, store?: StaleStore) {
     this.pages = new ErrorPages(config.edgeName)
     this.proxyStatus = new ProxyStatus({ edgeName: config.edgeName })
     this.access = new AccessLog(log, config.logFields)
     this.trust = compileTrust(config.clientIp.trustedProxies)
     this.identity = { rayHeader: config.rayHeader, edgeName: config.edgeName, clientIpHeader: config.clientIp.header }
     this.bare = { rayHeader: config.rayHeader, edgeName: config.edgeName, responseExtra: [], flags: this.flags }
+    this.cache = store ?? new StaleStore(config.cache.maxBytes, config.cache.maxEntryBytes)
     this.state = this.build(config.routes, config.pools)
   }
 
@@ -89,16 +94,18 @@ export class EdgeRuntime {
     }
     const active = routes.map(route => {
       const pool = pools.get(route.pool) as OriginPool
+      const headers = headerRules(route, this.identity, this.flags, this.config.receivedStatus ? this.proxyStatus : null)
       return {
         host: route.host,
         path: route.path,
         config: route,
         pool,
         settings: {
-          headers: headerRules(route, this.identity, this.flags, this.config.receivedStatus ? this.proxyStatus : null),
+          headers,
           responseTimeoutMs: route.pool.responseTimeoutMs,
           bodyIdleTimeoutMs: this.config.bodyIdleTimeoutMs,
-          originWriteTimeoutMs: this.config.originWriteTimeoutMs
+          originWriteTimeoutMs: this.config.originWriteTimeoutMs,
+          stale: staleRoute(route, this.cache, headers)
         }
       }
     })

@@ -62,6 +62,16 @@ export class OriginPool {
     return last
   }
 
+  /** When no origin is up (each down, or half-open after its rest): a failure of one of them. */
+  restingFailure (): OriginHealth['lastFailure'] {
+    let last: OriginHealth['lastFailure'] = null
+    for (const m of this.members) {
+      if (m.health.state() === 'up') return null
+      last ??= m.health.lastFailure
+    }
+    return last
+  }
+
   snapshot (): MemberHealth[] {
     return this.members.map(m => {
       const state = m.health.state()

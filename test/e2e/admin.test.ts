@@ -8,6 +8,7 @@ import { createMetrics } from '../../src/admin/metrics.js'
 import { RayStore } from '../../src/admin/rays.js'
 import { startAdmin } from '../../src/admin/server.js'
 import { localView } from '../../src/admin/view.js'
+import { StaleStore } from '../../src/cache/stale-store.js'
 import { resolve, validate } from '../../src/config/load.js'
 import { refusedOrigin } from '../../src/lab/faults.js'
 import { createLogger, type FailureRecord } from '../../src/log.js'
@@ -40,7 +41,7 @@ t.test('admin listener: health, readiness, metrics and ray lookup for a 521', as
   t.teardown(() => app.close())
 
   let ready = true
-  const admin = await startAdmin({ host: '127.0.0.1', port: 0, view: localView({ registry: metrics.registry, rays, ready: () => ready }), logger })
+  const admin = await startAdmin({ host: '127.0.0.1', port: 0, view: localView({ registry: metrics.registry, rays, cache: new StaleStore(0, 0), ready: () => ready }), logger })
   t.teardown(() => admin.close())
   t.match(admin.url, /^http:\/\/127\.0\.0\.1:\d+$/, 'loopback, on a port of its own')
   t.not(admin.url, proxyUrl)

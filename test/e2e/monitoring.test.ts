@@ -6,6 +6,8 @@
 
 import { spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -57,7 +59,10 @@ function documented (): { metrics: Map<string, { type: string, labels: string[] 
 t.test('monitoring assets against a live --workers 2 proxy', async t => {
   const healthy = await healthyOrigin()
   const refused = await refusedOrigin()
-  t.teardown(async () => { await healthy.close(); await refused.close() })
+  // An origin that goes away once its page is stored: Always online's answers.
+  const going = http.createServer((_req, res) => { res.end('kept') })
+  await new Promise<void>(resolve => going.listen({ host: '127.0.0.1', port: 0 }, resolve))
+  t.teardown(async () => { await healthy.close(); await refused.close(); going.close() })
   const file = `${t.testdir({})}/config.yaml`
   writeFileSync(file, [
     'pools:',
@@ -65,11 +70,18 @@ t.test('monitoring assets against a live --workers 2 proxy', async t => {
     'routes:',
     '  - { name: pool, path: /pool, pool: web }',
     `  - { name: down, path: /down, origin: "${refused.url}" }`,
+    `  - { name: stale, path: /stale, origin: "http://127.0.0.1:${(going.address() as AddressInfo).port}", stale_if_error: {} }`,
     `  - { name: ok, origin: "${healthy.url}" }`
   ].join('\n') + '\n')
   const p = await startWorkers(['--config', file], 2)
   t.teardown(() => { p.child.kill('SIGKILL') })
   for (const path of ['/pool/a', '/pool/b', '/down/c', '/ok/d', '/ok/e', '/down/f']) await get(`${p.listen}${path}`, { fresh: true })
+  // Fresh connections take turns between the workers: each stores the page, then answers from it.
+  for (let i = 0; i < 4; i++) await get(`${p.listen}/stale/page`, { fresh: true })
+  await new Promise<void>(resolve => { going.close(() => resolve()); going.closeAllConnections() })
+  const stale = await get(`${p.listen}/stale/page`, { fresh: true })
+  t.equal(stale.body, 'kept', 'answered from the copy')
+  await p.waitFor(accessFor(rayOf(stale)))
   const failed = await get(`${p.listen}/down/ray`, { fresh: true })
   await p.waitFor(accessFor(rayOf(failed)))
   const text = (await get(`${p.admin}/metrics`)).body

@@ -44,6 +44,7 @@ function failure (over: Partial<FailureRecord> = {}): FailureRecord {
     source: null,
     truncated: false,
     injected: false,
+    served: 'page',
     route: 'web',
     pool: 'web',
     ...over
@@ -71,6 +72,7 @@ t.test('names, types and help are all there, on a registry of its own', async t 
     ['highproxy_request_duration_seconds', 'histogram'],
     ['highproxy_origin_requests_total', 'counter'],
     ['highproxy_origin_failures_total', 'counter'],
+    ['highproxy_stale_served_total', 'counter'],
     ['highproxy_origin_connect_seconds', 'histogram'],
     ['highproxy_origin_ttfb_seconds', 'histogram'],
     ['highproxy_origin_requests_in_flight', 'gauge'],
@@ -143,6 +145,18 @@ t.test('failure records: failures by status and phase; connect times of failed d
   t.equal(sample(text, 'highproxy_origin_connect_seconds_bucket{le="30"}'), 3)
   t.equal(sample(text, 'highproxy_origin_connect_seconds_bucket{le="+Inf"}'), 3)
   t.equal(sample(text, 'highproxy_requests_total{status="521",route="web"}'), undefined, 'failures are not requests')
+})
+
+t.test('stale answers: counted by route and the status they replaced, and still as origin failures', async t => {
+  const metrics = createMetrics({ originHealth: noHealth })
+  metrics.observeFailure(failure({ served: 'stale' }))
+  metrics.observeFailure(failure({ served: 'stale', edge_status: 522 }))
+  metrics.observeFailure(failure({ served: 'page' }))
+  metrics.observeFailure(failure({ served: 'none' }))
+  const text = await metrics.registry.metrics()
+  t.equal(sample(text, 'highproxy_stale_served_total{route="web",status="521"}'), 1)
+  t.equal(sample(text, 'highproxy_stale_served_total{route="web",status="522"}'), 1)
+  t.equal(sample(text, 'highproxy_origin_failures_total{status="521",phase="connect",pool="web",origin="127.0.0.1:1"}'), 3)
 })
 
 t.test('origin health is read at each scrape, labelled host:port; a removed origin disappears', async t => {

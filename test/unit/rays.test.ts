@@ -24,6 +24,7 @@ function record (ray: string, attempt = 1, status = 521): FailureRecord {
     source: null,
     truncated: false,
     injected: false,
+    served: 'page',
     route: 'default'
   }
 }
