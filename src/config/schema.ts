@@ -9,10 +9,10 @@ import { LOG_FIELDS, type LogFields } from '../log-schema.js'
 const Duration = (def: string | undefined, description: string) =>
   Type.String({
     // Zero is refused: a 0 ms connect timeout fails every request, a 0 ms response timeout means none.
-    pattern: '^(?!0+(\\.0+)?(ms|s|m)$)[0-9]+(\\.[0-9]+)?(ms|s|m)$',
+    pattern: '^(?!0+(\\.0+)?(ms|s|m|h)$)[0-9]+(\\.[0-9]+)?(ms|s|m|h)$',
     ...(def === undefined ? {} : { default: def }),
     description,
-    errorMessage: 'a duration above zero like 500ms, 15s or 2m'
+    errorMessage: 'a duration above zero like 500ms, 15s, 2m or 1h'
   })
 
 const OriginUrl = Type.String({ format: 'origin-url', description: 'http:// or https:// URL of an origin' })
@@ -98,7 +98,7 @@ const PoolSchema = Type.Object({
 const STALE_STATUSES = [520, 521, 522, 523, 524, 525, 526, 530, 502, 503]
 
 const StaleIfErrorSchema = Type.Object({
-  max_age: Duration('60m', 'a stored copy this old or younger may answer for a failing origin (the origin\'s own stale-if-error window also counts)'),
+  max_age: Duration('1h', 'a stored copy this old or younger may answer for a failing origin (the origin\'s own stale-if-error window also counts)'),
   statuses: Type.Array(Type.Union(STALE_STATUSES.map(s => Type.Literal(s)), { errorMessage: `an edge status: one of ${STALE_STATUSES.join(', ')}` }), {
     default: [520, 521, 522, 523, 524, 525, 530], minItems: 1, uniqueItems: true, description: 'edge statuses answered with the stored copy instead of the error page'
   }),

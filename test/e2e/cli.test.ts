@@ -183,7 +183,7 @@ t.test('bad configuration exits 2 with one stderr line naming the key or file', 
   })
   // Each kind once (every key and problem is covered in test/unit/config.test.ts).
   const cases: Array<{ name: string, args?: string[], env?: Env, names: Array<string | RegExp> }> = [
-    { name: '--connect-timeout 15x', args: ['--connect-timeout', '15x'], names: ['timeouts.connect', '--connect-timeout', '"15x"', '500ms, 15s or 2m'] },
+    { name: '--connect-timeout 15x', args: ['--connect-timeout', '15x'], names: ['timeouts.connect', '--connect-timeout', '"15x"', '500ms, 15s, 2m or 1h'] },
     { name: '--port abc', args: ['--port', 'abc'], names: ['listen.port', '--port', '"abc"'] },
     { name: 'HIGHPROXY_ORIGIN=ftp://x', env: { HIGHPROXY_ORIGIN: 'ftp://x' }, names: [/config origin /, 'HIGHPROXY_ORIGIN', '"ftp://x"'] },
     { name: '--config /nonexistent.yaml', args: ['--config', '/nonexistent.yaml'], names: ['/nonexistent.yaml', 'ENOENT'] },

@@ -83,7 +83,7 @@ const STALE = /^HPX;hit;ttl=-?\d+;detail=stale-if-error$/
 t.test('521: a page cached while healthy answers once the origin refuses', async t => {
   const o = await origin()
   t.teardown(() => o.close())
-  const proxy = await startProxy({ cache: { max_entry_bytes: 1024 }, routes: [{ name: 'site', origin: o.url, stale_if_error: { max_age: '60m' } }] })
+  const proxy = await startProxy({ cache: { max_entry_bytes: 1024 }, routes: [{ name: 'site', origin: o.url, stale_if_error: { max_age: '1h' } }] })
   t.teardown(() => proxy.close())
 
   const healthy = await get(`${proxy.url}/page`)
