@@ -8,6 +8,7 @@ import { resolve, validate } from '../src/config/load.js'
 import type { Config } from '../src/config/schema.js'
 import { createLogger } from '../src/log.js'
 import { buildServer } from '../src/server.js'
+import { TlsFront } from '../src/front/tls-listener.js'
 
 export type LogLine = Record<string, any>
 
@@ -26,7 +27,7 @@ export interface TestProxy {
   close: () => Promise<void>
 }
 
-/** Starts a proxy from a config-file-shaped object (it goes through the real schema). */
+/** Starts a proxy from a config-file-shaped object (it goes through the real schema); with listen.tls, an HTTPS one. */
 export async function startProxy (raw: Record<string, unknown>): Promise<TestProxy> {
   const config = resolve(validate(raw), false)
   const logs: LogLine[] = []
@@ -48,11 +49,12 @@ export async function startProxy (raw: Record<string, unknown>): Promise<TestPro
   })
   const logger = createLogger('info', 'json', sink)
   let reload: ((edge: Config['edge']) => void) | null = null
-  const app = await buildServer({ ...config.edge, exposeReload: r => { reload = r } }, logger, config.client)
+  const front = config.front === null ? null : new TlsFront(config.front, logger)
+  const app = await buildServer({ ...config.edge, exposeReload: r => { reload = r } }, logger, config.client, front)
   await app.listen({ host: '127.0.0.1', port: 0, backlog: config.listen.backlog })
   const port = (app.server.address() as AddressInfo).port
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${front === null ? 'http' : 'https'}://127.0.0.1:${port}`,
     port,
     app,
     config,

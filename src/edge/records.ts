@@ -51,7 +51,8 @@ export function failureRecord (exchange: Exchange, attempt: Attempt | null, err:
     truncated: extra.truncated ?? false,
     injected: extra.injected ?? false,
     route: exchange.route?.config.name ?? null,
-    pool: exchange.pool?.config.name ?? null
+    pool: exchange.pool?.config.name ?? null,
+    client: exchange.client.log
   }
 }
 
@@ -70,7 +71,8 @@ export function accessRecord (exchange: Exchange, status: number): AccessRecord 
     ttfb_ms: orNull(attempt?.ttfbMs ?? null),
     connect_ms: attempt?.fresh === true ? attempt.connection?.info.timings.connect_ms ?? null : null,
     pool: exchange.pool?.config.name ?? null,
-    origin: attempt?.member.origin ?? null
+    origin: attempt?.member.origin ?? null,
+    client: exchange.client.log
   }
   if (exchange.refused !== null) record.refused = exchange.refused
   return record

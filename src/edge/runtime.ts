@@ -15,7 +15,7 @@ import { ProxyStatus } from '../page/proxy-status.js'
 import { AccessLog } from './access-log.js'
 import { compileTrust, type Trust } from './client-ip.js'
 import type { ActiveRoute } from './exchange.js'
-import { headerRules, type EdgeFlags, type EdgeIdentity, type HeaderRules } from './forward-headers.js'
+import { edgeResponseHeaders, headerRules, type EdgeFlags, type EdgeIdentity, type HeaderRules } from './forward-headers.js'
 import { Router } from './router.js'
 
 export interface EdgeHooks {
@@ -57,7 +57,7 @@ export class EdgeRuntime {
     this.access = new AccessLog(log, config.logFields)
     this.trust = compileTrust(config.clientIp.trustedProxies)
     this.identity = { rayHeader: config.rayHeader, edgeName: config.edgeName, clientIpHeader: config.clientIp.header }
-    this.bare = { rayHeader: config.rayHeader, edgeName: config.edgeName, responseExtra: [], flags: this.flags }
+    this.bare = { rayHeader: config.rayHeader, edgeName: config.edgeName, responseExtra: edgeResponseHeaders(config.hsts), flags: this.flags }
     this.state = this.build(config.routes, config.pools)
   }
 
@@ -95,7 +95,7 @@ export class EdgeRuntime {
         config: route,
         pool,
         settings: {
-          headers: headerRules(route, this.identity, this.flags, this.config.receivedStatus ? this.proxyStatus : null),
+          headers: headerRules(route, this.identity, this.flags, this.config.receivedStatus ? this.proxyStatus : null, this.bare.responseExtra),
           responseTimeoutMs: route.pool.responseTimeoutMs,
           bodyIdleTimeoutMs: this.config.bodyIdleTimeoutMs,
           originWriteTimeoutMs: this.config.originWriteTimeoutMs

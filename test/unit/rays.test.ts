@@ -24,7 +24,8 @@ function record (ray: string, attempt = 1, status = 521): FailureRecord {
     source: null,
     truncated: false,
     injected: false,
-    route: 'default'
+    route: 'default',
+    client: { protocol: 'HTTP/1.1', tls_protocol: null, tls_cipher: null }
   }
 }
 
