@@ -56,7 +56,8 @@ function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: IncomingMessage, s
   const client = clientFacts(req, edge.trust, linkOf(req.socket, req.httpVersion))
   const exchange = new Exchange(ray, req, sink, client, connection, splitTarget(req.url ?? '/'))
   sink.onClose(() => finish(edge, exchange))
-  if (admit) connection.admit(exchange)
+  // A stream reset before its request got here is over already: no origin sees it.
+  if (admit && !exchange.finished) connection.admit(exchange)
   return exchange
 }
 

@@ -12,6 +12,11 @@ import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { Http2Limits } from '../config/schema.js'
 
+/** How long a client told GOAWAY may take to leave before its connection is destroyed. */
+const GOAWAY_GRACE_MS = 1000
+
+const destroy = (session: Http2Session): void => { session.destroy() }
+
 interface Budget { windowStart: number, resets: number, guard: ResetGuard }
 
 const kBudget = Symbol('highproxy.resetBudget')
@@ -40,13 +45,21 @@ export class ResetGuard {
       why: 'a client resetting streams in a loop (HTTP/2 rapid reset, CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM, connection closed',
       client: { address: session.socket?.remoteAddress ?? null, port: session.socket?.remotePort ?? null }
     })
+    // GOAWAY, then a close that lets the client see it (a destroy at once drops the
+    // frame); a client that ignores it and holds its streams is cut a moment later.
     session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM)
-    session.destroy()
+    session.close()
+    setTimeout(destroy, GOAWAY_GRACE_MS, session).unref()
   }
 }
 
-function watchStream (stream: ServerHttp2Stream): void {
-  stream.once('aborted', onAborted)
+/**
+ * Node announces a stream a tick after its HEADERS; a RST_STREAM read in the same chunk
+ * has aborted it by then, before the edge could touch it: the client's reset.
+ */
+function watchStream (this: Guarded, stream: ServerHttp2Stream): void {
+  if (stream.aborted) clientReset(this)
+  else stream.once('aborted', onAborted)
 }
 
 /**
@@ -55,8 +68,10 @@ function watchStream (stream: ServerHttp2Stream): void {
  * client sent RST_STREAM.
  */
 function onAborted (this: ServerHttp2Stream): void {
-  if (this.destroyed) return
-  const session = this.session as Guarded | undefined
+  if (!this.destroyed) clientReset(this.session as Guarded | undefined)
+}
+
+function clientReset (session: Guarded | undefined): void {
   const budget = session?.[kBudget]
   if (session !== undefined && budget !== undefined) budget.guard.reset(session, budget)
 }
