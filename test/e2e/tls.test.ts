@@ -3,8 +3,10 @@
 // origin hears X-Forwarded-Proto: https, and the access line names the client's TLS.
 // Real clients only: curl, Node's TLS and HTTP/2 clients; certificates made now.
 
+import { createHash } from 'node:crypto'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
+import tlsClient from 'node:tls'
 import t from 'tap'
 import { Value } from '@sinclair/typebox/value'
 import { AccessRecordSchema, LogpushRecordSchema } from '../../src/log-schema.js'
@@ -145,4 +147,42 @@ t.test('Strict-Transport-Security on every TLS answer when configured, proxied o
   t.equal(plainAnswer.headers['strict-transport-security'], undefined, 'none unless configured')
   const access = await hsts.waitForLog(accessFor(String(ok.headers['cf-ray']).slice(0, 16)))
   t.equal(access.status, 200)
+})
+
+t.test('a WebSocket upgrade over TLS (HTTP/1.1 by ALPN) is proxied and bytes flow both ways', async t => {
+  const ws = http.createServer((_req, res) => res.end('not a websocket\n'))
+  const sockets = new Set<Socket>()
+  ws.on('upgrade', (req, socket: Socket) => {
+    sockets.add(socket)
+    const accept = createHash('sha1').update(String(req.headers['sec-websocket-key']) + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\nx-saw-proto: ${String(req.headers['x-forwarded-proto'])}\r\n\r\n`)
+    socket.pipe(socket)
+  })
+  await new Promise<void>(resolve => ws.listen(0, '127.0.0.1', resolve))
+  const wsProxy = await startProxy({ origin: `http://127.0.0.1:${(ws.address() as AddressInfo).port}`, listen: { tls: tlsConfig } })
+  t.teardown(async () => { await wsProxy.close(); for (const s of sockets) s.destroy(); ws.close() })
+  const socket = tlsClient.connect({ host: '127.0.0.1', port: wsProxy.port, ca: pki.ca.cert, servername: 'localhost', ALPNProtocols: ['http/1.1'] })
+  await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
+  socket.write('GET /chat HTTP/1.1\r\nhost: localhost\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n')
+  const head = await new Promise<string>(resolve => {
+    let buf = ''
+    const onData = (d: Buffer): void => {
+      buf += d.toString()
+      if (!buf.includes('\r\n\r\n')) return
+      socket.off('data', onData)
+      resolve(buf)
+    }
+    socket.on('data', onData)
+  })
+  t.match(head, /^HTTP\/1.1 101/)
+  t.match(head, /x-saw-proto: https/, 'the origin heard X-Forwarded-Proto: https')
+  const echoed = await new Promise<string>(resolve => {
+    socket.once('data', d => resolve(d.toString()))
+    socket.write('hello over TLS')
+  })
+  t.equal(echoed, 'hello over TLS')
+  socket.destroy()
+  const access = await wsProxy.waitForLog(l => l.msg === 'access' && l.status === 101)
+  t.equal(access.client.protocol, 'HTTP/1.1')
+  t.match(access.client.tls_protocol, /^TLSv1\.[23]$/)
 })
