@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { CONFIG_SETTING, SETTINGS, loadConfig } from './config/load.js'
-import type { Config } from './config/schema.js'
+import type { Config, FrontDoor } from './config/schema.js'
 import { startDemo, type Demo } from './demo.js'
 import cluster from 'node:cluster'
 import type { Logger } from 'pino'
@@ -20,6 +20,7 @@ import { createLogger } from './log.js'
 import { hangupMeans, onShutdown, tolerateLostOutput } from './lifecycle.js'
 import type { MemberHealth } from './origin/pool.js'
 import { buildServer } from './server.js'
+import { startFront, type Front } from './front/start.js'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -77,15 +78,17 @@ function loadOrExit (flags: Record<string, string | boolean | undefined>): Confi
 }
 
 function printDemo (config: Config, demo: Demo, base: string): void {
+  // A self-signed certificate is trusted by nobody: curl needs -k.
+  const curl = base.startsWith('https:') ? 'curl -ik' : 'curl -i'
   const lines = [
     '',
     `highproxy demo: the proxy on ${base} in front of a built-in origin and a real fault lab`,
     `connect timeout ${config.connectTimeoutMs} ms, response timeout ${config.responseTimeoutMs} ms`,
     '',
     'Try:',
-    ...demo.links.map(l => `${`  curl -i ${base}${l.path}`.padEnd(48)}  ` +
+    ...demo.links.map(l => `${`  ${curl} ${base}${l.path}`.padEnd(48)}  ` +
       `${l.status ?? 200}  ${l.available ? l.description : `unavailable here: ${l.reason ?? ''}`}`),
-    `  curl -i -H 'accept: application/json' ${base}/lab/522`,
+    `  ${curl} -H 'accept: application/json' ${base}/lab/522`,
     `  open ${base}/lab in a browser for the list`,
     ''
   ]
@@ -99,15 +102,18 @@ type Flags = Record<string, string | boolean | undefined>
  * and the old config kept — also one that routes nothing (empty, or caught half-written
  * during a deploy), which would answer every request 404.
  */
-function reloader (flags: Flags, logger: Logger, reload: (edge: Config['edge']) => void): () => void {
+function reloader (flags: Flags, logger: Logger, reload: (edge: Config['edge']) => void,
+  reloadFront: (front: FrontDoor | null) => void): () => void {
   return () => {
     try {
+      // Certificates are read and checked here too: a bad one refuses the whole reload.
       const next = loadConfig({ flags, env: process.env, isTTY: process.stdout.isTTY === true })
       if (next.edge.routes.length === 0) {
         logger.error({ error: 'it has no routes and no origin' }, 'config reload rejected, old config kept')
         return
       }
       reload(next.edge)
+      reloadFront(next.front)
       logger.info({ routes: describeRoutes(next) }, 'config reloaded')
     } catch (err) {
       const e = err as { code?: string, message: string }
@@ -127,7 +133,8 @@ const describeRoutes = (config: Config): string[] =>
 async function serve (flags: Flags): Promise<void> {
   let config = loadOrExit(flags)
   const logger = createLogger(config.log.level, config.log.format)
-  const hangup = hangupMeans((flags[CONFIG_SETTING.flag] as string | undefined) ?? process.env[CONFIG_SETTING.env])
+  const hangup = hangupMeans((flags[CONFIG_SETTING.flag] as string | undefined) ?? process.env[CONFIG_SETTING.env],
+    config.front !== null && !config.front.selfsigned)
   if (config.workers > 1 && cluster.isPrimary) {
     const { host, port } = config.admin
     await runPrimary(config.workers, logger, config.admin, hangup).catch(err => fail(listenProblem(' (admin)', host, port, err), EXIT_RUNTIME))
@@ -155,6 +162,7 @@ async function serve (flags: Flags): Promise<void> {
     config = demo.config
   }
 
+  const front: Front | null = config.front === null ? null : await startFront(config.front, logger)
   const app = await buildServer({
     ...config.edge,
     onAccess: metrics.observeAccess,
@@ -162,7 +170,7 @@ async function serve (flags: Flags): Promise<void> {
     store,
     exposeHealth: h => { health = h },
     exposeReload: r => { reload = r }
-  }, logger, config.client)
+  }, logger, config.client, front?.tls ?? null)
 
   const failListen = async (what: string, host: string, port: number, err: unknown): Promise<never> => {
     await app.close()
@@ -186,18 +194,22 @@ async function serve (flags: Flags): Promise<void> {
 
   const address = app.server.address()
   const base = typeof address === 'object' && address !== null
-    ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+    ? `${front === null ? 'http' : 'https'}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
     : String(address)
+  if (front !== null && typeof address === 'object' && address !== null) {
+    await front.listenRedirect(address.port, config.edge).catch(err =>
+      failListen(' (redirect)', config.front?.redirect?.host ?? '', config.front?.redirect?.port ?? 0, err))
+  }
   if (demo !== null && cluster.isPrimary) printDemo(config, demo, base)
-  logger.info({ listen: base, admin: admin?.url ?? null, pid: process.pid, routes: describeRoutes(config) }, 'highproxy listening')
+  logger.info({ listen: base, admin: admin?.url ?? null, redirect: front?.redirectUrl ?? null, pid: process.pid, routes: describeRoutes(config), ...front?.describe() }, 'highproxy listening')
   if (cluster.isWorker) tellPrimary('listening')
 
-  onShutdown({ graceMs: config.shutdownGraceMs, logger, hangup, reload: reloader(flags, logger, reload) }, async ({ signal, err }) => {
+  onShutdown({ graceMs: config.shutdownGraceMs, logger, hangup, reload: reloader(flags, logger, reload, next => front?.reload(next)) }, async ({ signal, err }) => {
     draining = true
     if (cluster.isWorker) tellPrimary('draining')
     if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')
     else logger.info({ signal, grace_ms: config.shutdownGraceMs }, 'draining: no new connections, in-flight requests finish')
-    await app.close()
+    await Promise.all([app.close(), front?.close()])
     await admin?.close()
     await demo?.close()
     logger.info('stopped')

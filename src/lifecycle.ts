@@ -1,8 +1,9 @@
 // How a highproxy process stops, and what the signals it gets mean:
 //   SIGTERM, SIGINT   drain: no new connections, in-flight requests finish within the grace;
 //                     a second one exits at once (close-with-grace)
-//   SIGHUP            with a config file: reload it. With nothing to reload (the demo, or
-//                     flags only) it is what its name says, a hang-up: the terminal that
+//   SIGHUP            with a config file: reload it; with TLS certificate files (from flags
+//                     too), read them again. With nothing to reload (the demo, or plain
+//                     flags) it is what its name says, a hang-up: the terminal that
 //                     started the process is gone, so it stops like SIGTERM.
 // Fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP) keep their default
 // action. close-with-grace listens to them too; a JavaScript listener on a fault signal
@@ -19,9 +20,9 @@ export const FAULT_SIGNALS = ['SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL', 'SIGABRT'
 
 export type Hangup = 'reload' | 'stop'
 
-/** SIGHUP reloads only when there is a config file to read again. */
-export const hangupMeans = (configFile: string | undefined): Hangup =>
-  configFile === undefined || configFile === '' ? 'stop' : 'reload'
+/** SIGHUP reloads only when there is a config file, or certificate files, to read again. */
+export const hangupMeans = (configFile: string | undefined, certificateFiles = false): Hangup =>
+  (configFile === undefined || configFile === '') && !certificateFiles ? 'stop' : 'reload'
 
 export interface ShutdownOptions {
   graceMs: number

@@ -43,6 +43,13 @@ export const TimingsSchema = Type.Object({
   total_ms: Type.Number({ description: "from the request's arrival to this line (ms)" })
 })
 
+/** How the client reached the edge: the same on every line of one connection. */
+export const ClientRecordSchema = Type.Object({
+  protocol: Type.String({ description: 'HTTP/1.1, HTTP/1.0 or HTTP/2' }),
+  tls_protocol: orNull(Type.String(), "the client connection's TLS version (TLSv1.3, TLSv1.2); null over plain HTTP"),
+  tls_cipher: orNull(Type.String(), 'its cipher (OpenSSL name); null over plain HTTP')
+}, { description: 'how the client reached the edge' })
+
 export const FailureRecordSchema = Type.Object({
   msg: Type.Literal('origin failure'),
   edge_status: Type.Integer({ description: 'the status this failure maps to (520-526, 530, 502)' }),
@@ -68,7 +75,8 @@ export const FailureRecordSchema = Type.Object({
   injected: Type.Boolean({ description: 'a fault injected by x-highproxy-fault' }),
   served: oneOf(['page', 'stale', 'none'], "what the client got for this failure: the edge's error page, the route's stored copy (Always online), or none (another attempt followed, or the connection was cut)"),
   route: orNull(Type.String(), 'route name'),
-  pool: orNull(Type.String(), "the route's pool (a single origin: is a pool of its own)")
+  pool: orNull(Type.String(), "the route's pool (a single origin: is a pool of its own)"),
+  client: ClientRecordSchema
 })
 
 export const AccessRecordSchema = Type.Object({
@@ -85,7 +93,8 @@ export const AccessRecordSchema = Type.Object({
   connect_ms: ms('TCP connect of the origin connection, when this request opened it'),
   pool: orNull(Type.String(), 'pool name'),
   origin: orNull(Type.String(), "the last attempt's origin"),
-  refused: Type.Optional(Type.String({ description: 'the rule that refused the request before any origin saw it' }))
+  refused: Type.Optional(Type.String({ description: 'the rule that refused the request before any origin saw it' })),
+  client: ClientRecordSchema
 })
 
 /** An integer of milliseconds, as every Logpush `*Ms` field is. */
@@ -142,6 +151,7 @@ export const LogpushRecordSchema = Type.Object({
   ClientRequestUserAgent: Type.String({ description: 'User agent reported by the client' }),
   ClientRequestReferer: Type.String({ description: 'HTTP request referrer' }),
   ClientSSLProtocol: Type.String({ description: 'Client SSL (TLS) protocol; none when SSL was not used' }),
+  ClientSSLCipher: Type.String({ description: 'Client SSL cipher; NONE when SSL was not used' }),
   highproxy: HighproxyFactsSchema
 })
 
@@ -149,6 +159,7 @@ export type DialAttempt = Static<typeof DialAttemptSchema>
 export type Timings = Static<typeof TimingsSchema>
 export type FailureRecord = Static<typeof FailureRecordSchema>
 export type AccessRecord = Static<typeof AccessRecordSchema>
+export type ClientRecord = Static<typeof ClientRecordSchema>
 export type HighproxyFacts = Static<typeof HighproxyFactsSchema>
 export type LogpushRecord = Static<typeof LogpushRecordSchema>
 

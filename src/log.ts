@@ -5,7 +5,7 @@ import pino, { type Logger } from 'pino'
 import { BatchedStdout } from './log-stream.js'
 import { prettyStream } from './pretty-log.js'
 
-export type { AccessRecord, FailureRecord, LogFields, LogpushRecord, Timings } from './log-schema.js'
+export type { AccessRecord, ClientRecord, FailureRecord, LogFields, LogpushRecord, Timings } from './log-schema.js'
 
 export type LogFormat = 'json' | 'pretty'
 

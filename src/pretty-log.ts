@@ -55,7 +55,12 @@ function fromLogpush (r: LogpushRecord): AccessRecord {
     ttfb_ms: null,
     connect_ms: null,
     pool: r.highproxy.pool,
-    origin: r.highproxy.origin
+    origin: r.highproxy.origin,
+    client: {
+      protocol: r.ClientRequestProtocol,
+      tls_protocol: r.ClientSSLProtocol === 'none' ? null : r.ClientSSLProtocol,
+      tls_cipher: r.ClientSSLCipher === 'NONE' ? null : r.ClientSSLCipher
+    }
   }
 }
 

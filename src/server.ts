@@ -2,7 +2,9 @@
 
 import { METHODS, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
+import type { Server } from 'node:http'
+import type { Http2SecureServer } from 'node:http2'
 import type { Logger } from 'pino'
 import { edgeProxy, type EdgeProxyOptions } from './edge/plugin.js'
 import { newRayId } from './edge/ray.js'
@@ -13,25 +15,33 @@ import { rawResponse } from './page/raw-response.js'
 import { ProxyStatus } from './page/proxy-status.js'
 import { resolve, validate } from './config/load.js'
 import type { ClientLimits } from './config/schema.js'
+import type { TlsFront, Http1Settings } from './front/tls-listener.js'
+import { connectOverHttp2 } from './front/http2-connect.js'
 
 /** Client-side limits from the schema's defaults, for callers that give none. */
 const defaultClientLimits = (): ClientLimits => resolve(validate({}), false).client
 
+/** `front`: serve HTTPS (and HTTP/2) with these certificates; null: plain HTTP/1.1. */
 export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logger: Logger,
-  client: ClientLimits = defaultClientLimits()): Promise<FastifyInstance> {
+  client: ClientLimits = defaultClientLimits(), front: TlsFront | null = null): Promise<FastifyInstance> {
   const refusals = { access: new AccessLog(logger, edge.logFields), rayHeader: edge.rayHeader, edgeName: edge.edgeName, proxyStatus: new ProxyStatus({ edgeName: edge.edgeName }) }
+  const http1: Http1Settings = {
+    maxHeaderSize: client.maxHeaderBytes,
+    headersTimeout: client.headersTimeoutMs,
+    requestTimeout: client.requestTimeoutMs,
+    keepAliveTimeout: client.keepAliveTimeoutMs,
+    // Node checks the two timeouts above on this interval; its 30 s default lets a
+    // slowloris client keep a socket up to 30 s past the limit.
+    connectionsCheckingInterval: Math.min(1000, client.headersTimeoutMs),
+    // Node answers a request without Host with a bare 400 of its own; the edge's has a
+    // ray id and an access line (admit.ts).
+    requireHostHeader: false
+  }
+  // One instance type for both: the edge uses only what HTTP/1.1 and HTTP/2 servers share.
   const app = Fastify({
-    http: {
-      maxHeaderSize: client.maxHeaderBytes,
-      headersTimeout: client.headersTimeoutMs,
-      requestTimeout: client.requestTimeoutMs,
-      // Node checks the two timeouts above on this interval; its 30 s default lets a
-      // slowloris client keep a socket up to 30 s past the limit.
-      connectionsCheckingInterval: Math.min(1000, client.headersTimeoutMs),
-      // Node answers a request without Host with a bare 400 of its own; the edge's has a
-      // ray id and an access line (admit.ts).
-      requireHostHeader: false
-    },
+    ...(front === null
+      ? { http: http1 }
+      : { http2: front.http2 as true, https: front.serverOptions(http1, edge.maxHeaderCount), http2SessionTimeout: front.idleTimeoutMs }),
     keepAliveTimeout: client.keepAliveTimeoutMs,
     requestTimeout: client.requestTimeoutMs,
     // The edge writes its own lines (one access line per request, failure lines, refusals)
@@ -44,19 +54,25 @@ export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logge
     return503OnClosing: true,
     clientErrorHandler: clientErrorHandler(refusals),
     frameworkErrors: frameworkErrorHandler(refusals)
-  })
+  } as FastifyHttpOptions<Server>)
   // Every method Node parses is proxied (LINK, QUERY, …), not only Fastify's usual set.
   for (const method of METHODS) {
     if (method !== 'CONNECT' && !app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true })
   }
+  if (front !== null) {
+    front.attach(app.server as unknown as Http2SecureServer, http1)
+    app.addHook('preClose', done => { front.drain(); done() })
+  }
   await app.register(edgeProxy, { ...edge, logger })
-  limitConnections(app.server, client, refusals)
+  limitConnections(app.server, client, refusals, front !== null)
   // Node answers CONNECT by dropping the socket; an edge that is not a forward proxy says so.
+  const allow = ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']
   app.server.on('connect', (req: IncomingMessage, socket: Socket) => {
     const ray = newRayId()
-    const answer = refusal(refusals, 405, ray, ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'])
-    socket.end(rawResponse(405, answer.headers, answer.body))
-    refusals.access.refusal(refusedAccess(ray, 405, 'connect_method', 'CONNECT', req.headers.host ?? ''), socket, req.url)
+    const answer = refusal(refusals, 405, ray, allow)
+    if (req.httpVersionMajor === 2) connectOverHttp2(req, socket, answer)
+    else socket.end(rawResponse(405, answer.headers, answer.body))
+    refusals.access.refusal(refusedAccess(ray, 405, 'connect_method', 'CONNECT', req.headers.host ?? String(req.headers[':authority'] ?? ''), socket), socket, req.url)
   })
   return app
 }

@@ -9,6 +9,7 @@ import { resolve, validate } from '../src/config/load.js'
 import type { Config } from '../src/config/schema.js'
 import { createLogger } from '../src/log.js'
 import { buildServer } from '../src/server.js'
+import { TlsFront } from '../src/front/tls-listener.js'
 
 export type LogLine = Record<string, any>
 
@@ -27,7 +28,10 @@ export interface TestProxy {
   close: () => Promise<void>
 }
 
-/** Starts a proxy from a config-file-shaped object (it goes through the real schema); `store`: Always online's, to look into. */
+/**
+ * Starts a proxy from a config-file-shaped object (it goes through the real schema); with
+ * listen.tls, an HTTPS one. `store`: Always online's, to look into.
+ */
 export async function startProxy (raw: Record<string, unknown>, store?: StaleStore): Promise<TestProxy> {
   const config = resolve(validate(raw), false)
   const logs: LogLine[] = []
@@ -49,11 +53,12 @@ export async function startProxy (raw: Record<string, unknown>, store?: StaleSto
   })
   const logger = createLogger('info', 'json', sink)
   let reload: ((edge: Config['edge']) => void) | null = null
-  const app = await buildServer({ ...config.edge, store, exposeReload: r => { reload = r } }, logger, config.client)
+  const front = config.front === null ? null : new TlsFront(config.front, logger)
+  const app = await buildServer({ ...config.edge, store, exposeReload: r => { reload = r } }, logger, config.client, front)
   await app.listen({ host: '127.0.0.1', port: 0, backlog: config.listen.backlog })
   const port = (app.server.address() as AddressInfo).port
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${front === null ? 'http' : 'https'}://127.0.0.1:${port}`,
     port,
     app,
     config,

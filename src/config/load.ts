@@ -10,6 +10,7 @@ import { ConfigError } from '../status/errors.js'
 import proxyaddr from '@fastify/proxy-addr'
 import { checkRules } from './rules.js'
 import { durationMs } from './duration.js'
+import { resolveFrontDoor } from '../front/front-config.js'
 import {
   ConfigSchema, type Config, type ConfigInput, type HealthConfig, type PoolConfig, type PoolInput, type RouteConfig,
   type RouteInput, type TlsConfig, type TlsInput
@@ -47,6 +48,9 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'fault-injection', env: 'HIGHPROXY_FAULT_INJECTION', path: ['fault_injection'], kind: 'boolean', value: 'boolean', help: 'honour x-highproxy-fault request headers (default off)' },
   { flag: 'admin-port', env: 'HIGHPROXY_ADMIN_PORT', path: ['admin', 'port'], kind: 'string', value: 'integer', help: 'admin listener port for /healthz /readyz /metrics /rays (default 9090)' },
   { flag: 'admin-host', env: 'HIGHPROXY_ADMIN_HOST', path: ['admin', 'host'], kind: 'string', value: 'text', help: 'admin listener address (default 127.0.0.1; 0.0.0.0 in a container for probes)' },
+  { flag: 'tls-cert', env: 'HIGHPROXY_TLS_CERT', path: ['listen', 'tls', 'cert'], kind: 'string', value: 'text', help: 'PEM certificate file: serve HTTPS (h2 and http/1.1) on the port' },
+  { flag: 'tls-key', env: 'HIGHPROXY_TLS_KEY', path: ['listen', 'tls', 'key'], kind: 'string', value: 'text', help: 'PEM private key file of --tls-cert' },
+  { flag: 'tls-selfsigned', env: 'HIGHPROXY_TLS_SELFSIGNED', path: ['listen', 'tls', 'selfsigned'], kind: 'boolean', value: 'boolean', help: 'serve HTTPS with a throwaway self-signed certificate for localhost' },
   { flag: 'workers', env: 'HIGHPROXY_WORKERS', path: ['workers'], kind: 'string', value: 'integer', help: 'processes serving the port: a number or auto (default 1)' }
 ]
 
@@ -246,7 +250,8 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
       maxPipelined: input.limits.max_pipelined_requests,
       escapedSlashes: input.escaped_slashes,
       clientIp: resolveClientIp(input),
-      cache: { maxBytes: input.cache.max_bytes, maxEntryBytes: input.cache.max_entry_bytes }
+      cache: { maxBytes: input.cache.max_bytes, maxEntryBytes: input.cache.max_entry_bytes },
+      hsts: input.listen.tls.hsts ?? null
     },
     client: {
       maxHeaderBytes: input.limits.max_request_header_size,
@@ -256,7 +261,8 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
       maxConnections: input.limits.max_connections,
       maxConnectionsPerIp: input.limits.max_connections_per_ip
     },
-    listen: input.listen,
+    listen: { host: input.listen.host, port: input.listen.port, backlog: input.listen.backlog },
+    front: resolveFrontDoor(input.listen),
     admin: { enabled: input.admin.enabled, host: input.admin.host, port: input.admin.port, rayBuffer: input.admin.ray_buffer },
     workers: input.workers === 'auto' ? availableParallelism() : input.workers,
     shutdownGraceMs: durationMs(input.timeouts.shutdown_grace),

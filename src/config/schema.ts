@@ -26,6 +26,34 @@ const TlsFields = {
 const TlsSchema = Type.Object(TlsFields, { additionalProperties: false, default: {} })
 const TlsOverride = Type.Object(TlsFields, { additionalProperties: false })
 
+/** The edge's own TLS, for clients (listen.tls): off until a certificate is given. */
+const CertificatePair = Type.Object({
+  cert: Type.String({ minLength: 1, description: 'PEM file of the certificate (and its chain); its subjectAltName DNS names (or CN) are what SNI picks it by' }),
+  key: Type.String({ minLength: 1, description: 'PEM file of its private key' })
+}, { additionalProperties: false })
+
+const ListenTlsSchema = Type.Object({
+  cert: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the default certificate (clients without SNI, or with a name no other certificate has); turns TLS on' })),
+  key: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the default certificate\'s private key' })),
+  sni: Type.Array(CertificatePair, { default: [], description: 'more certificates, each chosen by SNI for the names it carries' }),
+  selfsigned: Type.Boolean({ default: false, description: 'make a throwaway self-signed certificate for localhost at start (trying HTTPS locally)' }),
+  min_version: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { default: 'TLSv1.2', description: 'oldest TLS version a client may use' }),
+  hsts: Type.Optional(Type.String({ minLength: 1, description: 'Strict-Transport-Security value added to every answer over TLS, e.g. max-age=63072000' })),
+  redirect: Type.Optional(Type.Object({
+    port: Type.Integer({ minimum: 0, maximum: 65535, description: 'a plain-HTTP listener that answers 308 to https:// (same host, path and query)' }),
+    host: Type.Optional(Type.String({ minLength: 1, description: 'its address; default listen.host' })),
+    acme_dir: Type.Optional(Type.String({ minLength: 1, description: 'directory served at /.well-known/acme-challenge/<token> (ACME HTTP-01)' }))
+  }, { additionalProperties: false }))
+}, { additionalProperties: false, default: {} })
+
+const Http2Schema = Type.Object({
+  enabled: Type.Boolean({ default: true, description: 'offer h2 by ALPN beside http/1.1 on the TLS listener' }),
+  max_concurrent_streams: Type.Integer({ default: 100, minimum: 1, description: 'streams a client may have open at once on one connection' }),
+  idle_timeout: Duration('60s', 'an HTTP/2 connection with no frames for this long is closed (GOAWAY)'),
+  max_client_resets: Type.Integer({ default: 100, minimum: 1, description: 'streams the client may reset within client_reset_window on one connection; one more and the connection gets GOAWAY and is closed (rapid reset, CVE-2023-44487)' }),
+  client_reset_window: Duration('10s', 'the window max_client_resets counts in')
+}, { additionalProperties: false, default: {} })
+
 const TimeoutsSchema = Type.Object({
   connect: Duration('15s', 'TCP handshake with the origin; no SYN-ACK in time → 522'),
   tls: Duration('10s', 'TLS handshake with the origin; failing or stalling → 525'),
@@ -141,7 +169,9 @@ export const ConfigSchema = Type.Object({
   listen: Type.Object({
     host: Type.String({ default: '127.0.0.1', minLength: 1 }),
     port: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
-    backlog: Type.Integer({ default: 4096, minimum: 1, description: 'connections the kernel may queue before the edge accepts them (capped by net.core.somaxconn)' })
+    backlog: Type.Integer({ default: 4096, minimum: 1, description: 'connections the kernel may queue before the edge accepts them (capped by net.core.somaxconn)' }),
+    tls: ListenTlsSchema,
+    http2: Http2Schema
   }, { additionalProperties: false, default: {} }),
   edge: Type.Object({
     name: Type.String({ default: 'HPX', pattern: '^[A-Za-z0-9]{1,8}$', description: 'short code after the ray id' }),
@@ -200,6 +230,7 @@ export type ConfigInput = Static<typeof ConfigSchema>
 export type RouteInput = Static<typeof RouteSchema>
 export type TlsInput = Static<typeof TlsSchema>
 export type PoolInput = Static<typeof PoolSchema>
+export type ListenTlsInput = Static<typeof ListenTlsSchema>
 
 /** The runtime shape: durations in ms, files read, the origin shortcut turned into a route. */
 export interface TlsConfig {
@@ -291,6 +322,8 @@ export interface EdgeConfig {
   clientIp: { trustedProxies: string[], header: string | null }
   /** The store of stale_if_error copies. */
   cache: CacheConfig
+  /** Strict-Transport-Security on every answer of the TLS listener; null: none. */
+  hsts: string | null
 }
 
 /** Limits on the client side, enforced by the HTTP server itself. */
@@ -303,6 +336,34 @@ export interface ClientLimits {
   maxConnectionsPerIp: number
 }
 
+/** One certificate the edge serves, read and checked (front/certificates.ts). */
+export interface ServerCertificate {
+  cert: string
+  key: string
+  /** DNS names it is picked by (lower case; `*.example.com` for a wildcard). */
+  names: string[]
+  /** SHA-256 fingerprint, for the logs. */
+  fingerprint: string
+}
+
+export interface Http2Limits {
+  enabled: boolean
+  maxConcurrentStreams: number
+  idleTimeoutMs: number
+  maxClientResets: number
+  clientResetWindowMs: number
+}
+
+export interface FrontDoor {
+  /** The first is the default; empty until a self-signed one is made (`selfsigned`). */
+  certificates: ServerCertificate[]
+  selfsigned: boolean
+  minVersion: 'TLSv1.2' | 'TLSv1.3'
+  hsts: string | null
+  redirect: { port: number, host: string, acmeDir: string | null } | null
+  http2: Http2Limits
+}
+
 export interface AdminConfig {
   enabled: boolean
   host: string
@@ -313,6 +374,8 @@ export interface AdminConfig {
 export interface Config {
   edge: EdgeConfig
   listen: { host: string, port: number, backlog: number }
+  /** The edge's own TLS and HTTP/2 for clients; null: plain HTTP/1.1. */
+  front: FrontDoor | null
   admin: AdminConfig
   client: ClientLimits
   workers: number

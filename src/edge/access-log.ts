@@ -4,9 +4,9 @@
 // our record and the exchange it came from, only when that shape is on.
 
 import type { Socket } from 'node:net'
-import type { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import type { AccessRecord, FailureRecord, LogFields, LogpushRecord } from '../log.js'
+import { linkOf } from './client-link.js'
 import type { Exchange } from './exchange.js'
 
 const NS_PER_MS = 1_000_000n
@@ -78,13 +78,14 @@ function fromExchange (record: AccessRecord, exchange: Exchange): LogpushRecord 
     ClientRequestUserAgent: headers['user-agent'] ?? '',
     ClientRequestReferer: headers.referer ?? '',
     ClientSSLProtocol: client.tls?.protocol ?? 'none',
+    ClientSSLCipher: client.tls?.cipher ?? 'NONE',
     highproxy: facts(record, exchange.tried.length, failure, info?.attempts ?? [])
   }
 }
 
 function fromRefusal (record: AccessRecord, socket: Socket | null, uri: string): LogpushRecord {
   const [start, end] = stamps(record.duration_ms)
-  const tls = socket !== null && (socket as TLSSocket).encrypted === true ? (socket as TLSSocket).getProtocol() : null
+  const link = linkOf(socket)
   return {
     msg: 'access',
     RayID: record.ray_id,
@@ -108,11 +109,12 @@ function fromRefusal (record: AccessRecord, socket: Socket | null, uri: string):
     ClientRequestMethod: record.method,
     ClientRequestURI: uri,
     ClientRequestPath: record.path,
-    ClientRequestProtocol: 'HTTP/1.1',
-    ClientRequestScheme: tls === null ? 'http' : 'https',
+    ClientRequestProtocol: link.protocol,
+    ClientRequestScheme: link.scheme,
     ClientRequestUserAgent: '',
     ClientRequestReferer: '',
-    ClientSSLProtocol: tls ?? 'none',
+    ClientSSLProtocol: link.tls?.protocol ?? 'none',
+    ClientSSLCipher: link.tls?.cipher ?? 'NONE',
     highproxy: facts(record, 0, null, [])
   }
 }

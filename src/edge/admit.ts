@@ -23,7 +23,7 @@ export interface AdmitLimits {
  * `a b`, `<script>` or `evil.com/../x` are not hosts: they would reach the origin as
  * X-Forwarded-Host, and the edge's own pages.
  */
-const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::[0-9]{0,5})?$/
+export const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::[0-9]{0,5})?$/
 
 /**
  * A "." or ".." path segment, as an origin may read it: dots percent-encoded or not,

@@ -40,9 +40,10 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
   const sink = exchange.sink
   if (sink.started || sink.gone) return
   const rules = exchange.route?.settings.headers ?? edge.bare
-  const before = edgeHeaders(exchange.ray, rules)
+  const http2 = exchange.client.http2
+  const before = edgeHeaders(exchange.ray, rules, http2)
   // HTTP/2 has no connection header: an unread stream body is reset, not the connection.
-  if (close && !rules.flags.draining && !exchange.client.protocol.startsWith('HTTP/2')) before.push('connection', 'close')
+  if (close && !rules.flags.draining && !http2) before.push('connection', 'close')
   // status_rewrite changes the status line, never this: a client that knows only 502
   // still reads error=connection_timeout.
   before.push('proxy-status', edge.proxyStatus.forFailure(answer, behind?.error, exchange.pool?.config.name ?? null, behind?.receivedStatus ?? null))

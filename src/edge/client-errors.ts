@@ -10,6 +10,7 @@ import { rawResponse } from '../page/raw-response.js'
 import type { ProxyStatus } from '../page/proxy-status.js'
 import type { AccessLog } from './access-log.js'
 import { ClientConnection } from './client-connection.js'
+import { linkOf } from './client-link.js'
 import { SERVER_NAME } from './forward-headers.js'
 import { newRayId } from './ray.js'
 
@@ -23,11 +24,11 @@ export function statusForClientError (code: string | undefined): number {
 
 export interface RefusalOptions { access: AccessLog, rayHeader: string, edgeName: string, proxyStatus: ProxyStatus }
 
-/** The access line of a request refused before the edge's handler saw it. */
-export function refusedAccess (ray: string, status: number, refused: string, method: string, host: string): AccessRecord {
+/** The access line of a request refused before the edge's handler saw it; `socket` is the connection it came on. */
+export function refusedAccess (ray: string, status: number, refused: string, method: string, host: string, socket: object | null): AccessRecord {
   return {
     msg: 'access', method, host, path: '', status, ray_id: ray, duration_ms: 0, route: null, edge_status: status,
-    ttfb_ms: null, connect_ms: null, pool: null, origin: null, refused
+    ttfb_ms: null, connect_ms: null, pool: null, origin: null, refused, client: linkOf(socket).log
   }
 }
 
@@ -55,7 +56,7 @@ export function clientErrorHandler (opts: RefusalOptions): (err: NodeJS.ErrnoExc
       inflight.clientError = status
       inflight.refused = err.code ?? 'client_error'
     } else {
-      opts.access.refusal(refusedAccess(ray, status, err.code ?? 'client_error', '', ''), socket as Socket)
+      opts.access.refusal(refusedAccess(ray, status, err.code ?? 'client_error', '', '', socket), socket as Socket)
     }
     if (!socket.writable) return
     // A response already under way cannot be followed by another status line: cut it.
@@ -79,6 +80,6 @@ export function frameworkErrorHandler (opts: RefusalOptions): (error: FastifyErr
     const answer = refusal(opts, 400, ray)
     reply.raw.writeHead(400, answer.headers)
     reply.raw.end(answer.body)
-    opts.access.refusal(refusedAccess(ray, 400, error.code, req.method, req.headers.host ?? ''), req.socket, req.url)
+    opts.access.refusal(refusedAccess(ray, 400, error.code, req.method, req.headers.host ?? '', req.socket), req.socket, req.url)
   }
 }

@@ -7,6 +7,7 @@
 
 import proxyaddr from '@fastify/proxy-addr'
 import type { IncomingMessage } from 'node:http'
+import type { ClientLink } from './client-link.js'
 import type { ClientFacts } from './exchange.js'
 
 export type Trust = (address: string, hop: number) => boolean
@@ -16,11 +17,11 @@ export function compileTrust (trusted: readonly string[]): Trust | null {
   return trusted.length === 0 ? null : proxyaddr.compile([...trusted])
 }
 
-export function clientFacts (req: IncomingMessage, trust: Trust | null, scheme: 'http' | 'https',
-  protocol: string, tls: ClientFacts['tls']): ClientFacts {
+export function clientFacts (req: IncomingMessage, trust: Trust | null, link: ClientLink): ClientFacts {
   const peer = req.socket.remoteAddress ?? ''
+  const { scheme, protocol, http2, tls, log } = link
   if (trust === null || !trust(peer, 0)) {
-    return { ip: peer, peer, forwardedFor: peer, forwardedProto: scheme, scheme, protocol, tls }
+    return { ip: peer, peer, forwardedFor: peer, forwardedProto: scheme, scheme, protocol, http2, tls, log }
   }
   const prior = req.headers['x-forwarded-for']
   const proto = req.headers['x-forwarded-proto']
@@ -31,6 +32,8 @@ export function clientFacts (req: IncomingMessage, trust: Trust | null, scheme: 
     forwardedProto: typeof proto === 'string' && proto !== '' ? proto : scheme,
     scheme,
     protocol,
-    tls
+    http2,
+    tls,
+    log
   }
 }

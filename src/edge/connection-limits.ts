@@ -10,15 +10,18 @@ import { rawResponse } from '../page/raw-response.js'
 import { refusal, refusedAccess, type RefusalOptions } from './client-errors.js'
 import { newRayId } from './ray.js'
 
-export function limitConnections (server: Server, limits: ClientLimits, opts: RefusalOptions): void {
+export function limitConnections (server: Server, limits: ClientLimits, opts: RefusalOptions, tls: boolean): void {
   let open = 0
   const perIp = new Map<string, number>()
   const refuse = (socket: Socket, status: 503 | 429, retryAfter: number): void => {
     const ray = newRayId()
     const answer = refusal(opts, status, ray, ['retry-after', String(retryAfter)])
     socket.on('error', () => {})
-    socket.end(rawResponse(status, answer.headers, answer.body))
-    opts.access.refusal(refusedAccess(ray, status, status === 503 ? 'max_connections' : 'max_connections_per_ip', '', ''), socket)
+    // A TLS listener sees the connection before its handshake: an answer would cost the
+    // handshake the limit is there to spare, so the connection is only closed.
+    if (tls) socket.destroy()
+    else socket.end(rawResponse(status, answer.headers, answer.body))
+    opts.access.refusal(refusedAccess(ray, status, status === 503 ? 'max_connections' : 'max_connections_per_ip', '', '', socket), socket)
   }
   const closed = (): void => { open-- }
   server.on('connection', (socket: Socket) => {

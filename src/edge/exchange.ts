@@ -11,10 +11,11 @@ import type { OriginPool, PoolMember } from '../origin/pool.js'
 import { ClientAbortError } from '../status/errors.js'
 import type { Attempt, AttemptSettings } from './attempt.js'
 import type { ClientConnection } from './client-connection.js'
+import type { ClientLink } from './client-link.js'
 import type { ClientSink } from './sink.js'
 
-/** How the client reached the edge: what X-Forwarded-Proto and the logs say. */
-export interface ClientFacts {
+/** Who the client is and how it reached the edge: what X-Forwarded-* and the logs say. */
+export interface ClientFacts extends ClientLink {
   /** The address the edge decided is the client's (the peer, or from X-Forwarded-For via trusted proxies). */
   ip: string
   /** The TCP peer. */
@@ -23,10 +24,6 @@ export interface ClientFacts {
   forwardedFor: string
   /** X-Forwarded-Proto for the origin: the edge's scheme, or a trusted proxy's. */
   forwardedProto: string
-  scheme: 'http' | 'https'
-  /** `HTTP/1.1`, `HTTP/2`. */
-  protocol: string
-  tls: { protocol: string | null, cipher: string | null } | null
 }
 
 /** A configured route with what it runs with, built once per config (load or reload). */
@@ -81,7 +78,8 @@ export class Exchange {
     readonly client: ClientFacts, readonly connection: ClientConnection, target: { path: string, query: string }) {
     this.method = req.method ?? 'GET'
     this.headers = req.headers
-    this.host = req.headers.host ?? ''
+    // HTTP/2 names the authority in a pseudo-header (RFC 9113 §8.3.1); routed like Host.
+    this.host = (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? ''
     this.path = target.path
     this.query = target.query
   }

@@ -56,34 +56,49 @@ export interface HeaderRules {
   readonly flags: EdgeFlags
 }
 
+/** The edge's own response headers for every route (Strict-Transport-Security), flat; a route's own win. */
+export function edgeResponseHeaders (hsts: string | null | undefined): string[] {
+  return hsts === null || hsts === undefined ? [] : ['strict-transport-security', hsts]
+}
+
 export interface EdgeIdentity {
   rayHeader: string
   edgeName: string
   clientIpHeader: string | null
 }
 
-export function headerRules (route: RouteConfig, edge: EdgeIdentity, flags: EdgeFlags, receivedStatus: ProxyStatus | null): HeaderRules {
+export function headerRules (route: RouteConfig, edge: EdgeIdentity, flags: EdgeFlags, receivedStatus: ProxyStatus | null,
+  edgeExtra: readonly string[] = []): HeaderRules {
   const names = (flat: readonly string[]): string[] => flat.filter((_, i) => i % 2 === 0)
+  const own = new Set(names(route.responseHeaders))
+  const responseExtra = [...route.responseHeaders]
+  for (let i = 0; i < edgeExtra.length; i += 2) {
+    if (!own.has(edgeExtra[i] as string)) responseExtra.push(edgeExtra[i] as string, edgeExtra[i + 1] as string)
+  }
   return {
     rayHeader: edge.rayHeader,
     edgeName: edge.edgeName,
     clientIpHeader: edge.clientIpHeader,
     hostHeader: route.hostHeader,
     requestExtra: route.requestHeaders,
-    responseExtra: route.responseHeaders,
+    responseExtra,
     dropRequest: new Set([...HOP_BY_HOP, ...IDENTITY, 'host', edge.rayHeader, ...(edge.clientIpHeader === null ? [] : [edge.clientIpHeader]), ...names(route.requestHeaders)]),
-    dropResponse: new Set([...HOP_BY_HOP, 'server', edge.rayHeader, ...names(route.responseHeaders), ...(receivedStatus === null ? [] : ['proxy-status'])]),
+    dropResponse: new Set([...HOP_BY_HOP, 'server', edge.rayHeader, ...names(responseExtra), ...(receivedStatus === null ? [] : ['proxy-status'])]),
     redirectPrefix: route.stripPrefix ? route.path.replace(/\/$/, '') : '',
     receivedStatus,
     flags
   }
 }
 
-/** Headers on every response the edge sends, proxied or its own: the ray id, our Server, the route's extras. */
-export function edgeHeaders (ray: string, rules: Pick<HeaderRules, 'rayHeader' | 'edgeName' | 'responseExtra' | 'flags'>): string[] {
+/**
+ * Headers on every response the edge sends, proxied or its own: the ray id, our Server,
+ * the route's extras. HTTP/2 has no Connection header (RFC 9113 §8.2.2): a draining
+ * server sends its sessions GOAWAY instead.
+ */
+export function edgeHeaders (ray: string, rules: Pick<HeaderRules, 'rayHeader' | 'edgeName' | 'responseExtra' | 'flags'>, http2: boolean): string[] {
   const headers = [rules.rayHeader, `${ray}-${rules.edgeName}`, 'server', SERVER_NAME]
   // A kept-alive connection would hold a draining server open until its idle timeout.
-  if (rules.flags.draining) headers.push('connection', 'close')
+  if (rules.flags.draining && !http2) headers.push('connection', 'close')
   for (let i = 0; i < rules.responseExtra.length; i++) headers.push(rules.responseExtra[i] as string)
   return headers
 }
@@ -94,6 +109,8 @@ function listedByConnection (value: string | undefined): Set<string> | null {
   return new Set(value.split(',').map(n => n.trim().toLowerCase()))
 }
 
+const COLON = 0x3a
+
 /** The request headers this origin receives, as the flat list undici takes. */
 export function requestHeaders (exchange: Exchange, member: PoolMember, rules: HeaderRules): string[] {
   const incoming = exchange.headers
@@ -101,7 +118,9 @@ export function requestHeaders (exchange: Exchange, member: PoolMember, rules: H
   const listed = listedByConnection(incoming.connection)
   const drop = rules.dropRequest
   for (const name in incoming) {
-    if (drop.has(name) || (listed !== null && listed.has(name))) continue
+    // HTTP/2's pseudo-headers (:method, :path, :authority, :scheme) are the request line
+    // and Host, which the origin gets from the request itself.
+    if (drop.has(name) || (listed !== null && listed.has(name)) || name.charCodeAt(0) === COLON) continue
     const value = incoming[name]
     if (typeof value === 'string') out.push(name, value)
     else if (value !== undefined) for (const v of value) out.push(name, v)
@@ -123,7 +142,7 @@ export function requestHeaders (exchange: Exchange, member: PoolMember, rules: H
  */
 export function responseHeaders (exchange: Exchange, member: PoolMember, status: number, origin: IncomingHttpHeaders, rules: HeaderRules,
   upgrade = false): string[] {
-  const headers = edgeHeaders(exchange.ray, rules)
+  const headers = edgeHeaders(exchange.ray, rules, exchange.client.http2)
   if (rules.receivedStatus !== null) headers.push('proxy-status', appendMember(origin['proxy-status'], rules.receivedStatus.forRelayed(status)))
   const drop = rules.dropResponse
   for (const name in origin) {

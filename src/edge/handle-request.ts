@@ -18,6 +18,7 @@ import { answerError, finish, logFailure } from './answer.js'
 import { hasBody, meterBody } from './body.js'
 import { clientFacts } from './client-ip.js'
 import { ClientConnection, type ExchangeRunner } from './client-connection.js'
+import { linkOf } from './client-link.js'
 import { Exchange } from './exchange.js'
 import { FAULT_HEADER, applies, injectedFailure, parseFault } from './fault-injection.js'
 import { proxy } from './proxy-loop.js'
@@ -52,10 +53,11 @@ function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: IncomingMessage, s
   const http2 = req.httpVersionMajor === 2
   const carrier = http2 ? (req as unknown as { stream: { session: Duplex } }).stream.session : req.socket
   const connection = ClientConnection.of(carrier, !http2, edge.config.maxPipelined, run)
-  const client = clientFacts(req, edge.trust, 'http', `HTTP/${req.httpVersion}`, null)
+  const client = clientFacts(req, edge.trust, linkOf(req.socket, req.httpVersion))
   const exchange = new Exchange(ray, req, sink, client, connection, splitTarget(req.url ?? '/'))
   sink.onClose(() => finish(edge, exchange))
-  if (admit) connection.admit(exchange)
+  // A stream reset before its request got here is over already: no origin sees it.
+  if (admit && !exchange.finished) connection.admit(exchange)
   return exchange
 }
 

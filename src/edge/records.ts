@@ -1,6 +1,6 @@
 // The two log records, built from what a request carried (their shapes live in log-schema.ts).
 
-import type { AccessRecord, FailureRecord } from '../log.js'
+import type { AccessRecord, ClientRecord, FailureRecord } from '../log.js'
 import type { DialInfo } from '../origin/dial.js'
 import { messageFor, type Classification } from '../status/classify.js'
 import { dialErrorIn, type Phase } from '../status/errors.js'
@@ -36,6 +36,8 @@ export interface FailureContext {
   attempt: number
   route: string | null
   pool: string | null
+  /** How the client reached the edge (or the app). */
+  client: ClientRecord
 }
 
 export function failureRecord (exchange: Exchange, attempt: Attempt | null, err: unknown, phase: Phase,
@@ -49,7 +51,8 @@ export function failureRecord (exchange: Exchange, attempt: Attempt | null, err:
     totalMs: exchange.elapsed(),
     attempt: attempt?.number ?? exchange.tried.length,
     route: exchange.route?.config.name ?? null,
-    pool: exchange.pool?.config.name ?? null
+    pool: exchange.pool?.config.name ?? null,
+    client: exchange.client.log
   }, err, phase, c, extra)
 }
 
@@ -88,7 +91,8 @@ export function failureLine (ctx: FailureContext, err: unknown, phase: Phase, c:
     injected: extra.injected ?? false,
     served: extra.served ?? 'page',
     route: ctx.route,
-    pool: ctx.pool
+    pool: ctx.pool,
+    client: ctx.client
   }
 }
 
@@ -107,7 +111,8 @@ export function accessRecord (exchange: Exchange, status: number): AccessRecord 
     ttfb_ms: orNull(attempt?.ttfbMs ?? null),
     connect_ms: attempt?.fresh === true ? attempt.connection?.info.timings.connect_ms ?? null : null,
     pool: exchange.pool?.config.name ?? null,
-    origin: attempt?.member.origin ?? null
+    origin: attempt?.member.origin ?? null,
+    client: exchange.client.log
   }
   if (exchange.refused !== null) record.refused = exchange.refused
   return record

@@ -16,7 +16,7 @@ import { ProxyStatus } from '../page/proxy-status.js'
 import { AccessLog } from './access-log.js'
 import { compileTrust, type Trust } from './client-ip.js'
 import type { ActiveRoute } from './exchange.js'
-import { headerRules, type EdgeFlags, type EdgeIdentity, type HeaderRules } from './forward-headers.js'
+import { edgeResponseHeaders, headerRules, type EdgeFlags, type EdgeIdentity, type HeaderRules } from './forward-headers.js'
 import { Router } from './router.js'
 import { staleRoute } from './stale.js'
 
@@ -61,7 +61,7 @@ export class EdgeRuntime {
     this.access = new AccessLog(log, config.logFields)
     this.trust = compileTrust(config.clientIp.trustedProxies)
     this.identity = { rayHeader: config.rayHeader, edgeName: config.edgeName, clientIpHeader: config.clientIp.header }
-    this.bare = { rayHeader: config.rayHeader, edgeName: config.edgeName, responseExtra: [], flags: this.flags }
+    this.bare = { rayHeader: config.rayHeader, edgeName: config.edgeName, responseExtra: edgeResponseHeaders(config.hsts), flags: this.flags }
     this.cache = store ?? new StaleStore(config.cache.maxBytes, config.cache.maxEntryBytes)
     this.state = this.build(config.routes, config.pools)
   }
@@ -94,7 +94,7 @@ export class EdgeRuntime {
     }
     const active = routes.map(route => {
       const pool = pools.get(route.pool) as OriginPool
-      const headers = headerRules(route, this.identity, this.flags, this.config.receivedStatus ? this.proxyStatus : null)
+      const headers = headerRules(route, this.identity, this.flags, this.config.receivedStatus ? this.proxyStatus : null, this.bare.responseExtra)
       return {
         host: route.host,
         path: route.path,

@@ -35,6 +35,7 @@ type NodeResponse = ServerResponse | Http2ServerResponse
 
 export class ResponseSink implements ClientSink {
   startedAt = 0
+  private ended = false
   private readonly http2: boolean
   // Http2ServerResponse has ServerResponse's API for everything written here.
   private readonly res: ServerResponse
@@ -47,7 +48,8 @@ export class ResponseSink implements ClientSink {
   get started (): boolean { return this.res.headersSent }
   get status (): number { return this.res.statusCode }
   get gone (): boolean { return this.res.destroyed || this.res.writableEnded }
-  get completed (): boolean { return this.res.writableFinished }
+  // A stream the HTTP/2 client reset is ended by Node itself: finished, but not by us.
+  get completed (): boolean { return this.ended && this.res.writableFinished }
 
   start (status: number, text: string, headers: string[]): void {
     this.startedAt = performance.now()
@@ -58,9 +60,18 @@ export class ResponseSink implements ClientSink {
 
   write (chunk: Buffer): boolean { return this.res.write(chunk) }
   onDrain (resume: () => void): void { this.res.once('drain', resume) }
-  end (body?: string): void { this.res.end(body) }
+  end (body?: string): void {
+    this.ended = true
+    this.res.end(body)
+  }
+
   cut (): void { this.res.destroy() }
-  onClose (done: () => void): void { this.res.once('close', done) }
+  onClose (done: () => void): void {
+    // An HTTP/2 stream the client reset before its request reached the edge (rapid
+    // reset) is closed already: its 'close' event is past.
+    if (this.http2 && (this.res as unknown as Http2ServerResponse).stream.closed) done()
+    else this.res.once('close', done)
+  }
 }
 
 /** An upgrade request's socket: answers in raw HTTP/1.1, and the connection closes after. */

@@ -128,7 +128,7 @@ export function sendCopy (edge: EdgeRuntime, exchange: Exchange, stale: StaleRou
   const rules = (exchange.route as NonNullable<Exchange['route']>).settings.headers
   const policy = copy.terms.policy
   const age = policy.age()
-  const headers = edgeHeaders(exchange.ray, rules)
+  const headers = edgeHeaders(exchange.ray, rules, exchange.client.http2)
   headers.push(
     'proxy-status', edge.proxyStatus.forFailure(c, behind.error, exchange.pool?.config.name ?? null, behind.receivedStatus),
     'age', String(Math.floor(age)),

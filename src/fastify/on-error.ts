@@ -12,6 +12,7 @@ import type {
   FastifyBaseLogger, FastifyReply, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RouteGenericInterface
 } from 'fastify'
 import { ConfigSchema } from '../config/schema.js'
+import { clientRecordOf } from '../edge/client-link.js'
 import { edgeHeaders } from '../edge/forward-headers.js'
 import { newRayId } from '../edge/ray.js'
 import { failureLine } from '../edge/records.js'
@@ -71,16 +72,17 @@ export function edgeOnError (options: EdgeOnErrorOptions = {}): (reply: AnyReply
       totalMs: reply.elapsedTime,
       attempt: 1,
       route: request.routeOptions.url ?? null,
-      pool
+      pool,
+      client: clientRecordOf(request.raw.socket, request.raw.httpVersion)
     }, error, phase, c)
     const log = options.logger ?? reply.log
     if (c.known) log.warn(record)
     else log.error(record)
 
-    const headers = edgeHeaders(ray, identity)
+    const headers = edgeHeaders(ray, identity, request.raw.httpVersionMajor === 2)
     // The rest of the request body will never be read (the dispatcher destroyed it, as
     // undici's own does; edgeDispatcher's drains it): the connection cannot carry another request.
-    if (!request.raw.complete && request.raw.destroyed) headers.push('connection', 'close')
+    if (!request.raw.complete && request.raw.destroyed && request.raw.httpVersionMajor !== 2) headers.push('connection', 'close')
     headers.push('proxy-status', proxyStatus.forFailure(c, error, pool))
     const page = pages.build({
       status: c.status,

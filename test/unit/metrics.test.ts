@@ -23,6 +23,7 @@ function access (over: Partial<AccessRecord> = {}): AccessRecord {
     connect_ms: 0.4,
     pool: 'web',
     origin: 'http://127.0.0.1:9001',
+    client: { protocol: 'HTTP/1.1', tls_protocol: null, tls_cipher: null },
     ...over
   }
 }
@@ -38,6 +39,7 @@ function failure (over: Partial<FailureRecord> = {}): FailureRecord {
     attempt: 1,
     phase: 'connect',
     why: 'refused',
+    client: { protocol: 'HTTP/1.1', tls_protocol: null, tls_cipher: null },
     cause: null,
     classified: true,
     dialled: [],

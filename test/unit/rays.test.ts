@@ -25,7 +25,8 @@ function record (ray: string, attempt = 1, status = 521): FailureRecord {
     truncated: false,
     injected: false,
     served: 'page',
-    route: 'default'
+    route: 'default',
+    client: { protocol: 'HTTP/1.1', tls_protocol: null, tls_cipher: null }
   }
 }
 

@@ -1,0 +1,113 @@
+// The TLS front door: HTTPS on the listener's port, with ALPN offering h2 and http/1.1
+// (fastify's `http2: true, https: { allowHTTP1: true }`), certificates picked by SNI,
+// swapped on reload for new connections, and each connection stamped with what it
+// negotiated (edge/client-link.ts). HTTP/1.1 over TLS keeps every limit of plain
+// HTTP/1.1: Node hands those connections to its HTTP/1 parser with the server's own
+// settings, which are set here since Node's HTTP/2 server does not take them as options.
+
+import type { Http2SecureServer, Http2Session, SecureServerOptions } from 'node:http2'
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls'
+import type { Logger } from 'pino'
+import type { ClientLimits, FrontDoor, ServerCertificate } from '../config/schema.js'
+import { stampTls } from '../edge/client-link.js'
+import { ResetGuard } from './reset-guard.js'
+
+/** What the HTTP/1 parser of an HTTP/2 server reads from the server object. */
+export interface Http1Settings {
+  maxHeaderSize: number
+  headersTimeout: number
+  requestTimeout: number
+  keepAliveTimeout: number
+  connectionsCheckingInterval: number
+  requireHostHeader: boolean
+}
+
+/** The names of a certificate set: exact names, and `*.example.com` kept as `.example.com`. */
+class CertificateSet {
+  private readonly exact = new Map<string, SecureContext>()
+  private readonly wildcard = new Map<string, SecureContext>()
+
+  constructor (certificates: readonly ServerCertificate[], minVersion: FrontDoor['minVersion']) {
+    // The first is the server's default context; the others are what SNI can pick. A
+    // name on two certificates goes to the first that has it.
+    for (const c of certificates.slice(1)) {
+      const context = createSecureContext({ cert: c.cert, key: c.key, minVersion })
+      for (const name of c.names) {
+        const [map, key] = name.startsWith('*.') ? [this.wildcard, name.slice(1)] : [this.exact, name]
+        if (!map.has(key)) map.set(key, context)
+      }
+    }
+  }
+
+  /** The context for a server name; undefined: the default certificate. */
+  pick (servername: string): SecureContext | undefined {
+    const name = servername.toLowerCase()
+    return this.exact.get(name) ?? (this.wildcard.size === 0 ? undefined : this.wildcard.get(name.slice(name.indexOf('.'))))
+  }
+}
+
+export class TlsFront {
+  private certificates: CertificateSet
+  private server: Http2SecureServer | null = null
+  private readonly sessions = new Set<Http2Session>()
+  private readonly guard: ResetGuard
+
+  constructor (private config: FrontDoor, private readonly log: Logger) {
+    if (config.certificates.length === 0) throw new Error('TlsFront needs a certificate (make the self-signed one first)')
+    this.certificates = new CertificateSet(config.certificates, config.minVersion)
+    this.guard = new ResetGuard(config.http2, log)
+  }
+
+  get http2 (): boolean { return this.config.http2.enabled }
+  get idleTimeoutMs (): number { return this.config.http2.idleTimeoutMs }
+
+  /** Fastify's server options for this front door, with the HTTP/1 settings (for https without h2). */
+  serverOptions (http1: Http1Settings, maxHeaderCount: number): SecureServerOptions & Partial<Http1Settings> {
+    const h2 = this.config.http2
+    return {
+      ...contextOf(this.config),
+      ...http1,
+      allowHTTP1: true,
+      SNICallback: (servername, done) => done(null, this.certificates.pick(servername)),
+      settings: { maxConcurrentStreams: h2.maxConcurrentStreams, maxHeaderListSize: http1.maxHeaderSize },
+      // Node resets a stream past this many header fields (pseudo-headers included);
+      // below it, the edge's own check answers 431 as over HTTP/1.1.
+      maxHeaderListPairs: 2 * maxHeaderCount + 8
+    }
+  }
+
+  /** Once the server exists: stamps, HTTP/1 settings, sessions. */
+  attach (server: Http2SecureServer, http1: Http1Settings): void {
+    this.server = server
+    Object.assign(server, http1)
+    server.on('secureConnection', (socket: TLSSocket) => stampTls(socket))
+    if (!this.http2) return
+    server.on('session', (session: Http2Session) => {
+      this.sessions.add(session)
+      session.once('close', () => this.sessions.delete(session))
+      this.guard.watch(session)
+    })
+  }
+
+  /** New certificates for new connections; connections already open keep theirs. */
+  reload (config: FrontDoor): void {
+    const server = this.server
+    if (server === null) return
+    this.certificates = new CertificateSet(config.certificates, config.minVersion)
+    // Session tickets issued before the reload still resume.
+    server.setSecureContext({ ...contextOf(config), ticketKeys: server.getTicketKeys() })
+    this.config = config
+    this.log.info({ certificates: config.certificates.map(c => ({ names: c.names, fingerprint: c.fingerprint })) }, 'certificates reloaded')
+  }
+
+  /** Draining: every HTTP/2 session gets GOAWAY; its open streams may finish. */
+  drain (): void {
+    for (const session of this.sessions) if (!session.closed) session.close()
+  }
+}
+
+/** The default certificate and protocol floor; Node's default ciphers, session tickets on. */
+function contextOf (config: FrontDoor): { cert: string, key: string, minVersion: FrontDoor['minVersion'] } {
+  const first = config.certificates[0] as ServerCertificate
+  return { cert: first.cert, key: first.key, minVersion: config.minVersion }
+}
