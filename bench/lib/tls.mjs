@@ -25,12 +25,13 @@ export const TLS_MODES = [
 function h2loadArgs (mode, port, seconds, handshakes) {
   const scheme = mode.tls ? 'https' : 'http'
   const url = `${scheme}://${HOST}:${port}/`
+  const duration = `${Math.round(seconds * 1000)}ms` // h2load takes whole units only
   switch (mode.key) {
     case 'plain':
-    case 'h1': return ['--h1', '-c', '50', '-D', String(seconds), url]
-    case 'h2': return ['-c', '10', '-m', '10', '-D', String(seconds), url]
+    case 'h1': return ['--h1', '-c', '50', '-D', duration, url]
+    case 'h2': return ['-c', '10', '-m', '10', '-D', duration, url]
     // One request per client, clients created at a steady pace (500/s): every request is a new connection.
-    case 'handshake': return ['--h1', '-c', String(handshakes), '-n', String(handshakes), '-r', '25', '--rate-period', '0.05s', url]
+    case 'handshake': return ['--h1', '-c', String(handshakes), '-n', String(handshakes), '-r', String(Math.min(25, handshakes)), '--rate-period', '50ms', url]
   }
   throw new Error(`unknown mode ${mode.key}`)
 }
@@ -41,7 +42,7 @@ function h2load (bin, args) {
     execFile(bin, args, { encoding: 'utf8', timeout: 120_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
       const text = `${stdout}\n${stderr}`
       const reqs = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(text)
-      const fin = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(text)
+      const fin = /finished in ([\d.]+)(?:ms|s), ([\d.]+) req\/s/.exec(text)
       if (reqs === null || fin === null) { reject(new Error(`h2load ${args.join(' ')}: ${err?.message ?? ''} ${text.slice(-400)}`)); return }
       resolve({ requests: Number(reqs[4]), failed: Number(reqs[5]) + Number(reqs[6]), rps: Number(fin[2]) })
     })
