@@ -8,7 +8,7 @@ import net from 'node:net'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { TICK_US, treeCpuUs } from './cpu.mjs'
+import { TICK_US, processTree, treeCpuUs } from './cpu.mjs'
 
 export const HOST = '127.0.0.1'
 
@@ -72,8 +72,14 @@ export async function stopAll () {
   await Promise.all([...children].map(p => stop(p, 2000)))
 }
 
+/** SIGKILL every child with its descendants: nginx's workers outlive a killed master. */
 function killAllNow () {
-  for (const p of children) if (p.running) p.child.kill('SIGKILL')
+  for (const p of children) {
+    if (!p.running) continue
+    for (const { pid } of processTree(p.pid).reverse()) {
+      try { process.kill(pid, 'SIGKILL') } catch {}
+    }
+  }
 }
 
 process.once('exit', killAllNow)

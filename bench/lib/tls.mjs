@@ -21,15 +21,19 @@ export const TLS_MODES = [
   { key: 'handshake', label: 'new TLS connection per request', tls: true }
 ]
 
-/** h2load's arguments for one mode. */
+/**
+ * h2load's arguments for one mode: timed runs of `seconds`, or with `seconds` null (the
+ * dry run) a few requests only — h2load's timed mode can hang when its duration ends
+ * while TLS handshakes are still under way.
+ */
 function h2loadArgs (mode, port, seconds, handshakes) {
   const scheme = mode.tls ? 'https' : 'http'
   const url = `${scheme}://${HOST}:${port}/`
-  const duration = `${Math.round(seconds * 1000)}ms` // h2load takes whole units only
+  const span = seconds === null ? ['-n', '4'] : ['-D', `${Math.round(seconds * 1000)}ms`] // whole units only
   switch (mode.key) {
     case 'plain':
-    case 'h1': return ['--h1', '-c', '50', '-D', duration, url]
-    case 'h2': return ['-c', '10', '-m', '10', '-D', duration, url]
+    case 'h1': return ['--h1', '-c', seconds === null ? '2' : '50', ...span, url]
+    case 'h2': return ['-c', seconds === null ? '1' : '10', '-m', seconds === null ? '2' : '10', ...span, url]
     // One request per client, clients created at a steady pace (500/s): every request is a new connection.
     case 'handshake': return ['--h1', '-c', String(handshakes), '-n', String(handshakes), '-r', String(Math.min(25, handshakes)), '--rate-period', '50ms', url]
   }
@@ -84,7 +88,7 @@ export async function tlsSection ({ origin, tmp, rounds, seconds, handshakes, lo
   }
   try {
     if (dryRun) {
-      for (const p of proxies) for (const mode of TLS_MODES) await runOne(p, mode, 0.2, 4)
+      for (const p of proxies) for (const mode of TLS_MODES) await runOne(p, mode, null, 4)
       return { available: true, dryRun: true, rows: [] }
     }
     // Warm each target and mode once (JIT, pools, session caches) before anything counts.
