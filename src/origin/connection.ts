@@ -34,6 +34,11 @@ export class OriginConnection {
   owner: ConnectionOwner | null = null
   /** An upgrade took the socket: it lives on outside undici until the tunnel closes. */
   tunnelled = false
+  /**
+   * Our dialled socket until undici asks for it with the first request. A connection
+   * closed before any request (its client left while it was dialled) still owns it.
+   */
+  private unclaimed: Socket | null
 
   /**
    * @param redial a fresh socket for the rare case undici reconnects this Client (the
@@ -44,12 +49,12 @@ export class OriginConnection {
   constructor (readonly set: ConnectionSet, dialled: Dialled, opts: ConnectionOptions,
     redial: () => Promise<Dialled>, private readonly onEnd: (c: OriginConnection, why: ConnectionEnd, err: Error | null) => void) {
     this.info = dialled.info
-    let socket: Socket | null = dialled.socket
+    this.unclaimed = dialled.socket
     this.client = new Client(set.key, {
       connect: (_params, callback) => {
-        if (socket !== null) {
-          const ready = socket
-          socket = null
+        if (this.unclaimed !== null) {
+          const ready = this.unclaimed
+          this.unclaimed = null
           // undici expects its connector to answer asynchronously, as a real dial does.
           process.nextTick(callback, null, ready)
           return
@@ -93,6 +98,8 @@ export class OriginConnection {
 
   destroy (): void {
     this.closed = true
+    this.unclaimed?.destroy()
+    this.unclaimed = null
     void this.client.destroy().catch(() => {})
   }
 }

@@ -48,9 +48,12 @@ export class ConnectionOwner {
   readonly owned: OriginConnection[] = []
   /** Whether this client connection has sent a request yet (the "first request" rule of `safe`). */
   started = false
+  /** The client connection closed: a dial that finishes later must not hand it a connection. */
+  released = false
 
   /** The client connection closed: what its origin connections become, by their pool's policy. */
   release (): void {
+    this.released = true
     for (const c of this.owned.splice(0)) {
       c.owner = null
       if (!c.busy && !c.closed) c.set.transport.unowned(c)
@@ -171,7 +174,9 @@ export class Transport {
 
   private take (c: OriginConnection, owner: ConnectionOwner | null): void {
     c.busy = true
-    if (owner !== null && c.owner === null && this.opts.reuse !== 'always') {
+    // A dial can outlast the client connection it was for (a client that left mid-handshake,
+    // a rapid-reset cut): adopted by a released owner, the connection would never be closed.
+    if (owner !== null && !owner.released && c.owner === null && this.opts.reuse !== 'always') {
       c.owner = owner
       owner.owned.push(c)
     }

@@ -136,3 +136,40 @@ t.test('bytes on an idle connection close it, and the next request gets a fresh 
   t.equal(connections, 2, 'the second request rode a new origin connection')
   t.ok(proxy.logs.some(l => l.msg === 'stray origin response'), 'the stray bytes were logged')
 })
+
+t.test('a client that leaves while its origin connection is still dialling leaves no origin connection open', async t => {
+  // A TLS origin whose handshake starts 300 ms after the TCP connect: the client is gone
+  // by the time the dial completes (as after a rapid-reset cut).
+  const { selfSignedCertificate } = await import('../../src/lab/certificates.js')
+  const tls = await import('node:tls')
+  const pem = await selfSignedCertificate()
+  const tlsServer = tls.createServer({ cert: pem.cert, key: pem.key }, socket => {
+    socket.on('error', () => {})
+    socket.on('data', () => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'))
+  })
+  const open = new Set<net.Socket>()
+  const server = net.createServer(socket => {
+    open.add(socket)
+    socket.on('close', () => open.delete(socket))
+    socket.on('error', () => {})
+    setTimeout(() => tlsServer.emit('connection', socket), 300)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as net.AddressInfo).port
+  const proxy = await startProxy({ pools: [{ name: 'slow', origins: [`https://127.0.0.1:${port}`], tls: { verify: false } }], routes: [{ pool: 'slow' }] })
+  t.teardown(async () => {
+    await proxy.close()
+    for (const s of open) s.destroy()
+    await new Promise(resolve => server.close(resolve))
+  })
+  const client = net.connect(proxy.port, '127.0.0.1')
+  client.on('error', () => {})
+  await new Promise(resolve => client.once('connect', resolve))
+  client.write('GET / HTTP/1.1\r\nhost: a\r\n\r\n')
+  await sleep(100)
+  t.equal(open.size, 1, 'the dial is under way')
+  client.destroy()
+  const until = Date.now() + 3000
+  while (open.size > 0 && Date.now() < until) await sleep(50)
+  t.equal(open.size, 0, 'the origin connection was closed once its dial completed')
+})
