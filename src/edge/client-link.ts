@@ -31,10 +31,16 @@ function link (protocol: string, tls: ClientLink['tls']): ClientLink {
 const PLAIN = new Map(['1.1', '1.0', '0.9'].map(v => [v, link(`HTTP/${v}`, null)]))
 const PLAIN_1_1 = PLAIN.get('1.1') as ClientLink
 
+const stampOf = (socket: object | null | undefined): ClientLink | undefined =>
+  (socket as { [kLink]?: ClientLink } | null | undefined)?.[kLink]
+
+/** The version and cipher a TLS socket negotiated. */
+const tlsOf = (socket: TLSSocket): NonNullable<ClientLink['tls']> =>
+  ({ protocol: socket.getProtocol() ?? 'unknown', cipher: socket.getCipher()?.name ?? 'unknown' })
+
 /** Called once per TLS connection, when its handshake is done. */
 export function stampTls (socket: TLSSocket): void {
-  const tls = { protocol: socket.getProtocol() ?? 'unknown', cipher: socket.getCipher()?.name ?? 'unknown' };
-  (socket as TLSSocket & { [kLink]?: ClientLink })[kLink] = link(socket.alpnProtocol === 'h2' ? 'HTTP/2' : 'HTTP/1.1', tls)
+  (socket as TLSSocket & { [kLink]?: ClientLink })[kLink] = link(socket.alpnProtocol === 'h2' ? 'HTTP/2' : 'HTTP/1.1', tlsOf(socket))
 }
 
 /**
@@ -42,17 +48,13 @@ export function stampTls (socket: TLSSocket): void {
  * inside someone else's server): read from the socket itself, once per failure.
  */
 export function clientRecordOf (socket: object | null | undefined, httpVersion: string): ClientRecord {
-  const stamped = (socket as { [kLink]?: ClientLink } | null | undefined)?.[kLink]
+  const stamped = stampOf(socket)
   if (stamped !== undefined) return stamped.log
-  const protocol = httpVersion.startsWith('2') ? 'HTTP/2' : `HTTP/${httpVersion}`
-  const tls = socket as Partial<TLSSocket> | null | undefined
-  if (tls?.encrypted !== true) return { protocol, tls_protocol: null, tls_cipher: null }
-  return { protocol, tls_protocol: tls.getProtocol?.() ?? 'unknown', tls_cipher: tls.getCipher?.()?.name ?? 'unknown' }
+  const encrypted = (socket as Partial<TLSSocket> | null | undefined)?.encrypted === true
+  return link(httpVersion.startsWith('2') ? 'HTTP/2' : `HTTP/${httpVersion}`, encrypted ? tlsOf(socket as TLSSocket) : null).log
 }
 
 /** The link of a connection's socket (an HTTP/2 request's socket reads through to its session's). */
 export function linkOf (socket: object | null | undefined, httpVersion = '1.1'): ClientLink {
-  const stamped = (socket as { [kLink]?: ClientLink } | null | undefined)?.[kLink]
-  if (stamped !== undefined) return stamped
-  return PLAIN.get(httpVersion) ?? PLAIN_1_1
+  return stampOf(socket) ?? PLAIN.get(httpVersion) ?? PLAIN_1_1
 }

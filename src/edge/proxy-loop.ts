@@ -45,17 +45,17 @@ export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<voi
     if (next === null) break
     again = next === 'same origin' ? member : null
   }
-  if (failure !== null && last !== null) answerFailure(edge, exchange, last, last.error, last.phase, failure, { error: last.error, receivedStatus: last.originStatus === 0 ? null : last.originStatus })
-  else if (exchange.tried.length === 0) poolDown(edge, exchange, pool)
+  if (failure !== null && last !== null) answerFailure(edge, exchange, stale, last, last.error, last.phase, failure, { error: last.error, receivedStatus: last.originStatus === 0 ? null : last.originStatus })
+  else if (exchange.tried.length === 0) poolDown(edge, exchange, pool, stale)
 }
 
 /** The final failure's line, and its answer: the route's stored copy when Always online has one, else the error page. */
-function answerFailure (edge: EdgeRuntime, exchange: Exchange, attempt: Attempt | null, err: unknown, phase: Phase, c: Classification, behind: Behind): void {
-  const stale = (exchange.route as NonNullable<Exchange['route']>).settings.stale
+function answerFailure (edge: EdgeRuntime, exchange: Exchange, stale: StaleRoute | null, attempt: Attempt | null, err: unknown, phase: Phase,
+  c: Classification, behind: Behind): void {
   const copy = stale === null ? null : findCopy(stale, exchange, c.status)
   logFailure(edge, exchange, attempt, err, phase, c, { served: copy === null ? 'page' : 'stale' })
-  if (copy === null) answerError(edge, exchange, c, unread(exchange), behind)
-  else sendCopy(edge, exchange, stale as StaleRoute, copy, c, behind)
+  if (stale === null || copy === null) answerError(edge, exchange, c, unread(exchange), behind)
+  else sendCopy(edge, exchange, stale, copy, c, behind)
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
@@ -100,10 +100,10 @@ function failed (edge: EdgeRuntime, exchange: Exchange, attempt: Attempt): Class
 }
 
 /** Every origin of the pool is marked down: answered at once from the last failure, without dialling. */
-function poolDown (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool): void {
+function poolDown (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool, stale: StaleRoute | null): void {
   const last = pool.downFailure()
   const err = new PoolDownError(pool.config.name, pool.members.length, last?.error ?? null, last?.phase ?? 'connect')
-  answerFailure(edge, exchange, null, err, 'connect', classify(err, 'connect'), { error: err, receivedStatus: null })
+  answerFailure(edge, exchange, stale, null, err, 'connect', classify(err, 'connect'), { error: err, receivedStatus: null })
 }
 
 /**
