@@ -6,17 +6,16 @@ import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import type { Server } from 'node:http'
 import type { Http2SecureServer } from 'node:http2'
 import type { Logger } from 'pino'
-import { edgeProxy, type EdgeProxyOptions } from './edge/plugin.js'
+import { edgeProxy, type EdgeProxyOptions, type StreamHandler } from './edge/plugin.js'
 import { newRayId } from './edge/ray.js'
 import { limitConnections } from './edge/connection-limits.js'
 import { AccessLog } from './edge/access-log.js'
-import { clientErrorHandler, frameworkErrorHandler, refusal, refusedAccess } from './edge/client-errors.js'
+import { clientErrorHandler, connectRefusal, frameworkErrorHandler, refusedAccess } from './edge/client-errors.js'
 import { rawResponse } from './page/raw-response.js'
 import { ProxyStatus } from './page/proxy-status.js'
 import { resolve, validate } from './config/load.js'
 import type { ClientLimits } from './config/schema.js'
 import type { TlsFront, Http1Settings } from './front/tls-listener.js'
-import { connectOverHttp2 } from './front/http2-connect.js'
 
 /** Client-side limits from the schema's defaults, for callers that give none. */
 const defaultClientLimits = (): ClientLimits => resolve(validate({}), false).client
@@ -60,19 +59,17 @@ export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logge
     if (method !== 'CONNECT' && !app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true })
   }
   if (front !== null) {
-    front.attach(app.server as unknown as Http2SecureServer, http1)
+    front.attach(app.server as unknown as Http2SecureServer, http1, refusals)
     app.addHook('preClose', done => { front.drain(); done() })
   }
-  await app.register(edgeProxy, { ...edge, logger })
+  await app.register(edgeProxy, { ...edge, logger, ...(front?.http2 === true ? { exposeStreams: (serve: StreamHandler) => front.serveStreams(serve) } : {}) })
   limitConnections(app.server, client, refusals, front !== null)
-  // Node answers CONNECT by dropping the socket; an edge that is not a forward proxy says so.
-  const allow = ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']
+  // HTTP/1.1's CONNECT (HTTP/2's is a stream: front/http2-connect.ts).
   app.server.on('connect', (req: IncomingMessage, socket: Socket) => {
     const ray = newRayId()
-    const answer = refusal(refusals, 405, ray, allow)
-    if (req.httpVersionMajor === 2) connectOverHttp2(req, socket, answer)
-    else socket.end(rawResponse(405, answer.headers, answer.body))
-    refusals.access.refusal(refusedAccess(ray, 405, 'connect_method', 'CONNECT', req.headers.host ?? String(req.headers[':authority'] ?? ''), socket), socket, req.url)
+    const answer = connectRefusal(refusals, ray)
+    socket.end(rawResponse(405, answer.headers, answer.body))
+    refusals.access.refusal(refusedAccess(ray, 405, 'connect_method', 'CONNECT', req.headers.host ?? '', socket), socket, req.url)
   })
   return app
 }

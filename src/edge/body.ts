@@ -9,9 +9,9 @@
 //   client's request itself, the client's connection would die with it, before the edge
 //   could answer; the meter is what it destroys instead.
 
-import type { IncomingMessage } from 'node:http'
 import { Transform, type TransformCallback } from 'node:stream'
 import { BodyTooLargeError, withoutStack } from '../status/errors.js'
+import type { ClientRequest } from './exchange.js'
 
 /** What the meter tells the attempt that is sending it. */
 export interface BodyWatcher {
@@ -47,13 +47,13 @@ export class BodyMeter extends Transform {
 }
 
 /** Whether a request carries a body (HTTP/1.1 framing; an HTTP/2 stream that did not end with its headers). */
-export function hasBody (req: IncomingMessage): boolean {
+export function hasBody (req: ClientRequest): boolean {
   const stream = (req as { stream?: { endAfterHeaders?: boolean } }).stream
   if (stream !== undefined) return stream.endAfterHeaders === false
   const length = req.headers['content-length']
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }
 
-export function meterBody (req: IncomingMessage, limit: number): BodyMeter {
+export function meterBody (req: ClientRequest, limit: number): BodyMeter {
   return req.pipe(new BodyMeter(limit))
 }

@@ -33,7 +33,7 @@ export function refusedAccess (ray: string, status: number, refused: string, met
 }
 
 /** Headers and body of a short refusal, with the ray id its access line carries. */
-export function refusal (opts: RefusalOptions, status: number, ray: string, extra: string[] = []): { headers: string[], body: string } {
+export function refusal (opts: Omit<RefusalOptions, 'access'>, status: number, ray: string, extra: string[] = []): { headers: string[], body: string } {
   // A malformed or too slow request is the client's error; a limit is the edge's policy.
   const error = status === 400 || status === 408 || status === 405 ? 'http_request_error' : 'http_request_denied'
   const proxyStatus = opts.proxyStatus.forFailure({ proxyStatus: error, why: `the edge refused this request (${STATUS_CODES[status] ?? status})` }, null, null)
@@ -41,6 +41,11 @@ export function refusal (opts: RefusalOptions, status: number, ray: string, extr
     headers: [opts.rayHeader, `${ray}-${opts.edgeName}`, 'server', SERVER_NAME, 'proxy-status', proxyStatus, 'content-type', 'text/plain; charset=utf-8', ...extra],
     body: `${status} ${STATUS_CODES[status] ?? ''}: the edge refused this request\n`
   }
+}
+
+/** Node answers CONNECT by dropping the socket; an edge that is not a forward proxy says so. */
+export function connectRefusal (opts: Omit<RefusalOptions, 'access'>, ray: string): { headers: string[], body: string } {
+  return refusal(opts, 405, ray, ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'])
 }
 
 export function clientErrorHandler (opts: RefusalOptions): (err: NodeJS.ErrnoException, socket: Socket) => void {

@@ -8,7 +8,7 @@
 import proxyaddr from '@fastify/proxy-addr'
 import type { IncomingMessage } from 'node:http'
 import type { ClientLink } from './client-link.js'
-import type { ClientFacts } from './exchange.js'
+import type { ClientFacts, ClientRequest } from './exchange.js'
 
 export type Trust = (address: string, hop: number) => boolean
 
@@ -17,7 +17,7 @@ export function compileTrust (trusted: readonly string[]): Trust | null {
   return trusted.length === 0 ? null : proxyaddr.compile([...trusted])
 }
 
-export function clientFacts (req: IncomingMessage, trust: Trust | null, link: ClientLink): ClientFacts {
+export function clientFacts (req: ClientRequest, trust: Trust | null, link: ClientLink): ClientFacts {
   const peer = req.socket.remoteAddress ?? ''
   const { scheme, protocol, http2, tls, log } = link
   if (trust === null || !trust(peer, 0)) {
@@ -26,7 +26,8 @@ export function clientFacts (req: IncomingMessage, trust: Trust | null, link: Cl
   const prior = req.headers['x-forwarded-for']
   const proto = req.headers['x-forwarded-proto']
   return {
-    ip: proxyaddr(req, trust),
+    // proxy-addr reads the peer and X-Forwarded-For only, which every request has.
+    ip: proxyaddr(req as IncomingMessage, trust),
     peer,
     forwardedFor: prior === undefined || prior === '' ? peer : `${prior}, ${peer}`,
     forwardedProto: typeof proto === 'string' && proto !== '' ? proto : scheme,

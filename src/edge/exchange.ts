@@ -14,6 +14,18 @@ import type { ClientConnection } from './client-connection.js'
 import type { ClientLink } from './client-link.js'
 import type { ClientSink } from './sink.js'
 
+/**
+ * What the edge reads of a client's request: Node's IncomingMessage (HTTP/1.x, and
+ * HTTP/2 through Node's compatibility API inside someone else's Fastify), or the
+ * request of an HTTP/2 stream the TLS front door hands over (stream-request.ts).
+ */
+export type ClientRequest = Pick<IncomingMessage, 'method' | 'url' | 'headers' | 'rawHeaders' | 'httpVersion' | 'httpVersionMajor' | 'socket' | 'complete'> & {
+  /** Its body, for the origin. */
+  pipe: <T extends NodeJS.WritableStream>(destination: T) => T
+  /** 'end': the whole body was read. */
+  once: (event: 'end', listener: () => void) => unknown
+}
+
 /** Who the client is and how it reached the edge: what X-Forwarded-* and the logs say. */
 export interface ClientFacts extends ClientLink {
   /** The address the edge decided is the client's (the peer, or from X-Forwarded-For via trusted proxies). */
@@ -74,7 +86,7 @@ export class Exchange {
   /** The access line is written: the exchange is over. */
   finished = false
 
-  constructor (readonly ray: string, readonly req: IncomingMessage, readonly sink: ClientSink,
+  constructor (readonly ray: string, readonly req: ClientRequest, readonly sink: ClientSink,
     readonly client: ClientFacts, readonly connection: ClientConnection, target: { path: string, query: string }) {
     this.method = req.method ?? 'GET'
     this.headers = req.headers

@@ -7,9 +7,12 @@
 //   proxy    → the proxy loop (proxy-loop.ts): attempts at origins until one answers or
 //              the edge answers for them
 //   finish   → the access line, when the response is over, whichever way it ended
-// Upgrade requests arrive on a raw socket (plugin.ts) and take the same path.
+// Upgrade requests arrive on a raw socket (plugin.ts), and HTTP/2 streams from the TLS
+// front door as streams (stream-request.ts); both take the same path.
 
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { ServerHttp2Stream } from 'node:http2'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { classify } from '../status/classify.js'
@@ -19,13 +22,15 @@ import { hasBody, meterBody } from './body.js'
 import { clientFacts } from './client-ip.js'
 import { ClientConnection, type ExchangeRunner } from './client-connection.js'
 import { linkOf } from './client-link.js'
-import { Exchange } from './exchange.js'
+import { Exchange, type ClientRequest } from './exchange.js'
 import { FAULT_HEADER, applies, injectedFailure, parseFault } from './fault-injection.js'
 import { proxy } from './proxy-loop.js'
+import { watchRequestDeadline } from './request-deadline.js'
 import { isRayId, newRayId } from './ray.js'
 import { hostOnly, splitTarget } from './router.js'
 import type { EdgeRuntime } from './runtime.js'
-import { ResponseSink, SocketSink, type ClientSink } from './sink.js'
+import { ResponseSink, SocketSink, StreamSink, type ClientSink } from './sink.js'
+import { StreamRequest } from './stream-request.js'
 
 /** Runs an exchange when its turn on its connection comes. */
 export function runner (edge: EdgeRuntime): ExchangeRunner {
@@ -48,16 +53,31 @@ export function handleUpgrade (edge: EdgeRuntime, run: ExchangeRunner, req: Inco
   exchange.connection.admit(exchange)
 }
 
-function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: IncomingMessage, sink: ClientSink, id: string, admit = true): Exchange {
+/** An HTTP/2 stream of the TLS front door, with its session's socket. */
+export function handleStream (edge: EdgeRuntime, run: ExchangeRunner, stream: ServerHttp2Stream, headers: IncomingHttpHeaders,
+  rawHeaders: string[], socket: Socket): void {
+  // A stream's errors (a reset, a write after the client left) end it; its 'close' ends the exchange.
+  stream.on('error', ignore)
+  // What Node's HTTP/1.1 server and its HTTP/2 compatibility API do: the body may come.
+  if (!stream.endAfterHeaders && headers.expect !== undefined && CONTINUE.test(headers.expect)) stream.additionalHeaders({ ':status': 100 })
+  arrive(edge, run, new StreamRequest(stream, headers, rawHeaders, socket), new StreamSink(stream), '')
+}
+
+const CONTINUE = /^\s*100-continue\s*$/i
+const ignore = (): void => {}
+
+function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: ClientRequest, sink: ClientSink, id: string, admit = true): Exchange {
   const ray = isRayId(id) ? id : newRayId()
   const http2 = req.httpVersionMajor === 2
-  const carrier = http2 ? (req as unknown as { stream: { session: Duplex } }).stream.session : req.socket
+  const carrier = http2 ? (req as unknown as { stream: ServerHttp2Stream }).stream.session as unknown as Duplex : req.socket
   const connection = ClientConnection.of(carrier, !http2, edge.config.maxPipelined, run)
   const client = clientFacts(req, edge.trust, linkOf(req.socket, req.httpVersion))
   const exchange = new Exchange(ray, req, sink, client, connection, splitTarget(req.url ?? '/'))
   sink.onClose(() => finish(edge, exchange))
   // A stream reset before its request got here is over already: no origin sees it.
-  if (admit && !exchange.finished) connection.admit(exchange)
+  if (exchange.finished) return exchange
+  if (http2 && hasBody(req)) watchRequestDeadline(edge, exchange, req)
+  if (admit) connection.admit(exchange)
   return exchange
 }
 

@@ -1,16 +1,19 @@
 // How Fastify sees the edge: one encapsulated plugin. Every request Fastify routes here
 // is hijacked and served by handle-request.ts; upgrade requests, which Node hands to the
 // server rather than to Fastify, and requests with an `Expect` Node cannot meet, take the
-// same path from the server's own events.
+// same path from the server's own events, as do HTTP/2 streams when the TLS front door
+// hands them over (`exposeStreams`).
 
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { ServerHttp2Stream } from 'node:http2'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Logger } from 'pino'
 import type { StaleStore } from '../cache/stale-store.js'
 import type { EdgeConfig } from '../config/schema.js'
 import type { MemberHealth } from '../origin/pool.js'
-import { handleRequest, handleUpgrade, runner } from './handle-request.js'
+import { handleRequest, handleStream, handleUpgrade, runner } from './handle-request.js'
 import { EdgeRuntime, type EdgeHooks } from './runtime.js'
 
 export type EdgeProxyOptions = EdgeConfig & EdgeHooks & {
@@ -22,13 +25,19 @@ export type EdgeProxyOptions = EdgeConfig & EdgeHooks & {
   store?: StaleStore
   /** Receives a function that swaps in new routes and pools (SIGHUP). */
   exposeReload?: (reload: (edge: Pick<EdgeConfig, 'routes' | 'pools'>) => void) => void
+  /** Receives the edge's handler of HTTP/2 streams, for a server that gives them to it directly. */
+  exposeStreams?: (serve: StreamHandler) => void
 }
+
+/** An HTTP/2 stream, its headers as Node decoded them and as received, and its session's socket. */
+export type StreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], socket: Socket) => void
 
 export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: FastifyInstance, opts) => {
   const edge = new EdgeRuntime(opts, opts.logger ?? (app.log as Logger), { onAccess: opts.onAccess, onFailure: opts.onFailure }, opts.store)
   const run = runner(edge)
   opts.exposeHealth?.(() => edge.snapshot())
   opts.exposeReload?.(next => edge.reload(next.routes, next.pools))
+  opts.exposeStreams?.((stream, headers, rawHeaders, socket) => handleStream(edge, run, stream, headers, rawHeaders, socket))
 
   app.addHook('preClose', (done) => {
     edge.flags.draining = true

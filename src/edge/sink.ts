@@ -1,11 +1,12 @@
 // Where an attempt writes the client's response. A request answered through Node's
-// ServerResponse (HTTP/1.1, or HTTP/2's compatible response) and an upgrade request,
-// which only has its raw socket, are written the same way by the attempt and the
-// error pages; only these two classes know the difference.
+// ServerResponse (HTTP/1.1, or HTTP/2's compatible response), an HTTP/2 stream the TLS
+// front door hands over, and an upgrade request, which only has its raw socket, are
+// written the same way by the attempt and the error pages; only these classes know the
+// difference.
 
-import type { ServerResponse } from 'node:http'
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
-import type { Http2ServerResponse } from 'node:http2'
+import { constants, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import { rawHead } from '../page/raw-response.js'
 
@@ -72,6 +73,76 @@ export class ResponseSink implements ClientSink {
     if (this.http2 && (this.res as unknown as Http2ServerResponse).stream.closed) done()
     else this.res.once('close', done)
   }
+}
+
+/**
+ * An HTTP/2 stream, answered with Node's core API: the status and headers are one
+ * HEADERS frame, the body DATA frames, and the end of the body ends the stream (the
+ * compatible response holds END_STREAM for trailers it never has).
+ */
+export class StreamSink implements ClientSink {
+  started = false
+  status = 0
+  startedAt = 0
+  private ended = false
+
+  constructor (private readonly stream: ServerHttp2Stream) {}
+
+  get gone (): boolean { return this.stream.destroyed || this.stream.writableEnded }
+  // A stream the client reset is ended by Node itself: finished, but not by us.
+  get completed (): boolean { return this.ended && this.stream.writableFinished }
+
+  start (status: number, _text: string, headers: string[]): void {
+    // The client reset the stream meanwhile: there is no one to answer (its close ends the exchange).
+    if (this.stream.destroyed) return
+    this.startedAt = performance.now()
+    this.stream.respond(headerObject(status, headers))
+    this.started = true
+    this.status = status
+  }
+
+  // Node ends a HEAD, 204 or 304 stream with its headers: a body after them goes nowhere.
+  write (chunk: Buffer): boolean { return this.stream.writableEnded || this.stream.destroyed || this.stream.write(chunk) }
+  onDrain (resume: () => void): void { this.stream.once('drain', resume) }
+  end (body?: string): void {
+    this.ended = true
+    if (!this.stream.writableEnded && !this.stream.destroyed) this.stream.end(body, this.stopReading)
+  }
+
+  /**
+   * A complete response while the client is still sending its body (a 408 or 413, an
+   * origin that answered early): RST_STREAM NO_ERROR asks it to stop (RFC 9113 §8.1).
+   * Node does this itself only for a stream whose body nobody read.
+   */
+  private readonly stopReading = (): void => {
+    if (!this.stream.closed && !this.stream.readableEnded) this.stream.close(constants.NGHTTP2_NO_ERROR)
+  }
+
+  /** RST_STREAM INTERNAL_ERROR: the client sees a response that did not end. */
+  cut (): void { this.stream.close(constants.NGHTTP2_INTERNAL_ERROR) }
+  onClose (done: () => void): void {
+    // A stream the client reset before its request reached the edge (rapid reset) is closed already.
+    if (this.stream.closed) done()
+    else this.stream.once('close', done)
+  }
+}
+
+/**
+ * The flat name/value list the edge builds, as the headers object Node's HTTP/2 core
+ * takes (lower-case names; a repeated name, such as set-cookie, as a list of values).
+ */
+export function headerObject (status: number, flat: string[]): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = Object.create(null)
+  out[':status'] = status
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = (flat[i] as string).toLowerCase()
+    const value = flat[i + 1] as string
+    const prior = out[name]
+    if (prior === undefined) out[name] = value
+    else if (Array.isArray(prior)) prior.push(value)
+    else out[name] = [prior as string, value]
+  }
+  return out
 }
 
 /** An upgrade request's socket: answers in raw HTTP/1.1, and the connection closes after. */

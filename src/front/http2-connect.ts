@@ -1,12 +1,20 @@
-// CONNECT over HTTP/2 reaches the server's 'connect' listener with a response object
-// where HTTP/1.1 gives a socket: the same 405 refusal, written as an HTTP/2 answer.
+// CONNECT over HTTP/2 (RFC 9113 §8.5) arrives as a stream without :path: the same 405
+// refusal as HTTP/1.1's CONNECT gets, written as an HTTP/2 answer, with its access line.
 
-import type { IncomingMessage } from 'node:http'
-import type { Http2ServerResponse } from 'node:http2'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { ServerHttp2Stream } from 'node:http2'
+import type { Socket } from 'node:net'
+import { connectRefusal, refusedAccess, type RefusalOptions } from '../edge/client-errors.js'
+import { newRayId } from '../edge/ray.js'
+import { headerObject } from '../edge/sink.js'
 
-export function connectOverHttp2 (_req: IncomingMessage, res: unknown, answer: { headers: string[], body: string }): void {
-  const response = res as Http2ServerResponse
-  // Node takes a flat name/value list here as on HTTP/1.1; its types know only objects.
-  response.writeHead(405, answer.headers as unknown as Record<string, string>)
-  response.end(answer.body)
+const ignore = (): void => {}
+
+export function refuseConnect (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, socket: Socket, refusals: RefusalOptions): void {
+  const ray = newRayId()
+  const answer = connectRefusal(refusals, ray)
+  stream.on('error', ignore)
+  stream.respond(headerObject(405, answer.headers))
+  stream.end(answer.body)
+  refusals.access.refusal(refusedAccess(ray, 405, 'connect_method', 'CONNECT', String(headers[':authority'] ?? ''), socket), socket)
 }

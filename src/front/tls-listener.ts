@@ -5,11 +5,17 @@
 // HTTP/1.1: Node hands those connections to its HTTP/1 parser with the server's own
 // settings, which are set here since Node's HTTP/2 server does not take them as options.
 
-import type { Http2SecureServer, Http2Session, SecureServerOptions } from 'node:http2'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Http2SecureServer, Http2Session, SecureServerOptions, ServerHttp2Stream } from 'node:http2'
+import type { Socket } from 'node:net'
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import type { ClientLimits, FrontDoor, ServerCertificate } from '../config/schema.js'
 import { stampTls } from '../edge/client-link.js'
+import type { RefusalOptions } from '../edge/client-errors.js'
+import type { StreamHandler } from '../edge/plugin.js'
+import { refuseConnect } from './http2-connect.js'
+import { watchFirstRequest } from './first-request.js'
 import { ResetGuard } from './reset-guard.js'
 
 /** What the HTTP/1 parser of an HTTP/2 server reads from the server object. */
@@ -49,6 +55,7 @@ class CertificateSet {
 export class TlsFront {
   private certificates: CertificateSet
   private server: Http2SecureServer | null = null
+  private refusals: RefusalOptions | null = null
   private readonly sessions = new Set<Http2Session>()
   private readonly guard: ResetGuard
 
@@ -68,6 +75,8 @@ export class TlsFront {
       ...contextOf(this.config),
       ...http1,
       allowHTTP1: true,
+      // A handshake is part of the request's headers as far as a slowloris goes (Node's default: 120 s).
+      handshakeTimeout: http1.headersTimeout,
       SNICallback: (servername, done) => done(null, this.certificates.pick(servername)),
       settings: { maxConcurrentStreams: h2.maxConcurrentStreams, maxHeaderListSize: http1.maxHeaderSize },
       // Node resets a stream past this many header fields (pseudo-headers included);
@@ -77,8 +86,9 @@ export class TlsFront {
   }
 
   /** Once the server exists: stamps, HTTP/1 settings, sessions. */
-  attach (server: Http2SecureServer, http1: Http1Settings): void {
+  attach (server: Http2SecureServer, http1: Http1Settings, refusals: RefusalOptions): void {
     this.server = server
+    this.refusals = refusals
     Object.assign(server, http1)
     server.on('secureConnection', (socket: TLSSocket) => stampTls(socket))
     if (!this.http2) return
@@ -86,6 +96,27 @@ export class TlsFront {
       this.sessions.add(session)
       session.once('close', () => this.sessions.delete(session))
       this.guard.watch(session)
+      watchFirstRequest(session, http1.headersTimeout, refusals)
+    })
+  }
+
+  /**
+   * HTTP/2 streams go to the edge directly, not through Node's compatibility API and
+   * Fastify's routing (edge/stream-request.ts says why). Node added its compatibility
+   * listener when Fastify listened for 'request'; it is the only 'stream' listener, and
+   * HTTP/1.1 connections, which Node hands to 'request' itself, do not need it.
+   */
+  serveStreams (serve: StreamHandler): void {
+    const server = this.server
+    const refusals = this.refusals
+    if (server === null || refusals === null) throw new Error('serveStreams before attach')
+    server.removeAllListeners('stream')
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      // Node's proxy of the TLS socket: where the connection's stamp and addresses are read.
+      const socket = stream.session?.socket as Socket | undefined
+      if (socket === undefined) return void stream.close()
+      if (headers[':method'] === 'CONNECT') refuseConnect(stream, headers, socket, refusals)
+      else serve(stream, headers, rawHeaders, socket)
     })
   }
 
