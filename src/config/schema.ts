@@ -316,8 +316,12 @@ export interface EdgeConfig {
   keepAliveTimeoutMs: number
   maxResponseHeaderBytes: number
   maxHeaderCount: number
+  /** HTTP/2's header list size limit (RFC 9113 §6.5.2); Node's parser enforces it on HTTP/1.x. */
+  maxRequestHeaderBytes: number
   maxUrlLength: number
   maxPipelined: number
+  /** HTTP/2's timeouts.client_request; Node enforces it on HTTP/1.x. */
+  clientRequestTimeoutMs: number
   escapedSlashes: EscapedSlashes
   clientIp: { trustedProxies: string[], header: string | null }
   /** The store of stale_if_error copies. */

@@ -2,19 +2,20 @@
 // route safely, or one past its limits. Each refusal has a status and a short reason
 // for the access line; none is ever forwarded.
 
-import type { IncomingMessage } from 'node:http'
 import type { EscapedSlashes } from '../config/schema.js'
+import type { ClientRequest } from './exchange.js'
 
 export interface Refusal {
   status: 400 | 413 | 414 | 417 | 431
   /** Which rule refused it (the access line's `refused`). */
   reason: 'url_too_long' | 'too_many_headers' | 'host_count' | 'host_invalid' | 'escaped_slash' | 'dot_segment'
-    | 'body_too_large' | 'upgrade_with_body' | 'expectation'
+    | 'body_too_large' | 'upgrade_with_body' | 'expectation' | 'header_list_too_large'
 }
 
 export interface AdmitLimits {
   maxUrlLength: number
   maxHeaderCount: number
+  maxRequestHeaderBytes: number
 }
 
 /**
@@ -45,15 +46,30 @@ function hostCount (raw: string[]): number {
   return n
 }
 
+/**
+ * An HTTP/2 request's header list size as RFC 9113 §6.5.2 counts it: each field's name
+ * and value, plus 32, pseudo-headers included. Node's HTTP/2 server only announces the
+ * limit in SETTINGS (its own cap is 64 KiB); HTTP/1.x's parser enforces it itself.
+ */
+function headerListSize (raw: string[]): number {
+  let n = 16 * raw.length
+  for (let i = 0; i < raw.length; i++) n += (raw[i] as string).length
+  return n
+}
+
 /** The request's own faults, found before routing; null when it may be routed. */
-export function refusalOf (req: IncomingMessage, host: string, path: string, escaped: EscapedSlashes, limits: AdmitLimits): Refusal | null {
+export function refusalOf (req: ClientRequest, host: string, path: string, escaped: EscapedSlashes, limits: AdmitLimits): Refusal | null {
   if ((req.url ?? '').length > limits.maxUrlLength) return { status: 414, reason: 'url_too_long' }
   // Node meets `Expect: 100-continue` itself; nothing else can be met (RFC 9110 §10.1.1).
   const expect = req.headers.expect
   if (expect !== undefined && !/^100-continue$/i.test(expect.trim())) return { status: 417, reason: 'expectation' }
   if (req.rawHeaders.length / 2 > limits.maxHeaderCount) return { status: 431, reason: 'too_many_headers' }
-  // HTTP/2 carries :authority instead, which Node reports as the Host.
-  if (req.httpVersionMajor === 1 && hostCount(req.rawHeaders) !== 1) return { status: 400, reason: 'host_count' }
+  if (req.httpVersionMajor === 2) {
+    if (headerListSize(req.rawHeaders) > limits.maxRequestHeaderBytes) return { status: 431, reason: 'header_list_too_large' }
+  } else if (hostCount(req.rawHeaders) !== 1) {
+    // HTTP/2 carries :authority instead, which Node reports as the Host.
+    return { status: 400, reason: 'host_count' }
+  }
   if (!HOST.test(host)) return { status: 400, reason: 'host_invalid' }
   if (escaped === 'reject' && ESCAPED_SLASH.test(path)) return { status: 400, reason: 'escaped_slash' }
   if (DOT_SEGMENT.test(path)) return { status: 400, reason: 'dot_segment' }

@@ -17,6 +17,16 @@ const GOAWAY_GRACE_MS = 1000
 
 const destroy = (session: Http2Session): void => { session.destroy() }
 
+/**
+ * GOAWAY, then a close that lets the client see it (a destroy at once drops the frame);
+ * a client that ignores it and holds its streams is cut a moment later.
+ */
+export function sendAway (session: Http2Session, code: number): void {
+  session.goaway(code)
+  session.close()
+  setTimeout(destroy, GOAWAY_GRACE_MS, session).unref()
+}
+
 interface Budget { windowStart: number, resets: number, guard: ResetGuard }
 
 const kBudget = Symbol('highproxy.resetBudget')
@@ -45,11 +55,7 @@ export class ResetGuard {
       why: 'a client resetting streams in a loop (HTTP/2 rapid reset, CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM, connection closed',
       client: { address: session.socket?.remoteAddress ?? null, port: session.socket?.remotePort ?? null }
     })
-    // GOAWAY, then a close that lets the client see it (a destroy at once drops the
-    // frame); a client that ignores it and holds its streams is cut a moment later.
-    session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM)
-    session.close()
-    setTimeout(destroy, GOAWAY_GRACE_MS, session).unref()
+    sendAway(session, constants.NGHTTP2_ENHANCE_YOUR_CALM)
   }
 }
 
