@@ -6,7 +6,8 @@
 // diagnostics channel from the side.
 
 import type { Socket } from 'node:net'
-import { Client } from 'undici'
+import { Client, errors } from 'undici'
+import { withoutStack } from '../status/errors.js'
 import type { DialInfo, Dialled } from './dial.js'
 import type { ConnectionOwner, ConnectionSet } from './transport.js'
 
@@ -100,7 +101,9 @@ export class OriginConnection {
     this.closed = true
     this.unclaimed?.destroy()
     this.unclaimed = null
-    void this.client.destroy().catch(() => {})
+    // undici's own ClientDestroyedError captures a stack trace on every close: under
+    // `reuse: never` that is once per client connection, for an error nobody reads.
+    void this.client.destroy(withoutStack(() => new errors.ClientDestroyedError())).catch(() => {})
   }
 }
 
