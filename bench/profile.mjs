@@ -11,6 +11,9 @@
 //                                             SYN-dropping origin, connect timeout 2 s
 //   node bench/profile.mjs --case floor       the Node floor (bench/servers/node-floor.mjs), 2-byte body
 //   node bench/profile.mjs --case floor-log   the same with its one pino line per request
+//   node bench/profile.mjs --case tls-h1      highproxy over TLS, HTTP/1.1 keep-alive (h2load --h1, 50 connections)
+//   node bench/profile.mjs --case h2          highproxy over TLS, HTTP/2: 10 connections × 10 streams (h2load)
+//   node bench/profile.mjs --case handshake   highproxy over TLS, a new connection (full handshake) per request
 //   --seconds <s> (default 10), --top <n> (default 15), --out <dir> (default /tmp),
 //   --connections <n> (default 50), --highproxy-args "<args>" (appended to the highproxy start),
 //   --origin-server auto|nginx|node (default auto: nginx when installed, as in run.mjs)
@@ -31,7 +34,8 @@ import { wrk } from './lib/wrk.mjs'
 import { cpuWindow } from './lib/cpu.mjs'
 import { runStorm } from './lib/storm.mjs'
 import { splitArgs } from './lib/args.mjs'
-import { startHighproxy, startNodeServer, startOrigin, which } from './lib/servers.mjs'
+import { benchCertificate, startHighproxy, startNodeServer, startOrigin, which } from './lib/servers.mjs'
+import { TLS_MODES, h2load, h2loadArgs } from './lib/tls.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -55,7 +59,10 @@ const CASES = {
   '521-json': { server: 'highproxy', path: '/', headers: { accept: 'application/json' }, refused: true },
   storm: { server: 'highproxy', storm: true },
   floor: { server: 'floor', path: '/', headers: {} },
-  'floor-log': { server: 'floor', path: '/', headers: {}, log: true }
+  'floor-log': { server: 'floor', path: '/', headers: {}, log: true },
+  'tls-h1': { server: 'highproxy', tls: 'h1' },
+  h2: { server: 'highproxy', tls: 'h2' },
+  handshake: { server: 'highproxy', tls: 'handshake' }
 }
 const c = CASES[flags.case]
 if (c === undefined) { process.stderr.write(`profile: --case is one of ${Object.keys(CASES).join(', ')}\n`); process.exit(2) }
@@ -198,7 +205,7 @@ async function startProfiled (dir, tmp) {
   const upstream = c.refused ? { url: `http://${HOST}:${await freePort()}` } : await startOrigin(flags['origin-server'], tmp)
   const started = c.server === 'floor'
     ? await startNodeServer('node floor', 'node-floor.mjs', upstream.url, c.log ? ['--log'] : [], { node })
-    : await startHighproxy('highproxy', ['--origin', upstream.url], { node, extra })
+    : await startHighproxy('highproxy', ['--origin', upstream.url], { node, extra, tls: c.tls === undefined ? null : benchCertificate(tmp) })
   return { ...started, origin: upstream.kind ?? 'refused', close: async () => {} }
 }
 
@@ -231,6 +238,19 @@ async function main () {
       const s = r.summary
       measured = { case: flags.case, concurrency, cpuPerRequestUs: r.after / concurrency, got522: s.got522, lost: s.lost, early: s.early, latenessMedian: s.lateness.median, latenessP99: s.lateness.p99, latenessMax: s.lateness.max }
       process.stderr.write(`profile: storm of ${concurrency}: ${s.got522} × 522, ${s.lost} lost, ${s.early} early, lateness p50 ${s.lateness.median?.toFixed(0)} p99 ${s.lateness.p99?.toFixed(0)} ms, ${measured.cpuPerRequestUs.toFixed(0)} µs CPU/request under --cpu-prof\n`)
+    } else if (c.tls !== undefined) {
+      const h2loadBin = which('h2load')
+      if (h2loadBin === null) throw new Error('the TLS cases need h2load (Debian nghttp2-client)')
+      const mode = TLS_MODES.find(m => m.key === c.tls)
+      const handshakes = Math.round(500 * seconds)
+      await h2load(h2loadBin, h2loadArgs(mode, target.port, mode.key === 'handshake' ? null : 2, 500))
+      const cpu = cpuWindow([pid])
+      window.fromUs = profileClockUs()
+      const res = await h2load(h2loadBin, h2loadArgs(mode, target.port, mode.key === 'handshake' ? null : seconds, handshakes))
+      window.toUs = profileClockUs()
+      const cpuPerRequestUs = cpu()[0] / res.requests
+      measured = { case: flags.case, rps: res.rps, cpuPerRequestUs, seconds, generator: 'h2load', origin: target.origin }
+      process.stderr.write(`profile: ${Math.round(res.rps)} req/s, ${cpuPerRequestUs.toFixed(1)} µs CPU/req under --cpu-prof (origin ${target.origin})\n`)
     } else {
       const opts = { port: target.port, path: c.path, headers: c.headers, connections: Number(flags.connections) }
       await saturate({ ...opts, seconds: 2 })

@@ -123,11 +123,13 @@ export function benchCertificate (tmp) {
   return { cert, key }
 }
 
-/** A Node server of bench/servers/: `node <file> <port> <upstream> ...args`. */
-export async function startNodeServer (name, file, upstream, args = [], { node = [] } = {}) {
+/** A Node server of bench/servers/: `node <file> <port> <upstream> ...args`; with `tls`, `--tls <cert> <key>` too. */
+export async function startNodeServer (name, file, upstream, args = [], { node = [], tls = null } = {}) {
   const port = await freePort()
-  const proc = start(name, NODE, [...node, path.join(SERVERS, file), String(port), upstream, ...args])
-  await waitHttp(proc, port)
+  const tlsArgs = tls === null ? [] : ['--tls', tls.cert, tls.key]
+  const proc = start(name, NODE, [...node, path.join(SERVERS, file), String(port), upstream, ...args, ...tlsArgs])
+  if (tls === null) await waitHttp(proc, port)
+  else await waitHttps(proc, port)
   return { proc, port }
 }
 

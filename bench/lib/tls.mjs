@@ -1,7 +1,7 @@
-// The TLS section: what terminating TLS and speaking HTTP/2 cost, highproxy beside nginx
-// configured the same way (one worker, the same certificate, keep-alive upstream), with
-// h2load (nghttp2-client) as the load generator for every row, plain ones included, so
-// the client side is the same program throughout.
+// The TLS section: what terminating TLS and speaking HTTP/2 cost, highproxy beside the
+// Node floor and nginx configured the same way (one worker, the same certificate,
+// keep-alive upstream), with h2load (nghttp2-client) as the load generator for every
+// row, plain ones included, so the client side is the same program throughout.
 //
 // Rows, each in interleaved rounds, CPU per request of the proxy's own processes:
 //   plain h1        HTTP/1.1 keep-alive, no TLS: the baseline TLS is added to
@@ -12,7 +12,7 @@
 import { execFile } from 'node:child_process'
 import { cpuWindow } from './cpu.mjs'
 import { HOST } from './procs.mjs'
-import { benchCertificate, highproxyHelp, startHighproxy, startNginxProxy, which } from './servers.mjs'
+import { benchCertificate, highproxyHelp, startHighproxy, startNginxProxy, startNodeServer, which } from './servers.mjs'
 
 export const TLS_MODES = [
   { key: 'plain', label: 'plain HTTP/1.1 keep-alive', tls: false },
@@ -26,7 +26,7 @@ export const TLS_MODES = [
  * dry run) a few requests only — h2load's timed mode can hang when its duration ends
  * while TLS handshakes are still under way.
  */
-function h2loadArgs (mode, port, seconds, handshakes) {
+export function h2loadArgs (mode, port, seconds, handshakes) {
   const scheme = mode.tls ? 'https' : 'http'
   const url = `${scheme}://${HOST}:${port}/`
   const span = seconds === null ? ['-n', '4'] : ['-D', `${Math.round(seconds * 1000)}ms`] // whole units only
@@ -41,7 +41,7 @@ function h2loadArgs (mode, port, seconds, handshakes) {
 }
 
 /** Runs h2load; resolves { requests, succeeded, failed, rps }. */
-function h2load (bin, args) {
+export function h2load (bin, args) {
   return new Promise((resolve, reject) => {
     execFile(bin, args, { encoding: 'utf8', timeout: 120_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
       const text = `${stdout}\n${stderr}`
@@ -74,6 +74,13 @@ export async function tlsSection ({ origin, tmp, rounds, seconds, handshakes, lo
     plain: await startHighproxy('highproxy (TLS section, plain)', args, { extra }),
     tls: await startHighproxy('highproxy (TLS)', args, { extra, tls })
   }]
+  // The Node floor (bench/servers/node-floor.mjs, access lines on as highproxy's): what
+  // Node's own TLS and HTTP/2 cost before any proxy of ours.
+  proxies.push({
+    name: 'node floor',
+    plain: await startNodeServer('node floor (TLS section, plain)', 'node-floor.mjs', origin.url, ['--log']),
+    tls: await startNodeServer('node floor (TLS)', 'node-floor.mjs', origin.url, ['--log'], { tls })
+  })
   const nginx = which('nginx')
   if (nginx !== null) {
     proxies.push({ name: 'nginx', plain: await startNginxProxy(nginx, origin.port, tmp), tls: await startNginxProxy(nginx, origin.port, tmp, { tls }) })
@@ -126,6 +133,7 @@ export function tlsTargets (tls) {
     h2: cpu('highproxy', 'h2'),
     h1: cpu('highproxy', 'h1'),
     handshakeHighproxy: cpu('highproxy', 'handshake'),
-    handshakeNginx: cpu('nginx', 'handshake')
+    handshakeNginx: cpu('nginx', 'handshake'),
+    handshakeFloor: cpu('node floor', 'handshake')
   }
 }

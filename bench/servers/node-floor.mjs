@@ -1,10 +1,14 @@
 // The Node floor: the smallest honest Node proxy, the yardstick of what Node itself
 // costs. node:http server, one undici Pool to the origin, hop-by-hop headers dropped
 // both ways, the response streamed with Pool.stream. With --log, one pino access line
-// per request (pino's default destination: stdout).
-// Usage: node bench/servers/node-floor.mjs <port> <upstream-url> [--log]
+// per request (pino's default destination: stdout). With --tls <cert> <key>: the same
+// handler behind Node's secure HTTP/2 server, ALPN h2 and http/1.1 on one port (what
+// TLS and HTTP/2 cost Node itself, before any proxy of ours).
+// Usage: node bench/servers/node-floor.mjs <port> <upstream-url> [--log] [--tls <cert> <key>]
 
+import { readFileSync } from 'node:fs'
 import http from 'node:http'
+import http2 from 'node:http2'
 import { Pool } from 'undici'
 import pino from 'pino'
 
@@ -29,7 +33,10 @@ function responseHeaders (raw) {
   return out
 }
 
-const server = http.createServer((req, res) => {
+const tlsAt = process.argv.indexOf('--tls')
+const tls = tlsAt < 0 ? null : { cert: readFileSync(process.argv[tlsAt + 1]), key: readFileSync(process.argv[tlsAt + 2]) }
+
+const handler = (req, res) => {
   const start = performance.now()
   pool.stream({
     path: req.url,
@@ -45,10 +52,11 @@ const server = http.createServer((req, res) => {
     else if (err !== null) res.destroy()
     logger?.info({ method: req.method, url: req.url, status: res.statusCode, ms: performance.now() - start })
   })
-})
+}
+const server = tls === null ? http.createServer(handler) : http2.createSecureServer({ ...tls, allowHTTP1: true }, handler)
 server.keepAliveTimeout = 30_000
 server.listen({ host: '127.0.0.1', port })
 
 const parent = process.ppid
 setInterval(() => { if (process.ppid !== parent) process.exit(0) }, 1000).unref()
-process.on('SIGTERM', () => { server.closeAllConnections(); server.close(() => process.exit(0)) })
+process.on('SIGTERM', () => { server.closeAllConnections?.(); server.close(() => process.exit(0)); setTimeout(() => process.exit(0), 500).unref() })
