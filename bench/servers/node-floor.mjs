@@ -18,9 +18,11 @@ const pool = new Pool(upstream, { connections: 128, pipelining: 1 })
 
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
 
+// HTTP/2's pseudo-headers (a colon first) are the request line; :authority is the Host.
 function requestHeaders (incoming) {
   const out = {}
-  for (const name in incoming) if (!HOP.has(name)) out[name] = incoming[name]
+  for (const name in incoming) if (!HOP.has(name) && name.charCodeAt(0) !== 58) out[name] = incoming[name]
+  if (out.host === undefined && incoming[':authority'] !== undefined) out.host = incoming[':authority']
   return out
 }
 
