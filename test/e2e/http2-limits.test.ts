@@ -1,10 +1,11 @@
 // The client-side limits of HTTP/1.1, held over HTTP/2 too (Node's HTTP/2 server
-// enforces none of them itself): a header list past max_request_header_size (431),
-// too many headers (431), a body that grows past max_body_size while the client is still
-// sending it (413, and the stream reset with NO_ERROR so it stops), a body trickled past client_request (408, origin request
-// cancelled), a connection that opens and sends no request within client_headers
-// (GOAWAY, and the 408 access line HTTP/1.1 gets), and CONNECT (405). Real TLS, Node's
-// own HTTP/2 client, loopback only.
+// enforces none of them itself): a header list past max_request_header_size (431), too
+// many headers (431), a body that grows past max_body_size while the client is still
+// sending it (413, then RST_STREAM NO_ERROR so it stops), a body trickled past
+// client_request (408, origin request cancelled), a connection that sends no request
+// within client_headers (GOAWAY, and the 408 access line HTTP/1.1 gets), CONNECT (405),
+// and a connection idle past listen.http2.idle_timeout (GOAWAY). Real TLS, Node's own
+// HTTP/2 client, loopback only.
 
 import http2 from 'node:http2'
 import t from 'tap'
@@ -173,4 +174,29 @@ t.test('CONNECT over HTTP/2: 405 with Allow, as over HTTP/1.1', async t => {
   t.equal(line.host, 'evil.test:443')
   t.equal(seen.length, before, 'no origin saw it')
   t.equal((await send(session, { ':path': '/after' })).status, 200, 'the session goes on')
+})
+
+t.test('listen.http2.idle_timeout: a connection without frames gets GOAWAY and is closed', async t => {
+  const idle = await startProxy({
+    routes: [{ origin: origin.url }],
+    listen: { tls: { cert: cert.certFile, key: cert.keyFile }, http2: { idle_timeout: '600ms' } }
+  })
+  t.teardown(() => idle.close())
+  const session = http2.connect(idle.url, { ca: pki.ca.cert, servername: 'localhost' })
+  session.on('error', () => {})
+  const goaway = new Promise<number>(resolve => session.once('goaway', resolve))
+  const closed = new Promise<void>(resolve => session.once('close', resolve))
+  const stall = stallWatch()
+  const reply = await new Promise<number>((resolve, reject) => {
+    const req = session.request({ ':path': '/then-quiet' })
+    req.on('response', h => { resolve(Number(h[':status'])); req.resume() })
+    req.on('error', reject)
+  })
+  t.equal(reply, 200)
+  const t0 = performance.now()
+  t.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR)
+  await closed
+  const ms = performance.now() - t0
+  const late = stall()
+  t.ok(ms >= 300 && ms < 2000 + late, `closed ${ms.toFixed(0)} ms after its last frame (idle_timeout 600 ms, loop stall ${late.toFixed(0)} ms)`)
 })
