@@ -153,6 +153,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
 
   /** The whole request body was handed to the origin's socket: the response timeout starts. */
   bodySent (): void {
+    // A body that ends after the attempt did (the client's stream ended as the edge answered) starts nothing.
+    if (this.settle === null) return
     this.stopTimer()
     // An origin may answer before the upload ends (an echo, an early 413).
     if (this.ttfbMs !== null) return
@@ -308,6 +310,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     const settle = this.settle
     if (settle === null) return
     this.settle = null
+    this.stopTimer()
     this.error = err
     this.controller = null
     this.member.inFlight--

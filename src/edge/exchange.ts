@@ -4,7 +4,7 @@
 
 import { performance } from 'node:perf_hooks'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
-import type { Readable } from 'node:stream'
+import type { Readable, Writable } from 'node:stream'
 import type { RouteConfig } from '../config/schema.js'
 import type { FailureRecord } from '../log.js'
 import type { OriginPool, PoolMember } from '../origin/pool.js'
@@ -21,7 +21,7 @@ import type { ClientSink } from './sink.js'
  */
 export type ClientRequest = Pick<IncomingMessage, 'method' | 'url' | 'headers' | 'rawHeaders' | 'httpVersion' | 'httpVersionMajor' | 'socket' | 'complete'> & {
   /** Its body, for the origin. */
-  pipe: <T extends NodeJS.WritableStream>(destination: T) => T
+  pipe: <T extends Writable>(destination: T) => T
   /** 'end': the whole body was read. */
   once: (event: 'end', listener: () => void) => unknown
 }

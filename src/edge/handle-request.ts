@@ -58,6 +58,10 @@ export function handleStream (edge: EdgeRuntime, run: ExchangeRunner, stream: Se
   rawHeaders: string[], socket: Socket): void {
   // A stream's errors (a reset, a write after the client left) end it; its 'close' ends the exchange.
   stream.on('error', ignore)
+  // A reset stream cannot be answered; Node keeps one reset with NO_ERROR open until its
+  // buffered body is read, which may be never (a dial that waits): it goes now, and its
+  // close ends the exchange (stream-request.ts cuts the body it was sending).
+  if (!stream.endAfterHeaders) stream.once('aborted', destroyStream)
   // What Node's HTTP/1.1 server and its HTTP/2 compatibility API do: the body may come.
   if (!stream.endAfterHeaders && headers.expect !== undefined && CONTINUE.test(headers.expect)) stream.additionalHeaders({ ':status': 100 })
   arrive(edge, run, new StreamRequest(stream, headers, rawHeaders, socket), new StreamSink(stream), '')
@@ -65,6 +69,7 @@ export function handleStream (edge: EdgeRuntime, run: ExchangeRunner, stream: Se
 
 const CONTINUE = /^\s*100-continue\s*$/i
 const ignore = (): void => {}
+function destroyStream (this: ServerHttp2Stream): void { this.destroy() }
 
 function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: ClientRequest, sink: ClientSink, id: string, admit = true): Exchange {
   const ray = isRayId(id) ? id : newRayId()
@@ -74,7 +79,8 @@ function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: ClientRequest, sin
   const client = clientFacts(req, edge.trust, linkOf(req.socket, req.httpVersion))
   const exchange = new Exchange(ray, req, sink, client, connection, splitTarget(req.url ?? '/'))
   sink.onClose(() => finish(edge, exchange))
-  // A stream reset before its request got here is over already: no origin sees it.
+  // An HTTP/2 stream reset before Fastify routed its request here (Node's compatibility
+  // API) is over already: no origin sees it.
   if (exchange.finished) return exchange
   if (http2 && hasBody(req)) watchRequestDeadline(edge, exchange, req)
   if (admit) connection.admit(exchange)

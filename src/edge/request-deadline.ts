@@ -21,7 +21,8 @@ export function watchRequestDeadline (edge: EdgeRuntime, exchange: Exchange, req
 }
 
 function timedOut (edge: EdgeRuntime, exchange: Exchange): void {
-  if (exchange.finished || exchange.clientError !== null) return
+  // Answered already (a 413, an origin that answered early), or reset by the client.
+  if (exchange.finished || exchange.clientError !== null || exchange.sink.gone) return
   exchange.clientError = 408
   exchange.refused = REQUEST_TIMEOUT
   exchange.abort()

@@ -88,13 +88,17 @@ export class StreamSink implements ClientSink {
 
   constructor (private readonly stream: ServerHttp2Stream) {}
 
-  get gone (): boolean { return this.stream.destroyed || this.stream.writableEnded }
+  // Not writableEnded alone: Node ends a HEAD stream's writable side when it arrives,
+  // and the edge's own answer to it (a 404, a 521) must still be sent.
+  get gone (): boolean { return this.stream.closed || this.stream.destroyed || (this.stream.writableEnded && this.stream.headersSent) }
   // A stream the client reset is ended by Node itself: finished, but not by us.
   get completed (): boolean { return this.ended && this.stream.writableFinished }
 
   start (status: number, _text: string, headers: string[]): void {
-    // The client reset the stream meanwhile: there is no one to answer (its close ends the exchange).
-    if (this.stream.destroyed) return
+    // The client reset the stream meanwhile: there is no one to answer (its close ends
+    // the exchange). A closed stream may outlive the reset while its buffered body is
+    // read, and respond() on it throws.
+    if (this.stream.closed || this.stream.destroyed) return
     this.startedAt = performance.now()
     this.stream.respond(headerObject(status, headers))
     this.started = true
@@ -115,13 +119,19 @@ export class StreamSink implements ClientSink {
    * Node does this itself only for a stream whose body nobody read.
    */
   private readonly stopReading = (): void => {
-    if (!this.stream.closed && !this.stream.readableEnded) this.stream.close(constants.NGHTTP2_NO_ERROR)
+    if (this.stream.closed || this.stream.readableEnded) return
+    this.stream.close(constants.NGHTTP2_NO_ERROR)
+    // Node destroys a stream closed with NO_ERROR only once its body is read to the end,
+    // and nobody reads it now (the meter left): drop what is buffered, so it closes.
+    this.stream.unpipe()
+    this.stream.resume()
   }
 
   /** RST_STREAM INTERNAL_ERROR: the client sees a response that did not end. */
   cut (): void { this.stream.close(constants.NGHTTP2_INTERNAL_ERROR) }
   onClose (done: () => void): void {
-    // A stream the client reset before its request reached the edge (rapid reset) is closed already.
+    // Node announces a stream before it handles the frames behind its HEADERS, so it is
+    // open here; one handed over closed would never emit the 'close' that ends the exchange.
     if (this.stream.closed) done()
     else this.stream.once('close', done)
   }

@@ -7,6 +7,8 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
+import type { Writable } from 'node:stream'
+import { ClientAbortError, withoutStack } from '../status/errors.js'
 
 export class StreamRequest {
   readonly httpVersion = '2.0'
@@ -26,7 +28,17 @@ export class StreamRequest {
   /** Nothing more will come from the client: its body was read, or the stream is gone. */
   get complete (): boolean { return this.stream.readableEnded || this.stream.destroyed }
 
-  pipe<T extends NodeJS.WritableStream> (destination: T): T { return this.stream.pipe(destination) }
+  /**
+   * A stream the client resets before the end of its body, even with NO_ERROR, did not
+   * send all of it, yet Node ends its readable side as if it had: the body is cut
+   * instead, so an origin never gets a complete, shorter request.
+   */
+  pipe<T extends Writable> (destination: T): T {
+    const cut = (): void => { destination.destroy(withoutStack(() => new ClientAbortError())) }
+    if (this.stream.aborted) cut()
+    else this.stream.once('aborted', cut)
+    return this.stream.pipe(destination)
+  }
 
   once (event: 'end', listener: () => void): this {
     this.stream.once(event, listener)

@@ -113,8 +113,7 @@ export class TlsFront {
     server.removeAllListeners('stream')
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
       // Node's proxy of the TLS socket: where the connection's stamp and addresses are read.
-      const socket = stream.session?.socket as Socket | undefined
-      if (socket === undefined) return void stream.close()
+      const socket = (stream.session as Http2Session).socket as Socket
       if (headers[':method'] === 'CONNECT') refuseConnect(stream, headers, socket, refusals)
       else serve(stream, headers, rawHeaders, socket)
     })

@@ -207,3 +207,19 @@ async function waitFor (condition: () => boolean, ms = 5000): Promise<void> {
     await new Promise(resolve => setTimeout(resolve, 10))
   }
 }
+
+t.test('HEAD over HTTP/2 gets the edge\'s own answers too (Node ends a HEAD stream\'s writable side on arrival)', async t => {
+  const session = http2.connect(secure.url, { ca: pki.ca.cert, servername: 'localhost' })
+  t.teardown(() => session.close())
+  for (const [path, status] of [['/dead/head', 521], ['/never/../x', 400]] as const) {
+    const got = await new Promise<{ status: number, ray: string }>((resolve, reject) => {
+      const req = session.request({ ':method': 'HEAD', ':path': path })
+      req.on('response', h => { resolve({ status: Number(h[':status']), ray: String(h['cf-ray']) }); req.resume() })
+      req.on('error', reject)
+      setTimeout(() => reject(new Error(`no answer to HEAD ${path}`)), 3000).unref()
+    })
+    t.equal(got.status, status, `HEAD ${path}`)
+    const line = await secure.waitForLog(l => l.msg === 'access' && l.ray_id === got.ray.slice(0, 16))
+    t.equal(line.status, status)
+  }
+})
