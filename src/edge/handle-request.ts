@@ -58,10 +58,6 @@ export function handleStream (edge: EdgeRuntime, run: ExchangeRunner, stream: Se
   rawHeaders: string[], socket: Socket): void {
   // A stream's errors (a reset, a write after the client left) end it; its 'close' ends the exchange.
   stream.on('error', ignore)
-  // A reset stream cannot be answered; Node keeps one reset with NO_ERROR open until its
-  // buffered body is read, which may be never (a dial that waits): it goes now, and its
-  // close ends the exchange (stream-request.ts cuts the body it was sending).
-  if (!stream.endAfterHeaders) stream.once('aborted', destroyStream)
   // What Node's HTTP/1.1 server and its HTTP/2 compatibility API do: the body may come.
   if (!stream.endAfterHeaders && headers.expect !== undefined && CONTINUE.test(headers.expect)) stream.additionalHeaders({ ':status': 100 })
   arrive(edge, run, new StreamRequest(stream, headers, rawHeaders, socket), new StreamSink(stream), '')
@@ -69,7 +65,6 @@ export function handleStream (edge: EdgeRuntime, run: ExchangeRunner, stream: Se
 
 const CONTINUE = /^\s*100-continue\s*$/i
 const ignore = (): void => {}
-function destroyStream (this: ServerHttp2Stream): void { this.destroy() }
 
 function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: ClientRequest, sink: ClientSink, id: string, admit = true): Exchange {
   const ray = isRayId(id) ? id : newRayId()

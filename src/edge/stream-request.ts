@@ -19,25 +19,35 @@ export class StreamRequest {
   /** The session's socket (Node's proxy of the TLS socket), where the connection's stamp is read. */
   readonly socket: Socket
 
+  /** Where the body goes (the meter), once the edge reads it. */
+  private body: Writable | null = null
+
   constructor (readonly stream: ServerHttp2Stream, readonly headers: IncomingHttpHeaders, readonly rawHeaders: string[], socket: Socket) {
     this.method = headers[':method'] as string
     this.url = (headers[':path'] as string | undefined) ?? ''
     this.socket = socket
+    if (!stream.endAfterHeaders) stream.once('aborted', () => { this.abort() })
   }
 
   /** Nothing more will come from the client: its body was read, or the stream is gone. */
   get complete (): boolean { return this.stream.readableEnded || this.stream.destroyed }
 
-  /**
-   * A stream the client resets before the end of its body, even with NO_ERROR, did not
-   * send all of it, yet Node ends its readable side as if it had: the body is cut
-   * instead, so an origin never gets a complete, shorter request.
-   */
   pipe<T extends Writable> (destination: T): T {
-    const cut = (): void => { destination.destroy(withoutStack(() => new ClientAbortError())) }
-    if (this.stream.aborted) cut()
-    else this.stream.once('aborted', cut)
+    this.body = destination
+    if (this.stream.aborted) this.abort()
     return this.stream.pipe(destination)
+  }
+
+  /**
+   * The client reset its stream before the end of its body. Even with NO_ERROR it did
+   * not send all of it, yet Node would end the body as if it had, and keep the stream
+   * open until that body is read, which may be never (a dial that waits): the body is
+   * cut, so an origin never gets a complete, shorter request, and the stream goes now
+   * (its close ends the exchange).
+   */
+  private abort (): void {
+    this.body?.destroy(withoutStack(() => new ClientAbortError()))
+    this.stream.destroy()
   }
 
   once (event: 'end', listener: () => void): this {
