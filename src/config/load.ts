@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { FormatRegistry, type TSchema } from '@sinclair/typebox'
+import { FormatRegistry, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parse as parseYaml } from 'yaml'
 import { ConfigError } from '../status/errors.js'
@@ -12,7 +12,7 @@ import { checkRules } from './rules.js'
 import { durationMs } from './duration.js'
 import { resolveFrontDoor } from '../front/front-config.js'
 import {
-  ConfigSchema, type Config, type ConfigInput, type HealthConfig, type PoolConfig, type PoolInput, type RouteConfig,
+  AdaptiveKnobs, ConfigSchema, type AdaptiveConfig, type Config, type ConfigInput, type HealthConfig, type PoolConfig, type PoolInput, type RouteConfig,
   type RouteInput, type TlsConfig, type TlsInput
 } from './schema.js'
 
@@ -158,8 +158,46 @@ function resolvePool (pool: PoolInput, input: ConfigInput, globalTls: TlsConfig,
     connectTimeoutMs: durationMs(pool.connect_timeout ?? input.timeouts.connect),
     responseTimeoutMs: durationMs(pool.response_timeout ?? input.timeouts.response),
     tls: pool.tls === undefined ? globalTls : resolveTls(pool.tls, `${key}.tls`),
-    connections: { reuse: connections.reuse, maxPerOrigin: connections.max_per_origin, maxQueuePerOrigin: connections.max_queue_per_origin },
-    health: resolveHealth(pool.health, passive)
+    connections: {
+      reuse: connections.reuse,
+      maxPerOrigin: connections.max_per_origin,
+      maxQueuePerOrigin: connections.max_queue_per_origin,
+      maxPendingConnects: connections.max_pending_connects
+    },
+    health: resolveHealth(pool.health, passive),
+    retryBudget: { percent: pool.retry_budget.percent, minRetries: pool.retry_budget.min_retries },
+    adaptive: resolveAdaptive(pool.adaptive_concurrency, `${key}.adaptive_concurrency`)
+  }
+}
+
+/** The knobs of `adaptive_concurrency`, with their defaults; a wrong one is named by its key. */
+function validateAdaptive (raw: Record<string, unknown>, key: string): Static<typeof AdaptiveKnobs> {
+  const knobs = Value.Default(AdaptiveKnobs, structuredClone(raw))
+  const first = Value.Errors(AdaptiveKnobs, knobs).First()
+  if (first !== undefined) {
+    const shown = first.value === undefined ? '' : ` (got ${JSON.stringify(first.value)})`
+    throw new ConfigError(`${key}${first.path.replaceAll('/', '.')}`, describe(first.schema, first.message) + shown)
+  }
+  return knobs as Static<typeof AdaptiveKnobs>
+}
+
+/** `adaptive_concurrency`: true takes every default, an object its own knobs. */
+function resolveAdaptive (input: PoolInput['adaptive_concurrency'], key: string): AdaptiveConfig | null {
+  if (input === false) return null
+  const k = validateAdaptive(input === true ? {} : input, key)
+  if (k.min_limit > k.max_limit) throw new ConfigError(`${key}.min_limit`, `must not be above max_limit (${k.max_limit})`)
+  const initial = Math.min(k.max_limit, Math.max(k.min_limit, k.initial_limit))
+  return {
+    queueTimeoutMs: durationMs(k.queue_timeout),
+    maxQueue: k.max_queue,
+    minLimit: k.min_limit,
+    maxLimit: k.max_limit,
+    initialLimit: initial,
+    buffer: k.buffer,
+    sampleIntervalMs: durationMs(k.sample_interval),
+    minRttIntervalMs: durationMs(k.min_rtt_interval),
+    minRttSamples: k.min_rtt_samples,
+    minRttConcurrency: Math.min(k.max_limit, k.min_rtt_concurrency)
   }
 }
 

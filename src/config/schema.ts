@@ -91,16 +91,44 @@ const MaxPerOrigin = (def?: number) => Type.Integer({
 const MaxQueuePerOrigin = (def?: number) => Type.Integer({
   minimum: 0, ...(def === undefined ? {} : { default: def }), description: 'requests that may wait for a connection when every one is busy; beyond that, or past the connect timeout → 503'
 })
+const MaxPendingConnects = (def?: number) => Type.Integer({
+  minimum: 0, ...(def === undefined ? {} : { default: def }), description: 'connects to one origin that have sent a SYN and got no answer yet; a request past it waits for an answer (at most its connect timeout) instead of sending one more SYN; 0 = no cap'
+})
 const ConnectionsSchema = Type.Object({
   reuse: Reuse('never'),
   max_per_origin: MaxPerOrigin(1024),
-  max_queue_per_origin: MaxQueuePerOrigin(1024)
+  max_queue_per_origin: MaxQueuePerOrigin(1024),
+  max_pending_connects: MaxPendingConnects(64)
 }, { additionalProperties: false, default: {} })
 const ConnectionsOverride = Type.Object({
   reuse: Type.Optional(Reuse()),
   max_per_origin: Type.Optional(MaxPerOrigin()),
-  max_queue_per_origin: Type.Optional(MaxQueuePerOrigin())
+  max_queue_per_origin: Type.Optional(MaxQueuePerOrigin()),
+  max_pending_connects: Type.Optional(MaxPendingConnects())
 }, { additionalProperties: false })
+
+const RetryBudgetSchema = Type.Object({
+  percent: Type.Number({ default: 20, minimum: 0, maximum: 100, description: 'retries in flight at most this share of the pool\'s requests in flight (Envoy\'s budget_percent)' }),
+  min_retries: Type.Integer({ default: 3, minimum: 0, description: 'retries allowed in flight whatever the share (Envoy\'s min_retry_concurrency)' })
+}, { additionalProperties: false, default: {}, description: 'past the budget a failed attempt is answered, not retried; failover away from an origin that is down (refused, unreachable) is never limited' })
+
+export const AdaptiveKnobs = Type.Object({
+  queue_timeout: Duration('1s', 'how long a request past the learned limit may wait for a free slot; then 503'),
+  max_queue: Type.Integer({ default: 1000, minimum: 0, description: 'requests that may wait past the limit; more are answered 503 at once' }),
+  min_limit: Type.Integer({ default: 1, minimum: 1, description: 'the limit never goes below this' }),
+  max_limit: Type.Integer({ default: 1000, minimum: 1, description: 'the limit never goes above this' }),
+  initial_limit: Type.Integer({ default: 10, minimum: 1, description: 'the limit before anything is learned' }),
+  buffer: Type.Number({ default: 0.25, minimum: 0, maximum: 10, description: 'latency above the minimum RTT tolerated before the limit shrinks, as a share of it (Envoy\'s min_rtt buffer)' }),
+  sample_interval: Duration('100ms', 'how often the limit is recomputed from the latencies of that interval'),
+  min_rtt_interval: Duration('30s', 'how often the minimum RTT is measured again, at min_rtt_concurrency in flight'),
+  min_rtt_samples: Type.Integer({ default: 25, minimum: 1, description: 'requests that measure the minimum RTT' }),
+  min_rtt_concurrency: Type.Integer({ default: 3, minimum: 1, description: 'the limit while the minimum RTT is measured' })
+}, { additionalProperties: false })
+// The knobs are checked on their own (load.ts), so that a wrong one is named by its key
+// rather than by the union's "expected true, false or an object".
+const AdaptiveConcurrency = Type.Union([Type.Boolean(), Type.Record(Type.String(), Type.Unknown())], {
+  default: false, description: 'learn how many requests each origin can serve at once from its latency (a gradient over the minimum RTT), keep at most that many in flight, and shed the excess with 503 after queue_timeout', errorMessage: 'true, false, or an object of knobs'
+})
 
 const EscapedSlashes = (def?: string) => Type.Union([Type.Literal('reject'), Type.Literal('keep'), Type.Literal('unescape')], {
   ...(def === undefined ? {} : { default: def }),
@@ -119,7 +147,9 @@ const PoolSchema = Type.Object({
   response_timeout: Type.Optional(Duration(undefined, 'overrides timeouts.response for this pool')),
   tls: Type.Optional(TlsOverride),
   connections: Type.Optional(ConnectionsOverride),
-  health: HealthSchema
+  health: HealthSchema,
+  retry_budget: RetryBudgetSchema,
+  adaptive_concurrency: AdaptiveConcurrency
 }, { additionalProperties: false })
 
 /** Edge statuses that may be answered from a stored copy. */
@@ -256,6 +286,27 @@ export interface ConnectionsConfig {
   reuse: ReusePolicy
   maxPerOrigin: number
   maxQueuePerOrigin: number
+  /** 0: no cap. */
+  maxPendingConnects: number
+}
+
+export interface RetryBudgetConfig {
+  /** 0..100. */
+  percent: number
+  minRetries: number
+}
+
+export interface AdaptiveConfig {
+  queueTimeoutMs: number
+  maxQueue: number
+  minLimit: number
+  maxLimit: number
+  initialLimit: number
+  buffer: number
+  sampleIntervalMs: number
+  minRttIntervalMs: number
+  minRttSamples: number
+  minRttConcurrency: number
 }
 
 export interface PoolConfig {
@@ -267,6 +318,9 @@ export interface PoolConfig {
   tls: TlsConfig
   connections: ConnectionsConfig
   health: HealthConfig
+  retryBudget: RetryBudgetConfig
+  /** null: off. */
+  adaptive: AdaptiveConfig | null
 }
 
 export interface RouteConfig {

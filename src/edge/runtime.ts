@@ -126,6 +126,7 @@ export class EdgeRuntime {
       maxConnections: pool.connections.maxPerOrigin,
       maxQueue: pool.connections.maxQueuePerOrigin,
       queueTimeoutMs: pool.connectTimeoutMs,
+      maxPendingConnects: pool.connections.maxPendingConnects,
       onStray: (set, info, err) => this.stray(pool, set, info, err)
     })
   }

@@ -23,6 +23,7 @@ import {
   type DialAttempt, type DialFacts, type DialPhase, type DialTimings
 } from '../status/errors.js'
 import { since } from '../time.js'
+import { GateTimeout, type PendingConnects } from './pending-connects.js'
 import { inTurn } from './turns.js'
 
 export interface DialTarget {
@@ -128,10 +129,16 @@ class TcpRace {
   private reject!: (err: Error) => void
   readonly done: Promise<net.Socket>
 
+  /**
+   * @param budgetMs what is left of the connect timeout (all of it, unless the dial waited
+   *   at the pending-connect cap first)
+   * @param gate the cap this connect holds a slot of, freed when the race settles
+   */
   constructor (private readonly addresses: Resolved[], private readonly target: DialTarget, private readonly opts: DialOptions,
-    private readonly timings: DialTimings, private readonly attempts: DialAttempt[]) {
+    private readonly timings: DialTimings, private readonly attempts: DialAttempt[], private readonly budgetMs: number,
+    private readonly gate: PendingConnects | null) {
     this.done = new Promise((resolve, reject) => { this.resolve = resolve; this.reject = reject })
-    this.deadline = setTimeout(expire, opts.connectTimeoutMs, this)
+    this.deadline = setTimeout(expire, Math.max(0, budgetMs), this)
     this.startNext()
   }
 
@@ -154,7 +161,7 @@ class TcpRace {
     const attempt = this.attempts[index] as DialAttempt
     attempt.ms = since(this.start)
     if (this.settled) { socket.destroy(); return }
-    this.finish()
+    this.finish(true)
     // Attempts still pending lost the race; say so rather than leave them blank.
     this.sockets.forEach((other, i) => {
       if (other === socket || other.destroyed) return
@@ -175,7 +182,7 @@ class TcpRace {
     this.errors.push(err)
     if (this.next < this.addresses.length) { this.startNext(); return }
     if (this.open > 0) return
-    this.finish()
+    this.finish(true)
     const errors = this.errors
     const cause = errors.length === 1 ? errors[0] : new AggregateError(errors, `all ${errors.length} addresses failed`)
     this.reject(withoutStack(() => new ConnectFailedError(facts('connect', this.timings, this.attempts, this.target.port, socket), cause)))
@@ -186,9 +193,9 @@ class TcpRace {
    * performance.now(); a 522 must never come before the configured timeout.
    */
   expire (): void {
-    const left = this.opts.connectTimeoutMs - (performance.now() - this.start)
+    const left = this.budgetMs - (performance.now() - this.start)
     if (left > 0) { this.deadline = setTimeout(expire, Math.ceil(left), this); return }
-    this.finish()
+    this.finish(false)
     // A socket still in SYN_SENT has its local port: the one a firewall saw drop us.
     let last: net.Socket | undefined
     this.sockets.forEach((socket, i) => {
@@ -204,8 +211,10 @@ class TcpRace {
     inTurn(() => this.reject(error))
   }
 
-  private finish (): void {
+  /** @param answered the origin's host answered (SYN-ACK or refusal), rather than the timeout running out */
+  private finish (answered: boolean): void {
     this.settled = true
+    this.gate?.leave(answered)
     clearTimeout(this.deadline)
     if (this.stagger !== null) clearTimeout(this.stagger)
     this.timings.connect_ms = since(this.start)
@@ -272,21 +281,38 @@ let pending = 0
 /** Dials in progress in this process (the metrics gauge: a drowning origin shows here first). */
 export const pendingDials = (): number => pending
 
-/** Dial an origin phase by phase; rejects with a DialError typed by the failing phase. */
-export async function dial (target: DialTarget, opts: DialOptions): Promise<Dialled> {
+/**
+ * Dial an origin phase by phase; rejects with a DialError typed by the failing phase.
+ * @param gate the origin's pending-connect cap (pending-connects.ts); null: none
+ */
+export async function dial (target: DialTarget, opts: DialOptions, gate: PendingConnects | null = null): Promise<Dialled> {
   pending++
   try {
-    return await dialPhases(target, opts)
+    return await dialPhases(target, opts, gate)
   } finally {
     pending--
   }
 }
 
-async function dialPhases (target: DialTarget, opts: DialOptions): Promise<Dialled> {
+async function dialPhases (target: DialTarget, opts: DialOptions, gate: PendingConnects | null): Promise<Dialled> {
   const timings: DialTimings = { dns_ms: null, connect_ms: null, tls_ms: null }
   const attempts: DialAttempt[] = []
   const addresses = await resolve(target, opts, timings)
-  const tcp = await new TcpRace(addresses, target, opts, timings, attempts).done
+  let budget = opts.connectTimeoutMs
+  if (gate !== null) {
+    const start = performance.now()
+    try {
+      const left = gate.enter(start)
+      budget = typeof left === 'number' ? left : await left
+    } catch (err) {
+      if (!(err instanceof GateTimeout)) throw err
+      // Its connect timeout ran out while it waited: a 522 with no SYN sent.
+      timings.connect_ms = since(start)
+      const where = { ...facts('connect', timings, attempts, target.port), address: addresses[0]?.address ?? null }
+      throw withoutStack(() => new ConnectTimeoutError(where, opts.connectTimeoutMs, err.waitedBehind))
+    }
+  }
+  const tcp = await new TcpRace(addresses, target, opts, timings, attempts, budget, gate).done
   const socket = target.protocol === 'https:' ? await handshake(tcp, target, opts, timings, attempts) : tcp
   const info: DialInfo = {
     timings,

@@ -19,10 +19,15 @@
 // of them, within the pool's connect timeout) and then gets HPX_ERR_CONNECTION_LIMIT
 // (503). A pending dial holds a slot of its own origin only: it never blocks a request
 // that could ride an idle connection, or another origin.
+//
+// Inside that limit, `maxPendingConnects` caps the connects to one origin that have sent
+// a SYN and heard nothing back (pending-connects.ts): a dial past it waits for an answer
+// instead of adding a SYN to a drowning origin's full accept queue.
 
 import { ConnectionLimitError, withoutStack } from '../status/errors.js'
 import { OriginConnection, type ConnectionEnd, type ConnectionOptions } from './connection.js'
 import { dial, type DialInfo, type DialOptions, type DialTarget } from './dial.js'
+import { PendingConnects } from './pending-connects.js'
 
 export type ReusePolicy = 'never' | 'safe' | 'always'
 
@@ -35,6 +40,8 @@ export interface TransportOptions {
   maxQueue: number
   /** How long a request may wait for a connection slot: the pool's connect timeout. */
   queueTimeoutMs: number
+  /** Connects per origin with a SYN sent and no answer yet; 0: no cap. */
+  maxPendingConnects: number
   /** The origin sent bytes with no request outstanding: the connection was closed. */
   onStray: (set: ConnectionSet, info: DialInfo, err: Error | null) => void
 }
@@ -78,8 +85,13 @@ export class ConnectionSet {
   /** Idle connections no client connection owns; the most recently used is last. */
   readonly shared: OriginConnection[] = []
   readonly waiting: Waiter[] = []
+  /** The pending-connect cap of this origin; null when it is off. */
+  readonly connects: PendingConnects | null
 
-  constructor (readonly key: string, readonly target: DialTarget, readonly transport: Transport) {}
+  constructor (readonly key: string, readonly target: DialTarget, readonly transport: Transport) {
+    const cap = transport.opts.maxPendingConnects
+    this.connects = cap > 0 ? new PendingConnects(cap, transport.opts.dial.connectTimeoutMs) : null
+  }
 
   /** Idle connections (for metrics). */
   idle (): number {
@@ -186,13 +198,13 @@ export class Transport {
     set.live++
     let dialled
     try {
-      dialled = await dial(set.target, this.opts.dial)
+      dialled = await dial(set.target, this.opts.dial, set.connects)
     } catch (err) {
       set.live--
       this.pump(set)
       throw err
     }
-    const c = new OriginConnection(set, dialled, this.opts.connection, () => dial(set.target, this.opts.dial), this.ended)
+    const c = new OriginConnection(set, dialled, this.opts.connection, () => dial(set.target, this.opts.dial, set.connects), this.ended)
     set.open.add(c)
     this.take(c, owner)
     return c

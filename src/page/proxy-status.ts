@@ -7,7 +7,7 @@
 
 import { Token, isValidTokenStr, serializeList, type Item } from 'structured-headers'
 import type { Classification } from '../status/classify.js'
-import { causeChain } from '../status/errors.js'
+import { causeChain, detailsOf } from '../status/errors.js'
 
 export interface ProxyStatusOptions {
   /** The edge's name: a token when it can be one, a string otherwise. */
@@ -100,7 +100,8 @@ export class ProxyStatus {
   /** Our member for an answer the edge made itself. */
   forFailure (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null = null): string {
     if (c.proxyStatus === 'dns_error' || c.proxyStatus === 'tls_alert_received') return this.failure(c, err, nextHop, receivedStatus)
-    const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}`
+    // Extra details are edge-made words from bounded numbers (a cap, a limit): few keys.
+    const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}\n${detailsOf(err) ?? ''}`
     let member = this.failures.get(key)
     if (member === undefined) {
       member = this.failure(c, err, nextHop, receivedStatus)
@@ -115,8 +116,9 @@ export class ProxyStatus {
     if (nextHop !== null) params.set('next-hop', nextHop)
     if (receivedStatus !== null) params.set('received-status', receivedStatus)
     typeParams(c, err, params)
-    // The why is the table's own text, never anything a client sent.
-    params.set('details', c.why.replace(/[^\x20-\x7e]/g, ''))
+    // The why is the table's own text, never anything a client sent; so are the extra details.
+    const extra = detailsOf(err)
+    params.set('details', (extra === null ? c.why : `${c.why}; ${extra}`).replace(/[^\x20-\x7e]/g, ''))
     return this.member(params)
   }
 

@@ -115,6 +115,14 @@ export const RULES: readonly Rule[] = [
     why: 'every connection the edge may open to this origin is busy and no slot freed in time'
   },
   {
+    codes: [code('HPX_ERR_OVERLOADED')],
+    phases: ['queue'],
+    status: 503,
+    cause: null,
+    proxyStatus: 'connection_limit_reached',
+    why: 'the origin has as many requests in flight as adaptive concurrency learned it serves well, and no slot freed within the queue timeout'
+  },
+  {
     codes: ['EAI_AGAIN'],
     phases: ['dns'],
     status: 530,

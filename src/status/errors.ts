@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   HPX_ERR_TLS_TIMEOUT: 'the TLS handshake stalled past `timeouts.tls` (→ 525)',
   HPX_ERR_TLS_CERT: 'the certificate failed strict verification (→ 526)',
   HPX_ERR_CONNECTION_LIMIT: 'every connection the pool may open to that origin is busy, and the queue is full or the wait passed the connect timeout (→ 503)',
+  HPX_ERR_OVERLOADED: 'adaptive concurrency: the origin has as many requests in flight as its learned limit, and no slot freed within `queue_timeout` (→ 503, or the route\'s stale copy)',
   HPX_ERR_WRITE_TIMEOUT: 'the origin stopped reading the request body for `timeouts.origin_write` (→ 524)',
   HPX_ERR_RESPONSE_TIMEOUT: 'connected and sent the request, no response headers within the response timeout (→ 524)',
   HPX_ERR_BAD_RESPONSE: 'the origin\'s status line or headers cannot be relayed: a control character in the reason phrase, an invalid header (→ 520 `invalid`)',
@@ -118,8 +119,17 @@ export class ConnectFailedError extends DialError {
 }
 
 export class ConnectTimeoutError extends DialError {
-  constructor (facts: DialFacts, timeoutMs: number) {
-    super('HPX_ERR_CONNECT_TIMEOUT', `no TCP handshake within ${timeoutMs} ms`, facts)
+  /** Words for Proxy-Status's `details`, after the table's own (see detailsOf). */
+  readonly details: string | null
+  /**
+   * @param waitedBehind set when the dial never sent its SYN: it waited behind that many
+   *   unanswered connects to the origin (the pending-connect cap) until its timeout ran out
+   */
+  constructor (facts: DialFacts, timeoutMs: number, readonly waitedBehind: number | null = null) {
+    super('HPX_ERR_CONNECT_TIMEOUT', waitedBehind === null
+      ? `no TCP handshake within ${timeoutMs} ms`
+      : `no TCP handshake within ${timeoutMs} ms: waited behind ${waitedBehind} unanswered connects to the origin (max_pending_connects), no SYN sent`, facts)
+    this.details = waitedBehind === null ? null : `waited behind ${waitedBehind} unanswered connects to this origin (max_pending_connects), no SYN sent`
   }
 }
 
@@ -146,6 +156,35 @@ export class ConnectionLimitError extends EdgeError {
   constructor (limit: number, why: 'queue full' | 'queue timeout') {
     super('HPX_ERR_CONNECTION_LIMIT', `all ${limit} connections to the origin are busy (${why})`)
   }
+}
+
+/**
+ * Adaptive concurrency shed the request: the origin already has as many requests in
+ * flight as it was learned to serve well, and none finished within the queue timeout
+ * (or the queue was full).
+ */
+export class OverloadedError extends EdgeError {
+  /** Words for Proxy-Status's `details`: the limit, never anything the client sent. */
+  readonly details: string
+  constructor (readonly limit: number, readonly waitedMs: number, why: 'queue full' | 'queue timeout') {
+    super('HPX_ERR_OVERLOADED', `the origin's learned concurrency limit (${limit}) is reached: shed after ${Math.round(waitedMs)} ms (${why})`)
+    this.details = `learned concurrency limit ${limit} reached, ${why === 'queue full' ? 'queue full' : `no slot within ${Math.round(waitedMs)} ms`} (adaptive_concurrency)`
+  }
+}
+
+/**
+ * The words a failure adds to Proxy-Status's `details` beyond its classification's own:
+ * a dial that waited at the pending-connect cap, the limit that shed a request. Only
+ * texts the edge wrote, from numbers it counted.
+ */
+export function detailsOf (err: unknown): string | null {
+  const own = (err as { details?: unknown } | null)?.details
+  if (typeof own === 'string') return own
+  for (const e of causeChain(err)) {
+    const d = (e as { details?: unknown }).details
+    if (typeof d === 'string') return d
+  }
+  return null
 }
 
 /** The origin stopped reading the request body. */

@@ -1,0 +1,144 @@
+// The pending-connect cap (`connections.max_pending_connects`): at most that many connects
+// to one origin of a pool may have sent their SYN and got no answer yet. A drowning origin
+// drops SYNs because its accept queue is full; every extra SYN (and its retransmits at 1 s
+// and 3 s) lands on that same full queue. So a dial past the cap does not send one: it
+// waits here, in arrival order, for a connect ahead of it to be answered.
+//
+// Each waiter keeps its own deadline, the moment its dial started plus the connect
+// timeout: exactly when today's 522 would have come. If no slot it can use frees by then,
+// it fails at that deadline with a connect timeout that says how many unanswered connects
+// it waited behind, and no SYN sent. Never earlier (the timer is checked against
+// performance.now(), as the dialer's own is), and never later than a dial of its own.
+//
+// When a slot frees:
+// - after an answer (a SYN-ACK, or a refusal: the origin's host is talking again), the
+//   next waiter dials at once, whatever time it has left. When the origin is back each
+//   connect is answered in a round trip, so the queue drains as fast as the origin answers;
+// - after a connect timed out (the SYN was dropped), only a waiter with at least
+//   `minDialMs` left dials (one SYN retransmit's worth: Linux resends after 1 s). A waiter
+//   with less would put one more SYN on a queue that just dropped one, with no time for
+//   the retransmit that might get through; it keeps waiting for an answer, or its deadline.
+//   A burst that arrives together therefore sends at most `cap` SYNs in all.
+//
+// It only ever grants a permission to dial: the connection a waiter then gets is its own
+// dial's, so it holds under `reuse: never` and no response can reach another client.
+//
+// One timer serves the whole queue. Every waiter of a gate has the same connect timeout
+// and they queue in arrival order, so their deadlines are in order too: the timer is armed
+// for the head only. A 522 storm of a thousand requests is a thousand array entries and
+// one timer, not a thousand sockets and timers.
+
+import { performance } from 'node:perf_hooks'
+import { inTurn } from './turns.js'
+
+/** A dial that waited behind unanswered connects until its own deadline; the dialer types it (522). */
+export class GateTimeout {
+  constructor (readonly waitedBehind: number, readonly waitedMs: number) {}
+}
+
+interface Waiter {
+  /** performance.now() when its connect timeout runs out. */
+  deadline: number
+  arrived: number
+  /** Unanswered connects ahead of it when it arrived. */
+  behind: number
+  resolve: (leftMs: number) => void
+  reject: (err: GateTimeout) => void
+}
+
+/** What /origins and the metrics show of one gate. */
+export interface PendingConnectsView {
+  /** Connects that sent a SYN and have no answer yet. */
+  pending: number
+  /** Dials waiting for one of them to be answered. */
+  waiting: number
+  cap: number
+}
+
+export class PendingConnects {
+  /** Connects in their TCP phase: SYN sent, nothing heard back. */
+  pending = 0
+  private readonly waiting: Waiter[] = []
+  private timer: NodeJS.Timeout | null = null
+  private armedFor: Waiter | null = null
+  /** Whether the last connect that ended was answered (SYN-ACK or refusal) rather than timed out. */
+  private answered = true
+  readonly minDialMs: number
+
+  constructor (readonly cap: number, readonly connectTimeoutMs: number) {
+    this.minDialMs = Math.min(1000, connectTimeoutMs / 2)
+  }
+
+  /**
+   * A dial wants to send its SYN; `start` is when its connect timeout started
+   * (performance.now()). Returns the milliseconds of connect timeout it has left, at once
+   * when a slot is free, or later; rejects with a GateTimeout at its deadline.
+   */
+  enter (start: number): number | Promise<number> {
+    if (this.waiting.length === 0 && this.pending < this.cap) {
+      this.pending++
+      return this.connectTimeoutMs - (performance.now() - start)
+    }
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ deadline: start + this.connectTimeoutMs, arrived: start, behind: this.pending, resolve, reject })
+      this.pump()
+      this.arm()
+    })
+  }
+
+  /** A connect ended: `answered` when the origin's host answered it (connected or refused), false when it timed out. */
+  leave (answered: boolean): void {
+    this.pending--
+    this.answered = answered
+    if (this.waiting.length > 0) {
+      this.pump()
+      this.arm()
+    }
+  }
+
+  view (): PendingConnectsView {
+    return { pending: this.pending, waiting: this.waiting.length, cap: this.cap }
+  }
+
+  /** Free slots go to waiters in arrival order: after a timeout, only to those with time for a real try. */
+  private pump (): void {
+    const now = performance.now()
+    let i = 0
+    while (this.pending < this.cap && i < this.waiting.length) {
+      const w = this.waiting[i] as Waiter
+      const left = w.deadline - now
+      if (left <= 0 || (!this.answered && left < this.minDialMs)) { i++; continue }
+      this.waiting.splice(i, 1)
+      this.pending++
+      w.resolve(left)
+    }
+  }
+
+  /** The head's deadline, on one timer. */
+  private arm (): void {
+    const head = this.waiting[0]
+    if (head === this.armedFor) return
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    this.armedFor = head ?? null
+    if (head === undefined) return
+    this.timer = setTimeout(expire, Math.max(0, Math.ceil(head.deadline - performance.now())), this)
+  }
+
+  /** Waiters whose deadline has come fail now; the rest wait on. */
+  expire (): void {
+    this.timer = null
+    this.armedFor = null
+    const now = performance.now()
+    let n = 0
+    while (n < this.waiting.length && (this.waiting[n] as Waiter).deadline <= now) n++
+    const done = this.waiting.splice(0, n)
+    // What each failure sets off waits its turn, as the dialer's own 522s do (turns.ts).
+    for (const w of done) inTurn(() => w.reject(new GateTimeout(w.behind, now - w.arrived)))
+    this.arm()
+  }
+}
+
+function expire (gate: PendingConnects): void {
+  gate.expire()
+}
