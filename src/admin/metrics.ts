@@ -35,6 +35,12 @@
 //   highproxy_origin_requests_in_flight{pool,origin} gauge    requests at that origin right now
 //   highproxy_pending_connects                      gauge     origin dials in progress right now
 //   highproxy_origin_up{pool,origin}                gauge     1 while the origin is considered up, 0 down
+//   highproxy_origin_pending_connects{pool,origin}  gauge     connects with a SYN sent and no answer (the cap's count)
+//   highproxy_origin_connects_waiting{pool,origin}  gauge     dials waiting at the pending-connect cap
+//   highproxy_origin_concurrency_limit{pool,origin} gauge     adaptive concurrency's learned limit
+//   highproxy_origin_queue_length{pool,origin}      gauge     requests queued under that limit
+//   highproxy_origin_shed_total{pool,origin}        counter   requests shed (503 or a stored copy) at that limit
+//   highproxy_retry_budget_refused_total{pool}      counter   failures answered because the retry budget was spent
 //   highproxy_process_*, highproxy_nodejs_*                   prom-client's default process metrics
 //
 // `origin` is the configured URL's host:port (origin-label.ts). Every label is bounded by
@@ -60,6 +66,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { AccessRecord, FailureRecord } from '../log.js'
 import { pendingDials } from '../origin/dial.js'
+import type { OriginLoad } from '../origin/load.js'
 import {
   CellTable, counterCell, exportCounter, histogramCell, observeCell, registerCellHistogram,
   type CounterCell, type HistogramCell
@@ -72,6 +79,8 @@ export interface OriginHealth {
   origin: string
   up: boolean
   inFlight: number
+  /** The pending-connect cap, adaptive concurrency and the retry budget (absent in tests that do not care). */
+  load?: OriginLoad
 }
 
 export interface MetricsOptions {
@@ -203,6 +212,75 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     collect () {
       this.reset()
       for (const h of health()) this.set({ pool: h.pool, origin: h.label }, h.up ? 1 : 0)
+    }
+  })
+  // The pending-connect cap, adaptive concurrency and the retry budget (origin/load.ts),
+  // read at scrape like the gauges above.
+  const loads = (): Array<{ pool: string, origin: string, load: OriginLoad }> =>
+    health().flatMap(h => h.load === undefined ? [] : [{ pool: h.pool, origin: h.label, load: h.load }])
+  void new Gauge({
+    name: 'highproxy_origin_pending_connects',
+    help: 'Connects to that origin that sent a SYN and have no answer yet (what connections.max_pending_connects caps), by pool.',
+    labelNames: ['pool', 'origin'] as const,
+    registers,
+    collect () {
+      this.reset()
+      for (const l of loads()) if (l.load.connects !== null) this.set({ pool: l.pool, origin: l.origin }, l.load.connects.pending)
+    }
+  })
+  void new Gauge({
+    name: 'highproxy_origin_connects_waiting',
+    help: 'Dials to that origin waiting at the pending-connect cap for an unanswered connect to end, by pool.',
+    labelNames: ['pool', 'origin'] as const,
+    registers,
+    collect () {
+      this.reset()
+      for (const l of loads()) if (l.load.connects !== null) this.set({ pool: l.pool, origin: l.origin }, l.load.connects.waiting)
+    }
+  })
+  void new Gauge({
+    name: 'highproxy_origin_concurrency_limit',
+    help: 'The concurrency limit adaptive concurrency has learned for that origin (pools with adaptive_concurrency only).',
+    labelNames: ['pool', 'origin'] as const,
+    registers,
+    collect () {
+      this.reset()
+      for (const l of loads()) if (l.load.adaptive !== null) this.set({ pool: l.pool, origin: l.origin }, l.load.adaptive.limit)
+    }
+  })
+  void new Gauge({
+    name: 'highproxy_origin_queue_length',
+    help: 'Requests waiting for a slot under that origin\'s learned concurrency limit (adaptive_concurrency).',
+    labelNames: ['pool', 'origin'] as const,
+    registers,
+    collect () {
+      this.reset()
+      for (const l of loads()) if (l.load.adaptive !== null) this.set({ pool: l.pool, origin: l.origin }, l.load.adaptive.queued)
+    }
+  })
+  void new Counter({
+    name: 'highproxy_origin_shed_total',
+    help: 'Requests adaptive concurrency answered with 503 (or a stored copy) because that origin was at its learned limit.',
+    labelNames: ['pool', 'origin'] as const,
+    registers,
+    collect () {
+      this.reset()
+      for (const l of loads()) if (l.load.adaptive !== null) this.inc({ pool: l.pool, origin: l.origin }, l.load.adaptive.shed)
+    }
+  })
+  void new Counter({
+    name: 'highproxy_retry_budget_refused_total',
+    help: 'Failed attempts answered rather than retried because the pool\'s retry budget was spent.',
+    labelNames: ['pool'] as const,
+    registers,
+    collect () {
+      this.reset()
+      const seen = new Set<string>()
+      for (const l of loads()) {
+        if (seen.has(l.pool)) continue
+        seen.add(l.pool)
+        this.inc({ pool: l.pool }, l.load.retryBudget.refused)
+      }
     }
   })
   collectDefaultMetrics({ register: registry, prefix: 'highproxy_' })

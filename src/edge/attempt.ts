@@ -7,6 +7,7 @@
 // again.
 
 import type { IncomingHttpHeaders } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { typedUndiciError, type OriginConnection } from '../origin/connection.js'
@@ -77,6 +78,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   private copy: CopyTaker | null = null
   /** Made on the first backpressure: most responses never need it. */
   private resume: (() => void) | null = null
+  /** When adaptive concurrency let it through (performance.now()); null: not admitted by it. */
+  private admittedAt: number | null = null
 
   private readonly settings: AttemptSettings
 
@@ -91,21 +94,41 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     this.member.health.acquire()
     return new Promise(resolve => {
       this.settle = resolve
-      const transport = this.member.connections.transport
-      const owner = this.exchange.connection.owner
-      // An upgrade leaves its connection to the tunnel: it never takes an idle one.
-      const idle = this.exchange.upgrade === null && !this.freshOnly ? transport.idle(this.member.connections, owner) : null
-      if (idle !== null) {
-        this.send(idle)
-        return
-      }
-      transport.open(this.member.connections, owner).then(c => {
-        this.fresh = true
-        this.send(c)
+      const limiter = this.member.adaptive
+      if (limiter === null) { this.start(); return }
+      // Adaptive concurrency: in when the origin is below its learned limit, else queued or shed (503).
+      const admitted = limiter.acquire()
+      if (admitted === true) { this.admitted(); return }
+      admitted.then(() => {
+        if (this.settle === null) { limiter.release(performance.now(), null); return }
+        this.admitted()
       }, (err: Error) => {
-        this.phase = dialErrorIn(err)?.phase ?? 'queue'
+        this.phase = 'queue'
         this.finish(err)
       })
+    })
+  }
+
+  private admitted (): void {
+    this.admittedAt = performance.now()
+    this.start()
+  }
+
+  private start (): void {
+    const transport = this.member.connections.transport
+    const owner = this.exchange.connection.owner
+    // An upgrade leaves its connection to the tunnel: it never takes an idle one.
+    const idle = this.exchange.upgrade === null && !this.freshOnly ? transport.idle(this.member.connections, owner) : null
+    if (idle !== null) {
+      this.send(idle)
+      return
+    }
+    transport.open(this.member.connections, owner).then(c => {
+      this.fresh = true
+      this.send(c)
+    }, (err: Error) => {
+      this.phase = dialErrorIn(err)?.phase ?? 'queue'
+      this.finish(err)
     })
   }
 
@@ -306,6 +329,12 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     this.controller?.abort(err)
   }
 
+  private releaseSlot (err: Error | null): void {
+    const at = this.admittedAt as number
+    this.admittedAt = null
+    this.member.adaptive?.release(at, originLatency(this, err, at))
+  }
+
   private finish (err: Error | null, reusable = this.ok): void {
     const settle = this.settle
     if (settle === null) return
@@ -314,6 +343,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     this.error = err
     this.controller = null
     this.member.inFlight--
+    if (this.admittedAt !== null) this.releaseSlot(err)
     const c = this.lease
     if (c !== null) {
       this.lease = null
@@ -321,6 +351,16 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     }
     settle(this)
   }
+}
+
+/** What the origin's latency was, for adaptive concurrency: to its response headers, or to a timeout it caused; null when the attempt says nothing about the origin. */
+function originLatency (attempt: Attempt, err: Error | null, admittedAt: number): number | null {
+  if (attempt.ttfbMs !== null) return performance.now() - admittedAt - (attempt.exchange.elapsed() - attempt.ttfbMs)
+  if (err === null) return null
+  const code = (err as { code?: unknown }).code
+  // A connect or response timeout is the origin being too busy: the wait counts, in full.
+  if (code === 'HPX_ERR_CONNECT_TIMEOUT' || code === 'HPX_ERR_RESPONSE_TIMEOUT') return performance.now() - admittedAt
+  return null
 }
 
 function expire (attempt: Attempt): void {

@@ -8,10 +8,14 @@
 //   race (the origin dropped an idle connection just as it was reused), so the request
 //   goes again on a fresh connection to the same origin (RFC 9112 §9.3.1; what Go's
 //   transport and nginx do).
+// A retry to another origin spends the pool's retry budget (origin/retry-budget.ts),
+// unless the origin it leaves refused or was unreachable: past the budget the failure is
+// answered, not retried.
 
 import { CLIENT_ABORT_STATUS, classify, type Classification } from '../status/classify.js'
 import { PoolDownError, dialErrorIn, type Phase } from '../status/errors.js'
 import type { OriginPool, PoolMember } from '../origin/pool.js'
+import type { RetryBudget } from '../origin/retry-budget.js'
 import { answerError, logFailure, type Behind } from './answer.js'
 import { Attempt } from './attempt.js'
 import type { Exchange } from './exchange.js'
@@ -25,6 +29,20 @@ export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<voi
   const pool = exchange.pool as OriginPool
   const stale = (exchange.route as NonNullable<Exchange['route']>).settings.stale
   if (stale?.serveWhenDown === true && staleWhileDown(edge, exchange, pool, stale)) return
+  const budget = pool.budget
+  budget.requests++
+  let spent = false
+  try {
+    spent = await attempts(edge, exchange, pool, stale, budget)
+  } finally {
+    budget.requests--
+    if (spent) budget.retryEnded()
+  }
+}
+
+/** The attempts of one request and its answer; true when a retry spent the budget (given back by the caller). */
+async function attempts (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool, stale: StaleRoute | null, budget: RetryBudget): Promise<boolean> {
+  let spent = false
   let failure: Classification | null = null
   let last: Attempt | null = null
   let again: PoolMember | null = null
@@ -37,22 +55,24 @@ export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<voi
     const attempt = new Attempt(exchange, member, exchange.tried.length, again !== null)
     exchange.attempt = attempt
     await attempt.run()
-    if (attempt.ok) return
+    if (attempt.ok) return spent
     last = attempt
     failure = failed(edge, exchange, attempt)
     if (failure === null) break
-    const next = tryAgain(exchange, attempt, failure)
+    const next = tryAgain(exchange, attempt, failure, budget)
     if (next === null) break
+    if (next === 'another origin, budgeted') spent = true
     again = next === 'same origin' ? member : null
   }
   if (failure !== null && last !== null) answerFailure(edge, exchange, stale, last, last.error, last.phase, failure, { error: last.error, receivedStatus: last.originStatus === 0 ? null : last.originStatus })
   else if (exchange.tried.length === 0) poolDown(edge, exchange, pool, stale)
+  return spent
 }
 
 /** The final failure's line, and its answer: the route's stored copy when Always online has one, else the error page. */
 function answerFailure (edge: EdgeRuntime, exchange: Exchange, stale: StaleRoute | null, attempt: Attempt | null, err: unknown, phase: Phase,
   c: Classification, behind: Behind): void {
-  const copy = stale === null ? null : findCopy(stale, exchange, c.status)
+  const copy = stale === null ? null : findCopy(stale, exchange, c.status, c.code === 'HPX_ERR_OVERLOADED')
   logFailure(edge, exchange, attempt, err, phase, c, { served: copy === null ? 'page' : 'stale' })
   if (stale === null || copy === null) answerError(edge, exchange, c, unread(exchange), behind)
   else sendCopy(edge, exchange, stale, copy, c, behind)
@@ -60,10 +80,24 @@ function answerFailure (edge: EdgeRuntime, exchange: Exchange, stale: StaleRoute
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
-/** The one decision: where the next attempt goes, or null for none. */
-function tryAgain (exchange: Exchange, outcome: Attempt, c: Classification): 'another origin' | 'same origin' | null {
+/** Statuses that say the origin is down (refused, unreachable), not drowning: leaving it is never budgeted. */
+const DOWN = new Set([521, 523])
+
+export type Decision = 'another origin' | 'another origin, budgeted' | 'same origin' | null
+
+/**
+ * The one decision: where the next attempt goes, or null for none. `another origin,
+ * budgeted` took a retry from the pool's budget (the caller gives it back when the
+ * request ends).
+ */
+export function tryAgain (exchange: Pick<Exchange, 'tried' | 'aborted' | 'body' | 'method'>, outcome: Pick<Attempt, 'requestSent' | 'error' | 'fresh' | 'originStatus'>,
+  c: Classification, budget: RetryBudget): Decision {
   if (exchange.tried.length >= MAX_ATTEMPTS || exchange.aborted) return null
-  if (!outcome.requestSent && dialErrorIn(outcome.error) !== null) return 'another origin'
+  if (!outcome.requestSent && dialErrorIn(outcome.error) !== null) {
+    // Away from a down origin the retry costs it nothing and goes where the request can be served.
+    if (DOWN.has(c.status)) return 'another origin'
+    return budget.take() ? 'another origin, budgeted' : null
+  }
   const dropped = c.status === 520 && (c.cause === 'empty' || c.cause === 'reset')
   if (dropped && !outcome.fresh && outcome.originStatus === 0 && exchange.body === null && IDEMPOTENT.has(exchange.method)) return 'same origin'
   return null

@@ -105,8 +105,9 @@ export function takeCopy (stale: StaleRoute, exchange: Exchange, status: number,
 }
 
 /** A stored copy that may answer this request for a failure with this status, or null. */
-export function findCopy (stale: StaleRoute, exchange: Exchange, status: number): StoredCopy | null {
-  if (!stale.statuses.has(status) || (exchange.method !== 'GET' && exchange.method !== 'HEAD') || exchange.upgrade !== null) return null
+/** @param always answer whatever the route's `statuses` say (a request adaptive concurrency shed: the edge's own choice, a copy beats a 503) */
+export function findCopy (stale: StaleRoute, exchange: Exchange, status: number, always = false): StoredCopy | null {
+  if ((!always && !stale.statuses.has(status)) || (exchange.method !== 'GET' && exchange.method !== 'HEAD') || exchange.upgrade !== null) return null
   const limit = clientLimit(exchange.headers)
   if (limit.refused) return null
   const variants = stale.store.get(keyOf(stale, exchange))

@@ -2,10 +2,13 @@
 // takes the next request, and the transport its connections go through. Active health
 // checks run here when configured.
 
-import type { PoolConfig } from '../config/schema.js'
+import type { AdaptiveConfig, PoolConfig } from '../config/schema.js'
 import { HealthCheckError, dialErrorIn } from '../status/errors.js'
 import { originTarget } from './dial.js'
 import type { HealthStore, HealthState, OriginHealth } from './health.js'
+import { AdaptiveLimit } from './adaptive.js'
+import { memberLoad, type OriginLoad } from './load.js'
+import { RetryBudget } from './retry-budget.js'
 import { selector, type Selector } from './select.js'
 import type { ConnectionSet, Transport } from './transport.js'
 
@@ -16,9 +19,12 @@ export class PoolMember {
   /** `host:port`: the metrics label, bounded by the configuration. */
   readonly label: string
   readonly connections: ConnectionSet
+  /** Adaptive concurrency for this origin; null when the pool has it off. */
+  readonly adaptive: AdaptiveLimit | null
 
-  constructor (readonly url: URL, readonly pool: string, readonly health: OriginHealth, transport: Transport) {
+  constructor (readonly url: URL, readonly pool: string, readonly health: OriginHealth, transport: Transport, adaptive: AdaptiveConfig | null = null) {
     this.origin = url.origin
+    this.adaptive = adaptive === null ? null : new AdaptiveLimit(adaptive)
     const target = originTarget(url)
     this.label = `${url.hostname}:${target.port}`
     this.connections = transport.set(this.origin, target)
@@ -31,16 +37,21 @@ export interface MemberHealth {
   state: HealthState
   up: boolean
   inFlight: number
+  /** The cap, the budget and adaptive concurrency as they stand (load.ts). */
+  load: OriginLoad
 }
 
 export class OriginPool {
   readonly members: PoolMember[]
+  /** Retries the pool's requests may have in flight (proxy-loop's tryAgain asks). */
+  readonly budget: RetryBudget
   private readonly pick: Selector
   private timer: NodeJS.Timeout | null = null
 
   constructor (readonly config: PoolConfig, readonly transport: Transport, health: HealthStore) {
-    this.members = config.origins.map(url => new PoolMember(url, config.name, health.take(config.name, url.origin, config.health), transport))
+    this.members = config.origins.map(url => new PoolMember(url, config.name, health.take(config.name, url.origin, config.health), transport, config.adaptive))
     this.pick = selector(config.policy)
+    this.budget = new RetryBudget(config.retryBudget)
   }
 
   /** An available origin this request has not tried yet, or null when none is left. */
@@ -75,7 +86,7 @@ export class OriginPool {
   snapshot (): MemberHealth[] {
     return this.members.map(m => {
       const state = m.health.state()
-      return { pool: this.config.name, origin: m.origin, state, up: state !== 'down', inFlight: m.inFlight }
+      return { pool: this.config.name, origin: m.origin, state, up: state !== 'down', inFlight: m.inFlight, load: memberLoad(this, m) }
     })
   }
 
