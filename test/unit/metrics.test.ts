@@ -79,7 +79,13 @@ t.test('names, types and help are all there, on a registry of its own', async t 
     ['highproxy_origin_ttfb_seconds', 'histogram'],
     ['highproxy_origin_requests_in_flight', 'gauge'],
     ['highproxy_pending_connects', 'gauge'],
-    ['highproxy_origin_up', 'gauge']
+    ['highproxy_origin_up', 'gauge'],
+    ['highproxy_origin_pending_connects', 'gauge'],
+    ['highproxy_origin_connects_waiting', 'gauge'],
+    ['highproxy_origin_concurrency_limit', 'gauge'],
+    ['highproxy_origin_queue_length', 'gauge'],
+    ['highproxy_origin_shed_total', 'counter'],
+    ['highproxy_retry_budget_refused_total', 'counter']
   ]) {
     t.match(text, new RegExp(`^# TYPE ${name} ${type}$`, 'm'), `${name} is a ${type}`)
     t.match(text, new RegExp(`^# HELP ${name} \\S`, 'm'), `${name} has help`)
