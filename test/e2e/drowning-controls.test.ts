@@ -1,0 +1,217 @@
+// The edge's answers to a drowning origin, on real sockets with real origin processes:
+// the pending-connect cap (SYN-SENT sockets counted with `ss` during a burst, each
+// waiting request's 522 at its own deadline, a success freeing the waiters), the retry
+// budget (a pool of two dead origins under load), and adaptive concurrency against the
+// lab's drowning origin (the excess shed with 503 within queue_timeout).
+
+import { execFile, spawn } from 'node:child_process'
+import net from 'node:net'
+import { performance } from 'node:perf_hooks'
+import { promisify } from 'node:util'
+import t, { type Test } from 'tap'
+import { drowningOrigin, refusedOrigin, synDropOrigin } from '../../src/lab/faults.js'
+import { get, rayOf, startProxy, type Got } from '../helpers.js'
+import { stallWatch } from '../timing.js'
+
+const run = promisify(execFile)
+
+/** Sockets of this machine in SYN-SENT toward that port: the SYNs nobody has answered. */
+async function synSent (port: number): Promise<number> {
+  const { stdout } = await run('ss', ['-Htn', 'state', 'syn-sent', 'dst', `127.0.0.1:${port}`])
+  return stdout.split('\n').filter(l => l.trim() !== '').length
+}
+
+/** Samples `synSent` every 20 ms until stopped; the highest count seen. */
+function watchSynSent (port: number): { stop: () => Promise<{ max: number, samples: number }> } {
+  let max = 0
+  let samples = 0
+  let on = true
+  const loop = (async () => {
+    while (on) {
+      const n = await synSent(port)
+      samples++
+      if (n > max) max = n
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+  })()
+  return { stop: async () => { on = false; await loop; return { max, samples } } }
+}
+
+/** A GET on a connection of its own, timed from when it was sent. */
+const fresh = (url: string, headers: Record<string, string> = {}): Promise<Got & { sent: number }> => {
+  const sent = performance.now()
+  return get(url, { fresh: true, headers }).then(g => ({ ...g, sent }))
+}
+
+const portOf = (url: string): number => Number(new URL(url).port)
+
+t.test('pending-connect cap: a burst never has more SYNs out than the cap; the rest 522 at their own deadlines, none early', async t => {
+  const origin = await synDropOrigin()
+  t.teardown(() => origin.close())
+  const CONNECT_MS = 1500
+  const proxy = await startProxy({
+    connections: { max_pending_connects: 4 },
+    routes: [{ origin: origin.url, connect_timeout: `${CONNECT_MS}ms` }]
+  })
+  t.teardown(() => proxy.close())
+  const watch = watchSynSent(portOf(origin.url))
+  const stall = stallWatch()
+  // Two waves: the second arrives while the first still waits, so each has its own deadline.
+  const first = Array.from({ length: 8 }, (_, i) => fresh(`${proxy.url}/a${i}`))
+  await new Promise(resolve => setTimeout(resolve, 300))
+  const second = Array.from({ length: 8 }, (_, i) => fresh(`${proxy.url}/b${i}`))
+  const got = await Promise.all([...first, ...second])
+  const late = stall()
+  const { max, samples } = await watch.stop()
+  t.ok(samples >= 10, `ss sampled ${samples} times during the burst`)
+  t.ok(max >= 1, `SYNs were out: at most ${max} at once`)
+  t.ok(max <= 4, `never more than the cap of 4 SYN-SENT sockets (saw ${max})`)
+  t.same(got.map(g => g.status), got.map(() => 522), 'every request 522')
+  for (const g of got) {
+    t.ok(g.ms >= CONNECT_MS, `not early: ${g.ms.toFixed(1)} ms after it was sent`)
+    t.ok(g.ms <= CONNECT_MS + 400 + late, `at its own deadline: ${g.ms.toFixed(1)} ms (loop stall ${late.toFixed(0)} ms)`)
+  }
+  const waited = got.filter(g => /waited behind \d+ unanswered connects/.test(g.headers['proxy-status'] ?? ''))
+  t.equal(waited.length, 12, 'twelve never sent a SYN, and Proxy-Status says what they waited behind')
+  t.match(waited[0]?.headers['proxy-status'], /error=connection_timeout/)
+  t.match(waited[0]?.headers['proxy-status'], /waited behind 4 unanswered connects/)
+  const line = await proxy.waitForLog(l => l.msg === 'origin failure' && l.ray_id === rayOf(waited[0] as Got))
+  t.equal(line.error.code, 'HPX_ERR_CONNECT_TIMEOUT')
+  t.match(line.error.message, /no SYN sent/)
+  t.same(line.dialled, [], 'no address dialled')
+})
+
+/**
+ * An origin that drops SYNs until told to start: a listener with a backlog of 1 whose
+ * event loop is blocked reading stdin, its accept queue filled; a line on stdin and it
+ * serves HTTP with a backlog of 511, answering each request with its own path (so a
+ * response that reached the wrong client would show).
+ */
+async function lateOrigin (t: Test): Promise<{ url: string, start: () => void }> {
+  const child = spawn(process.execPath, ['-e', `
+const http = require('node:http'), fs = require('node:fs')
+const server = http.createServer((req, res) => res.end(req.url))
+server.listen({ host: '127.0.0.1', port: 0, backlog: 1 }, () => {
+  fs.writeSync(1, server.address().port + '\\n')
+  fs.readSync(0, Buffer.alloc(1))
+  // Started: a real backlog from now on (listen(2) again on a listening socket sets it).
+  server._handle.listen(511)
+})`], { stdio: ['pipe', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const port = await new Promise<number>(resolve => child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))))
+  const fillers: net.Socket[] = []
+  t.teardown(() => { for (const s of fillers) s.destroy() })
+  for (let i = 0; i < 8; i++) {
+    const s = net.connect({ host: '127.0.0.1', port })
+    s.on('error', () => {})
+    fillers.push(s)
+    const ok = await new Promise<boolean>(resolve => {
+      const timer = setTimeout(() => resolve(false), 300)
+      s.once('connect', () => { clearTimeout(timer); resolve(true) })
+    })
+    if (!ok) break
+  }
+  return { url: `http://127.0.0.1:${port}`, start: () => { child.stdin.write('go\n') } }
+}
+
+t.test('pending-connect cap: a connect that succeeds frees the waiting requests at once, each with its own answer (reuse: never)', async t => {
+  const origin = await lateOrigin(t)
+  const CONNECT_MS = 4000
+  const proxy = await startProxy({
+    connections: { max_pending_connects: 2, reuse: 'never' },
+    routes: [{ origin: origin.url, connect_timeout: `${CONNECT_MS}ms` }]
+  })
+  t.teardown(() => proxy.close())
+  const sent = Array.from({ length: 10 }, (_, i) => fresh(`${proxy.url}/r${i}`))
+  // The first SYNs are dropped; the kernel resends them after 1 s, when the origin is back.
+  await new Promise(resolve => setTimeout(resolve, 500))
+  origin.start()
+  const got = await Promise.all(sent)
+  got.forEach((g, i) => {
+    t.equal(g.status, 200, `request ${i}: 200`)
+    t.equal(g.body, `/r${i}`, `request ${i}: its own answer`)
+  })
+  const slowest = Math.max(...got.map(g => g.ms))
+  const fastest = Math.min(...got.map(g => g.ms))
+  t.ok(fastest >= 900, `the first answers came with the SYN retransmit: ${fastest.toFixed(0)} ms`)
+  t.ok(slowest < fastest + 500, `the waiters dialled as soon as the first connect succeeded: the slowest took ${slowest.toFixed(0)} ms`)
+})
+
+t.test('retry budget: a pool of two dead origins under load retries at most 20% of its requests in flight', async t => {
+  const a = await synDropOrigin()
+  t.teardown(() => a.close())
+  const b = await synDropOrigin()
+  t.teardown(() => b.close())
+  const proxy = await startProxy({
+    pools: [{ name: 'dead', origins: [a.url, b.url], connect_timeout: '800ms', health: { failures: 1000 } }],
+    routes: [{ pool: 'dead' }]
+  })
+  t.teardown(() => proxy.close())
+  const got = await Promise.all(Array.from({ length: 30 }, (_, i) => fresh(`${proxy.url}/x${i}`)))
+  t.same(got.map(g => g.status), got.map(() => 522), 'every request answered 522')
+  // A retried attempt's line says it answered nobody; the budget allowed 20% of 30 in flight.
+  await proxy.waitForLog(l => l.msg === 'access' && l.path === '/x29').catch(() => null)
+  await new Promise(resolve => setTimeout(resolve, 200))
+  const retried = proxy.logs.filter(l => l.msg === 'origin failure' && l.served === 'none').length
+  t.ok(retried >= 3, `retries happened: ${retried}`)
+  t.ok(retried <= 6, `at most 20% of the 30 in flight were retried: ${retried}`)
+  const twice = got.filter(g => g.ms >= 1600).length
+  t.equal(twice, retried, 'the retried requests are the ones that waited two connect timeouts')
+})
+
+t.test('retry budget: failover away from refused origins is not limited', async t => {
+  const a = await refusedOrigin()
+  t.teardown(() => a.close())
+  const b = await refusedOrigin()
+  t.teardown(() => b.close())
+  const proxy = await startProxy({
+    pools: [{ name: 'down', origins: [a.url, b.url], health: { failures: 1000 }, retry_budget: { percent: 0, min_retries: 0 } }],
+    routes: [{ pool: 'down' }]
+  })
+  t.teardown(() => proxy.close())
+  const got = await Promise.all(Array.from({ length: 10 }, (_, i) => fresh(`${proxy.url}/y${i}`)))
+  t.same(got.map(g => g.status), got.map(() => 521))
+  await new Promise(resolve => setTimeout(resolve, 200))
+  const retried = proxy.logs.filter(l => l.msg === 'origin failure' && l.served === 'none').length
+  t.equal(retried, 10, 'each request tried the other origin, with a budget of 0')
+})
+
+t.test('adaptive concurrency: the drowning origin is kept at its capacity, the excess shed with 503 within queue_timeout', async t => {
+  const origin = await drowningOrigin({ service_ms: 25, backlog: 8 })
+  t.teardown(() => origin.close())
+  const QUEUE_MS = 300
+  const proxy = await startProxy({
+    pools: [{ name: 'slow', origins: [origin.url], connect_timeout: '3s', response_timeout: '5s', adaptive_concurrency: { queue_timeout: `${QUEUE_MS}ms` } }],
+    routes: [{ pool: 'slow' }]
+  })
+  t.teardown(() => proxy.close())
+  // 80 requests per second, open loop, for 3 s: twice what the origin serves.
+  const stall = stallWatch()
+  const all: Array<Promise<Got & { sent: number }>> = []
+  const start = performance.now()
+  for (let i = 0; i < 240; i++) {
+    const due = start + i * 12.5
+    const wait = due - performance.now()
+    if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+    all.push(fresh(`${proxy.url}/z${i}`))
+  }
+  const got = await Promise.all(all)
+  const late = stall()
+  const by = (s: number): Array<Got & { sent: number }> => got.filter(g => g.status === s)
+  const ok = by(200)
+  const shed = by(503)
+  t.ok(ok.length >= 60, `served near the origin's 40/s for 3 s: ${ok.length} × 200`)
+  t.ok(shed.length >= 40, `the excess was shed: ${shed.length} × 503`)
+  t.equal(ok.length + shed.length, got.length, `nothing else: ${JSON.stringify(got.map(g => g.status).filter(s => s !== 200 && s !== 503))}`)
+  for (const g of shed) {
+    t.ok(g.ms <= QUEUE_MS + 250 + late, `shed within queue_timeout + slack: ${g.ms.toFixed(0)} ms`)
+  }
+  const one = shed[0] as Got
+  t.equal(one.headers['retry-after'], '5')
+  t.match(one.headers['proxy-status'], /error=connection_limit_reached/)
+  t.match(one.headers['proxy-status'], /learned concurrency limit \d+ reached/)
+  const line = await proxy.waitForLog(l => l.msg === 'origin failure' && l.ray_id === rayOf(one))
+  t.equal(line.error.code, 'HPX_ERR_OVERLOADED')
+  t.equal(line.edge_status, 503)
+  t.equal(line.phase, 'queue')
+})
