@@ -122,7 +122,7 @@ export const AdaptiveKnobs = Type.Object({
   sample_interval: Duration('100ms', 'how often the limit is recomputed from the latencies of that interval'),
   min_rtt_interval: Duration('30s', 'how often the minimum RTT is measured again, at min_rtt_concurrency in flight'),
   min_rtt_samples: Type.Integer({ default: 25, minimum: 1, description: 'requests that measure the minimum RTT' }),
-  min_rtt_concurrency: Type.Integer({ default: 3, minimum: 1, description: 'the limit while the minimum RTT is measured' })
+  min_rtt_concurrency: Type.Integer({ default: 1, minimum: 1, description: 'the limit while the minimum RTT is measured (Envoy uses 3; at 3 a one-at-a-time origin queues inside and its minimum RTT reads 3× too high)' })
 }, { additionalProperties: false })
 // The knobs are checked on their own (load.ts), so that a wrong one is named by its key
 // rather than by the union's "expected true, false or an object".
