@@ -66,7 +66,8 @@ t.test('monitoring assets against a live --workers 2 proxy', async t => {
   const file = `${t.testdir({})}/config.yaml`
   writeFileSync(file, [
     'pools:',
-    `  - { name: web, origins: ["${healthy.url}", "${refused.url}"] }`,
+    // Adaptive concurrency on, so that its per-origin series exist (sequential requests: never shed).
+    `  - { name: web, origins: ["${healthy.url}", "${refused.url}"], adaptive_concurrency: true }`,
     'routes:',
     '  - { name: pool, path: /pool, pool: web }',
     `  - { name: down, path: /down, origin: "${refused.url}" }`,
