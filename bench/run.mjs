@@ -12,7 +12,8 @@
 // client, each in its own process.
 // Results: tables on stdout, bench/results/<date>.json and bench/results/<date>.md.
 
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
+import { promisify } from 'node:util'
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -29,6 +30,7 @@ import { parseVariant, splitArgs } from './lib/args.mjs'
 import { CLI, highproxyHelp, startHaproxy, startHighproxy, startNginxProxy, startNodeServer, startOrigin, which } from './lib/servers.mjs'
 import { evaluateTargets, markdown, printTables } from './lib/report.mjs'
 import { tlsSection } from './lib/tls.mjs'
+import { adaptiveSection } from './lib/adaptive.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -36,7 +38,7 @@ const USAGE = `Usage: npm run bench -- [options]
 
   --quick                  about a minute (short rounds, 3 of them)
   --dry-run                start every server, one request each (a 3-request storm), no load
-  --only <list>            sections: healthy,latency,workers,storm,errors,tls (default all)
+  --only <list>            sections: healthy,latency,workers,storm,errors,tls,adaptive (default all)
   --rounds <n>             interleaved rounds per comparison (default 5, quick 3)
   --duration <s>           seconds per throughput round (default 1.5, quick 0.5)
   --connections <n>        connections of the load generator (default 50)
@@ -98,7 +100,7 @@ const oneOf = (name, value, choices) => {
   if (!choices.includes(value)) fail(`--${name} is one of ${choices.join(', ')}`)
   return value
 }
-const SECTIONS = ['healthy', 'latency', 'workers', 'storm', 'errors', 'tls']
+const SECTIONS = ['healthy', 'latency', 'workers', 'storm', 'errors', 'tls', 'adaptive']
 const only = flags.only === undefined ? SECTIONS : flags.only.split(',').map(s => s.trim())
 for (const s of only) if (!SECTIONS.includes(s)) fail(`unknown section "${s}" (${SECTIONS.join(', ')})`)
 
@@ -454,8 +456,32 @@ const steady = (port, seconds) => fixedLoad({ port, path: '/', connections: P.st
  * `withLoad` the healthy route's latency for the responses that completed inside that
  * window.
  */
-async function stormWave (target, { concurrency = P.stormConcurrency, withLoad = false, logFile = null } = {}) {
+/**
+ * The most sockets of this machine in SYN-SENT toward `port` at once, sampled every 100 ms
+ * until stopped: the connects nobody answered, i.e. the SYNs sent into the dead origin's
+ * full accept queue (issue 22: ≤ connections.max_pending_connects).
+ */
+const ssRun = promisify(execFile)
+
+function synSentWatch (port) {
+  let max = 0
+  let on = true
+  const loop = (async () => {
+    while (on) {
+      try {
+        const out = await ssRun('ss', ['-Htn', 'state', 'syn-sent', 'dst', `${HOST}:${port}`], { encoding: 'utf8', maxBuffer: 16 << 20 }).then(r => r.stdout)
+        const n = out.split('\n').filter(l => l.trim() !== '').length
+        if (n > max) max = n
+      } catch { return }
+      await sleep(100)
+    }
+  })()
+  return async () => { on = false; await loop; return max }
+}
+
+async function stormWave (target, { concurrency = P.stormConcurrency, withLoad = false, logFile = null, synPort = null } = {}) {
   const pid = target.proc.pid
+  const syns = synPort === null ? null : synSentWatch(synPort)
   const offset = logFile === null ? 0 : logSize(logFile)
   const lead = 300
   const loading = withLoad ? steady(target.port, (lead + P.stormTimeoutMs + 1500) / 1000) : null
@@ -476,6 +502,7 @@ async function stormWave (target, { concurrency = P.stormConcurrency, withLoad =
     pending: [{ afterMs: P.stormTimeoutMs * 0.75, fn: reading }],
     afterLast: () => cpu()[0]
   })
+  const synSentMax = syns === null ? null : await syns()
   const pending = r.readings[0] ?? {}
   const out = {
     client: r.summary,
@@ -485,7 +512,8 @@ async function stormWave (target, { concurrency = P.stormConcurrency, withLoad =
     rssPending: pending.rss ?? null,
     rssPerPending: r.before.rss == null || pending.rss == null ? null : (pending.rss - r.before.rss) / concurrency,
     // Each pending request holds its client socket and its dial: 2 fds.
-    pendingSeen: r.before.fds == null || pending.fds == null ? null : (pending.fds - r.before.fds) / 2
+    pendingSeen: r.before.fds == null || pending.fds == null ? null : (pending.fds - r.before.fds) / 2,
+    synSentMax
   }
   if (loading !== null) {
     const res = await loading
@@ -498,7 +526,8 @@ async function stormWave (target, { concurrency = P.stormConcurrency, withLoad =
   }
   const c = out.client
   log(`  storm: ${c.sent} sent, ${c.got522} × 522, ${c.early} early, ${c.lost} lost; lateness p50 ${c.lateness.median?.toFixed(0)} p99 ${c.lateness.p99?.toFixed(0)} max ${c.lateness.max?.toFixed(0)} ms; ` +
-    `${out.cpuPerRequest.toFixed(0)} µs CPU/request${out.healthyDuring ? `; healthy p99 ${out.healthyDuring.p99?.toFixed(2)} ms` : ''}`)
+    `${out.cpuPerRequest.toFixed(0)} µs CPU/request${out.healthyDuring ? `; healthy p99 ${out.healthyDuring.p99?.toFixed(2)} ms` : ''}` +
+    `${synSentMax === null ? '' : `; at most ${synSentMax} SYN-SENT toward the origin`}`)
   return out
 }
 
@@ -511,8 +540,11 @@ async function storm (results, ctx) {
     timeoutMs: P.stormTimeoutMs,
     loadRate: P.stormLoadRate,
     loadConnections: P.stormLoadConnections,
-    origin: origin.kind
+    origin: origin.kind,
+    // highproxy's default connections.max_pending_connects (issue 22): the SYNs it may have out.
+    pendingCap: 64
   }
+  const synPort = Number(new URL(dead.url).port)
   try {
     const config = path.join(ctx.tmp, 'storm.yaml')
     // /dead is a route with its own single origin: passive health is off for those, so
@@ -548,8 +580,8 @@ async function storm (results, ctx) {
       const quiet = await steady(one.port, P.stormQuietSeconds)
       out.quiet = { p50: quiet.p50, p99: quiet.p99, count: quiet.requests, errors: quiet.errors + quiet.timeouts + quiet.non2xx }
       log(`  healthy route, no storm: p99 ${quiet.p99?.toFixed(2)} ms at ${P.stormLoadRate} req/s`)
-      out.clean = await stormWave(one, { logFile })
-      out.loaded = await stormWave(one, { withLoad: true, logFile })
+      out.clean = await stormWave(one, { logFile, synPort })
+      out.loaded = await stormWave(one, { withLoad: true, logFile, synPort })
     } finally {
       await one.proc.stop()
     }
@@ -558,7 +590,7 @@ async function storm (results, ctx) {
     const floor = await startNodeServer('storm floor', 'storm-floor.mjs', dead.url, [String(P.stormTimeoutMs)])
     try {
       out.floorWarmup = await warmUpStorms(floor)
-      out.floor = await stormWave(floor)
+      out.floor = await stormWave(floor, { synPort })
     } finally {
       await floor.proc.stop()
     }
@@ -567,7 +599,7 @@ async function storm (results, ctx) {
       try {
         out.workers2Processes = processTree(two.proc.pid).length
         out.workers2Warmup = await warmUpStorms(two)
-        out.workers2 = await stormWave(two)
+        out.workers2 = await stormWave(two, { synPort })
       } finally {
         await two.proc.stop()
       }
@@ -721,6 +753,7 @@ async function main () {
   if (chosen.includes('storm')) tasks.push(['storm', () => storm(results, ctx)])
   if (chosen.includes('errors')) tasks.push(['errors', () => errorPages(results, ctx)])
   if (chosen.includes('tls')) tasks.push(['tls', () => tlsPaths(results, ctx)])
+  if (chosen.includes('adaptive')) tasks.push(['adaptive', () => adaptiveSection(results, { ctx, hp, log, root: ROOT, dryRun, quick })])
   results.sectionSeconds = {}
   const runTask = async ([name, fn]) => {
     const started = performance.now()

@@ -1,6 +1,7 @@
 // What a run says: the tables (stdout and Markdown share them) and the issue's targets.
 
 import { TLS_MODES, tlsTargets } from './tls.mjs'
+import { adaptiveTable, adaptiveTargets } from './adaptive.mjs'
 
 const DASH = '—'
 const num = (v, digits = 0) => v == null || !Number.isFinite(v) ? DASH : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
@@ -63,6 +64,7 @@ function stormTable (s) {
       row('lost (no answer in timeout + 5 s)', w => `${num(c(w).lost)}${c(w).lost ? ` (${counts(c(w).lostReasons)})` : ''}`),
       row('lateness from TCP connect, median / p99 / max ms', w => `${signed(c(w).lateness.median, 0)} / ${signed(c(w).lateness.p99, 0)} / ${signed(c(w).lateness.max, 0)}`),
       row('handshakes > 500 ms (SYN dropped by a full accept queue)', w => num(c(w).handshake?.over500ms)),
+      row(`SYN-SENT toward the dead origin, most at once (cap ${s.pendingCap ?? DASH})`, w => w.synSentMax == null ? undefined : num(w.synSentMax)),
       row('CPU µs per storm request (fire → last 522)', w => us(w.cpuPerRequest)),
       row('CPU × the Node storm floor', w => s.floor === undefined || w === s.floor ? undefined : x(w.cpuPerRequest / s.floor.cpuPerRequest)),
       row('RSS before → all pending', w => w.rssBefore === undefined ? undefined : `${mib(w.rssBefore)} → ${mib(w.rssPending)}`),
@@ -104,6 +106,7 @@ function tables (results) {
   if (results.storm !== undefined) out.push(stormTable(results.storm))
   if (results.errors !== undefined) out.push(errorsTable(results.errors))
   if (results.tls !== undefined) out.push(tlsTable(results.tls))
+  if (results.adaptive !== undefined) out.push(adaptiveTable(results.adaptive))
   if (results.targets?.length) {
     out.push({ title: 'Targets', header: ['target', 'measured', 'result'], rows: results.targets.map(t => [t.target, t.measured, t.result]) })
   }
@@ -153,6 +156,7 @@ const isHighproxy = r => r.kind === 'highproxy'
 export function evaluateTargets (results) {
   const out = []
   const add = (target, measured, ok) => out.push({ target, measured, result: verdict(ok), ok })
+  if (results.adaptive !== undefined) adaptiveTargets(results.adaptive, add)
   const limits = { small: 1.4, '64k': 1.25 }
   for (const c of results.healthy?.cases ?? []) {
     if (!measuredRows(c.rows)) continue
@@ -182,6 +186,12 @@ export function evaluateTargets (results) {
     const r = q && d != null ? d / q : null
     add('522 storm: healthy-route p99 during ≤ 1.5× quiet', `${x(r)} (${ms(q)} → ${ms(d)} ms)`, r === null ? null : r <= 1.5)
     add('522 storm: ≤ 8 KiB RSS per pending connect', kib(s.clean.rssPerPending), s.clean.rssPerPending == null ? null : s.clean.rssPerPending <= 8 * 1024)
+    if (s.floor !== undefined) {
+      const xf = s.clean.cpuPerRequest / s.floor.cpuPerRequest
+      add('522 storm (issue 22): CPU per storm request ≤ 1.0× the Node storm floor', `${x(xf)} (${us(s.clean.cpuPerRequest)} vs ${us(s.floor.cpuPerRequest)} µs)`, xf <= 1.0)
+    }
+    const syn = Math.max(...measuredWaves.map(w => w.synSentMax ?? -1))
+    if (syn >= 0) add(`522 storm (issue 22): SYNs out toward the origin ≤ the cap (${s.pendingCap})`, `at most ${num(syn)} at once`, syn <= s.pendingCap)
   }
   if (s?.workers2 !== undefined) {
     const w = s.workers2.client
