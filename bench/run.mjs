@@ -46,6 +46,8 @@ const USAGE = `Usage: npm run bench -- [options]
   --generator <g>          throughput generator: auto (wrk if installed), wrk, autocannon
   --origin-server <o>      auto (nginx if installed), nginx, node
   --storm-concurrency <n>  requests per 522 storm, each on a new connection (default 1000)
+  --storm-pending-cap <n>  connections.max_pending_connects of the storm's highproxy (default: its
+                           own default, 64; 0: no cap, the behaviour before issue 22)
   --highproxy-args "<a>"   extra arguments appended to every highproxy start
   --variant name="<a>"     one more highproxy row with these extra arguments (repeatable)
   --no-write               do not write bench/results/
@@ -71,6 +73,7 @@ const { values: flags } = (() => {
         generator: { type: 'string' },
         'origin-server': { type: 'string' },
         'storm-concurrency': { type: 'string' },
+        'storm-pending-cap': { type: 'string' },
         'highproxy-args': { type: 'string' },
         variant: { type: 'string', multiple: true },
         only: { type: 'string' },
@@ -541,9 +544,10 @@ async function storm (results, ctx) {
     loadRate: P.stormLoadRate,
     loadConnections: P.stormLoadConnections,
     origin: origin.kind,
-    // highproxy's default connections.max_pending_connects (issue 22): the SYNs it may have out.
-    pendingCap: 64
+    // connections.max_pending_connects (issue 22): the SYNs highproxy may have out; 64 by default.
+    pendingCap: flags['storm-pending-cap'] === undefined ? 64 : Number(flags['storm-pending-cap'])
   }
+  if (!(Number.isInteger(out.pendingCap) && out.pendingCap >= 0)) throw new Error(`--storm-pending-cap: a whole number, got ${flags['storm-pending-cap']}`)
   const synPort = Number(new URL(dead.url).port)
   try {
     const config = path.join(ctx.tmp, 'storm.yaml')
@@ -556,6 +560,8 @@ async function storm (results, ctx) {
       `  - { path: /, origin: "${origin.url}" }`,
       'timeouts:',
       `  connect: ${P.stormTimeout}`,
+      'connections:',
+      `  max_pending_connects: ${out.pendingCap}`,
       ''
     ].join('\n'))
     // The proxy's log goes to a file here, to read its own view of each 522 afterwards.

@@ -5,6 +5,7 @@
 // lab's drowning origin (the excess shed with 503 within queue_timeout).
 
 import { execFile, spawn } from 'node:child_process'
+import http from 'node:http'
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { promisify } from 'node:util'
@@ -214,4 +215,31 @@ t.test('adaptive concurrency: the drowning origin is kept at its capacity, the e
   t.equal(line.error.code, 'HPX_ERR_OVERLOADED')
   t.equal(line.edge_status, 503)
   t.equal(line.phase, 'queue')
+})
+
+t.test('adaptive concurrency: a shed request gets the route\'s stored copy when Always online has one', async t => {
+  // An origin that takes 300 ms per answer, many at a time: the limit, not the origin, is what sheds.
+  const server = http.createServer((req, res) => {
+    setTimeout(() => res.writeHead(200, { 'cache-control': 'max-age=0', 'content-type': 'text/plain' }).end(`fresh ${String(req.url)}`), 300)
+  })
+  await new Promise<void>(resolve => server.listen({ host: '127.0.0.1', port: 0 }, resolve))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
+  const proxy = await startProxy({
+    // While the minimum RTT is measured the limit is 1: the second request at once is past it.
+    pools: [{ name: 'p', origins: [url], adaptive_concurrency: { queue_timeout: '100ms' } }],
+    // 503 is not in the route's statuses: a shed request is answered from the copy anyway.
+    routes: [{ pool: 'p', stale_if_error: {} }]
+  })
+  t.teardown(() => proxy.close())
+  const first = await fresh(`${proxy.url}/page`)
+  t.equal(first.body, 'fresh /page', 'the copy is taken from a good answer')
+  const [a, b] = await Promise.all([fresh(`${proxy.url}/page`), fresh(`${proxy.url}/page`)])
+  const bodies = [a, b].map(g => `${g.status} ${g.body}`).sort()
+  t.same(bodies, ['200 fresh /page', '200 fresh /page'], 'both answered 200 with the page')
+  const shed = [a, b].find(g => g.ms < 280) as Got
+  t.ok(shed !== undefined, `one was answered before the origin could (${a.ms.toFixed(0)} / ${b.ms.toFixed(0)} ms): the copy`)
+  const line = await proxy.waitForLog(l => l.msg === 'origin failure' && l.ray_id === rayOf(shed))
+  t.equal(line.error.code, 'HPX_ERR_OVERLOADED')
+  t.equal(line.served, 'stale')
 })
