@@ -1,7 +1,7 @@
 // What a run says: the tables (stdout and Markdown share them) and the targets.
 
+import { drowningTable } from './drowning.mjs'
 import { TLS_MODES, tlsTargets } from './tls.mjs'
-import { adaptiveTable, adaptiveTargets } from './adaptive.mjs'
 
 const DASH = '—'
 const num = (v, digits = 0) => v == null || !Number.isFinite(v) ? DASH : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
@@ -106,7 +106,7 @@ function tables (results) {
   if (results.storm !== undefined) out.push(stormTable(results.storm))
   if (results.errors !== undefined) out.push(errorsTable(results.errors))
   if (results.tls !== undefined) out.push(tlsTable(results.tls))
-  if (results.adaptive !== undefined) out.push(adaptiveTable(results.adaptive))
+  if (results.drowning !== undefined) out.push(drowningTable(results.drowning))
   if (results.targets?.length) {
     out.push({ title: 'Targets', header: ['target', 'measured', 'result'], rows: results.targets.map(t => [t.target, t.measured, t.result]) })
   }
@@ -156,7 +156,6 @@ const isHighproxy = r => r.kind === 'highproxy'
 export function evaluateTargets (results) {
   const out = []
   const add = (target, measured, ok) => out.push({ target, measured, result: verdict(ok), ok })
-  if (results.adaptive !== undefined) adaptiveTargets(results.adaptive, add)
   const limits = { small: 1.4, '64k': 1.25 }
   for (const c of results.healthy?.cases ?? []) {
     if (!measuredRows(c.rows)) continue
