@@ -122,6 +122,8 @@ backend origin
 /** The rows, in the order they run. Add a row here (a highproxy pool option: highproxyRow). */
 export const DROWNING_ROWS = [
   highproxyRow('highproxy (defaults)'),
+  // Issue 22: learn the origin's limit, queue up to 1 s, shed the rest with 503.
+  highproxyRow('highproxy (adaptive_concurrency)', { adaptive_concurrency: true }),
   nginxRow(),
   haproxyRow()
 ]
@@ -197,7 +199,11 @@ function summarizeRow (row, results, t0, seconds, overflows) {
     p50: ok.length ? percentile(ok, 50) : null,
     p99: ok.length ? percentile(ok, 99) : null,
     others,
-    synsDropped: overflows
+    synsDropped: overflows,
+    // For adaptive concurrency's targets (adaptive-targets.mjs): 503s slower than
+    // queue_timeout (1 s) + 100 ms, and 522/524 once the limit has settled (after 3 s).
+    slow503: results.filter(r => r.status === 503 && r.ms > 1100).length,
+    timeoutsAfter3s: results.filter(r => (r.status === 522 || r.status === 524) && r.at - t0 >= 3000).length
   }
 }
 

@@ -1,6 +1,7 @@
 // What a run says: the tables (stdout and Markdown share them) and the targets.
 
 import { drowningTable } from './drowning.mjs'
+import { adaptiveTargets } from './adaptive-targets.mjs'
 import { TLS_MODES, tlsTargets } from './tls.mjs'
 
 const DASH = '—'
@@ -156,6 +157,7 @@ const isHighproxy = r => r.kind === 'highproxy'
 export function evaluateTargets (results) {
   const out = []
   const add = (target, measured, ok) => out.push({ target, measured, result: verdict(ok), ok })
+  adaptiveTargets(results.drowning, add)
   const limits = { small: 1.4, '64k': 1.25 }
   for (const c of results.healthy?.cases ?? []) {
     if (!measuredRows(c.rows)) continue
