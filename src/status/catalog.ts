@@ -190,10 +190,11 @@ const entries: EdgeErrorEntry[] = [
     ownerActionRequired: true,
     failedHop: 'edge',
     errorCode: 503,
-    whatHappened: 'Every connection the edge may open to the origin web server is busy, and none became free in time.',
+    // Also adaptive concurrency's answer (HPX_ERR_OVERLOADED): the origin has as many requests as it serves well.
+    whatHappened: 'The origin web server already has as many connections or requests as the edge lets it have, and none became free in time.',
     visitorAction: VISITOR_RETRY,
-    ownerAction: 'Check whether the origin answers slowly (busy connections pile up behind slow answers), then raise the pool\'s max_connections if the origin can take more.',
-    fix: "the website operator should check why the origin answers slowly, or let the edge open more connections to it."
+    ownerAction: 'Check whether the origin answers slowly (busy connections pile up behind slow answers), then raise the pool\'s connections.max_per_origin if the origin can take more; with adaptive_concurrency on, the edge learned from its latency that it serves no more at once (see the Proxy-Status details).',
+    fix: "the website operator should check why the origin answers slowly, or let the edge send it more at once."
   },
   {
     status: 400,
