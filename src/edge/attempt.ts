@@ -80,6 +80,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   private resume: (() => void) | null = null
   /** When adaptive concurrency let it through (performance.now()); null: not admitted by it. */
   private admittedAt: number | null = null
+  /** Waiting in adaptive concurrency's queue: what to cancel if the client leaves. */
+  private queued: Promise<void> | null = null
 
   private readonly settings: AttemptSettings
 
@@ -99,10 +101,13 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
       // Adaptive concurrency: in when the origin is below its learned limit, else queued or shed (503).
       const admitted = limiter.acquire()
       if (admitted === true) { this.admitted(); return }
+      this.queued = admitted
       admitted.then(() => {
+        this.queued = null
         if (this.settle === null) { limiter.release(performance.now(), null); return }
         this.admitted()
       }, (err: Error) => {
+        this.queued = null
         this.phase = 'queue'
         this.finish(err)
       })
@@ -135,6 +140,13 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   /** Cancels the attempt (the client left, or the edge answers instead). */
   abort (reason: Error): void {
     if (this.settle === null) return
+    // Still queued by adaptive concurrency: it leaves the queue now, taking no slot.
+    if (this.queued !== null && this.member.adaptive?.cancel(this.queued) === true) {
+      this.queued = null
+      this.phase = 'queue'
+      this.finish(reason)
+      return
+    }
     if (this.controller === null) this.pendingAbort ??= reason
     else this.controller.abort(reason)
   }

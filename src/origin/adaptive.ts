@@ -33,6 +33,8 @@ interface Waiter {
   arrived: number
   resolve: () => void
   reject: (err: Error) => void
+  /** The promise acquire() handed out for it (what cancel() is given). */
+  of: Promise<void>
 }
 
 /** What /origins and the metrics show of one origin's limiter. */
@@ -92,11 +94,25 @@ export class AdaptiveLimit {
       this.shed++
       return Promise.reject(withoutStack(() => new OverloadedError(this.current(), 0, 'queue full')))
     }
-    return new Promise((resolve, reject) => {
-      const arrived = this.now()
-      this.queue.push({ deadline: arrived + this.config.queueTimeoutMs, arrived, resolve, reject })
-      this.arm()
-    })
+    let resolve!: () => void
+    let reject!: (err: Error) => void
+    const waiting = new Promise<void>((res, rej) => { resolve = res; reject = rej })
+    const arrived = this.now()
+    this.queue.push({ deadline: arrived + this.config.queueTimeoutMs, arrived, resolve, reject, of: waiting })
+    this.arm()
+    return waiting
+  }
+
+  /**
+   * The request that `acquire` queued is gone (its client left): it leaves the queue
+   * without a slot and without a 503. False when it was no longer queued.
+   */
+  cancel (waiting: Promise<void>): boolean {
+    const i = this.queue.findIndex(w => w.of === waiting)
+    if (i === -1) return false
+    this.queue.splice(i, 1)
+    if (i === 0) this.arm()
+    return true
   }
 
   /**

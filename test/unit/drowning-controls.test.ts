@@ -216,3 +216,18 @@ t.test('adaptive concurrency: past the limit a request queues, gets the next fre
   t.equal(classify(r.error, 'queue').status, 503)
   t.equal(classify(r.error, 'queue').proxyStatus, 'connection_limit_reached')
 })
+
+t.test('adaptive concurrency: a queued request whose client left leaves the queue, takes no slot and is not shed', async t => {
+  const limiter = new AdaptiveLimit(knobs({ initialLimit: 1, minRttConcurrency: 1, queueTimeoutMs: 50 }))
+  t.equal(limiter.acquire(), true)
+  const gone = limiter.acquire() as Promise<void>
+  const next = limiter.acquire() as Promise<void>
+  t.equal(limiter.cancel(gone), true)
+  t.equal(limiter.cancel(gone), false, 'only once')
+  t.equal(limiter.view().queued, 1)
+  limiter.release(performance.now(), null)
+  await next
+  t.equal(limiter.inFlight, 1, 'the slot went to the one still waiting')
+  await new Promise(resolve => setTimeout(resolve, 80))
+  t.equal(limiter.shed, 0, 'nothing was shed')
+})
