@@ -94,6 +94,8 @@ export function tryAgain (exchange: Pick<Exchange, 'tried' | 'aborted' | 'body' 
   c: Classification, budget: RetryBudget): Decision {
   if (exchange.tried.length >= MAX_ATTEMPTS || exchange.aborted) return null
   if (!outcome.requestSent && dialErrorIn(outcome.error) !== null) {
+    // Every origin of the pool tried (a route's single origin): nowhere to go, nothing to count.
+    if (exchange.tried.length >= budget.origins) return null
     // Away from a down origin the retry costs it nothing and goes where the request can be served.
     if (DOWN.has(c.status)) return 'another origin'
     return budget.take() ? 'another origin, budgeted' : null

@@ -51,7 +51,7 @@ export class OriginPool {
   constructor (readonly config: PoolConfig, readonly transport: Transport, health: HealthStore) {
     this.members = config.origins.map(url => new PoolMember(url, config.name, health.take(config.name, url.origin, config.health), transport, config.adaptive))
     this.pick = selector(config.policy)
-    this.budget = new RetryBudget(config.retryBudget)
+    this.budget = new RetryBudget(config.retryBudget, this.members.length)
   }
 
   /** An available origin this request has not tried yet, or null when none is left. */

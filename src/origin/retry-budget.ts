@@ -20,7 +20,8 @@ export class RetryBudget {
   /** Retries the budget refused (a metric). */
   refused = 0
 
-  constructor (private readonly config: RetryBudgetConfig) {}
+  /** @param origins how many origins the pool has: with one, there is nowhere to fail over to */
+  constructor (private readonly config: RetryBudgetConfig, readonly origins = 2) {}
 
   /** How many retries may be in flight now. */
   allowed (): number {

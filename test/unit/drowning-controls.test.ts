@@ -127,6 +127,10 @@ t.test('tryAgain: what was never a budget question stays as it was', async t => 
   const b = budget(10)
   const c = classify(timedOut, 'connect')
   t.equal(tryAgain({ ...exchange, tried: [{}, {}] as never[] }, dialFailed(timedOut), c, b), null, 'two attempts is the most')
+  const single = new RetryBudget({ percent: 20, minRetries: 3 }, 1)
+  single.requests = 100
+  t.equal(tryAgain(exchange, dialFailed(timedOut), c, single), null, 'a pool of one origin has nowhere to fail over to')
+  t.equal(single.refused, 0, 'and that is no refusal of the budget')
   t.equal(tryAgain({ ...exchange, aborted: true }, dialFailed(timedOut), c, b), null, 'the client left')
   const sent = new ResponseTimeoutError(1000)
   t.equal(tryAgain(exchange, { requestSent: true, error: sent, fresh: true, originStatus: 0 }, classify(sent, 'response'), b), null, 'a request that reached the origin')
