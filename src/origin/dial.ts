@@ -18,12 +18,12 @@ import tls from 'node:tls'
 import { performance } from 'node:perf_hooks'
 import {
   withoutStack,
-  ConnectFailedError, ConnectTimeoutError, DnsLookupError, TlsCertificateError,
+  ClientAbortError, ConnectFailedError, ConnectTimeoutError, DnsLookupError, TlsCertificateError,
   TlsHandshakeError, TlsTimeoutError,
   type DialAttempt, type DialFacts, type DialPhase, type DialTimings
 } from '../status/errors.js'
 import { since } from '../time.js'
-import { GateTimeout, type PendingConnects } from './pending-connects.js'
+import { GateLeft, GateTimeout, type GateOwner, type PendingConnects } from './pending-connects.js'
 import { inTurn } from './turns.js'
 
 export interface DialTarget {
@@ -284,17 +284,19 @@ export const pendingDials = (): number => pending
 /**
  * Dial an origin phase by phase; rejects with a DialError typed by the failing phase.
  * @param gate the origin's pending-connect cap (pending-connects.ts); null: none
+ * @param owner the client connection the dial is for: if it closes while the dial waits at
+ *   the cap, the dial ends there (ClientAbortError) without a SYN
  */
-export async function dial (target: DialTarget, opts: DialOptions, gate: PendingConnects | null = null): Promise<Dialled> {
+export async function dial (target: DialTarget, opts: DialOptions, gate: PendingConnects | null = null, owner: GateOwner | null = null): Promise<Dialled> {
   pending++
   try {
-    return await dialPhases(target, opts, gate)
+    return await dialPhases(target, opts, gate, owner)
   } finally {
     pending--
   }
 }
 
-async function dialPhases (target: DialTarget, opts: DialOptions, gate: PendingConnects | null): Promise<Dialled> {
+async function dialPhases (target: DialTarget, opts: DialOptions, gate: PendingConnects | null, owner: GateOwner | null): Promise<Dialled> {
   const timings: DialTimings = { dns_ms: null, connect_ms: null, tls_ms: null }
   const attempts: DialAttempt[] = []
   const addresses = await resolve(target, opts, timings)
@@ -302,9 +304,10 @@ async function dialPhases (target: DialTarget, opts: DialOptions, gate: PendingC
   if (gate !== null) {
     const start = performance.now()
     try {
-      const left = gate.enter(start)
+      const left = gate.enter(start, owner)
       budget = typeof left === 'number' ? left : await left
     } catch (err) {
+      if (err instanceof GateLeft) throw withoutStack(() => new ClientAbortError())
       if (!(err instanceof GateTimeout)) throw err
       // Its connect timeout ran out while it waited: a 522 with no SYN sent.
       timings.connect_ms = since(start)

@@ -21,7 +21,9 @@
 //   A burst that arrives together therefore sends at most `cap` SYNs in all.
 //
 // It only ever grants a permission to dial: the connection a waiter then gets is its own
-// dial's, so it holds under `reuse: never` and no response can reach another client.
+// dial's, so it holds under `reuse: never` and no response can reach another client. A
+// waiter whose client connection closed is dropped when a slot would reach it: it never
+// sends its SYN.
 //
 // One timer serves the whole queue. Every waiter of a gate has the same connect timeout
 // and they queue in arrival order, so their deadlines are in order too: the timer is armed
@@ -36,14 +38,22 @@ export class GateTimeout {
   constructor (readonly waitedBehind: number, readonly waitedMs: number) {}
 }
 
+/** A waiting dial whose client connection closed: it leaves the queue without a SYN (the dialer types it: 499). */
+export class GateLeft {}
+
+/** Whose dial it is: the client connection, closed once `released`. */
+export interface GateOwner { readonly released: boolean }
+
 interface Waiter {
   /** performance.now() when its connect timeout runs out. */
   deadline: number
   arrived: number
   /** Unanswered connects ahead of it when it arrived. */
   behind: number
+  /** Its client connection; null when none (a health check). */
+  owner: GateOwner | null
   resolve: (leftMs: number) => void
-  reject: (err: GateTimeout) => void
+  reject: (err: GateTimeout | GateLeft) => void
 }
 
 /** What /origins and the metrics show of one gate. */
@@ -74,13 +84,13 @@ export class PendingConnects {
    * (performance.now()). Returns the milliseconds of connect timeout it has left, at once
    * when a slot is free, or later; rejects with a GateTimeout at its deadline.
    */
-  enter (start: number): number | Promise<number> {
+  enter (start: number, owner: GateOwner | null = null): number | Promise<number> {
     if (this.waiting.length === 0 && this.pending < this.cap) {
       this.pending++
       return this.connectTimeoutMs - (performance.now() - start)
     }
     return new Promise((resolve, reject) => {
-      this.waiting.push({ deadline: start + this.connectTimeoutMs, arrived: start, behind: this.pending, resolve, reject })
+      this.waiting.push({ deadline: start + this.connectTimeoutMs, arrived: start, behind: this.pending, owner, resolve, reject })
       this.pump()
       this.arm()
     })
@@ -106,6 +116,12 @@ export class PendingConnects {
     let i = 0
     while (this.pending < this.cap && i < this.waiting.length) {
       const w = this.waiting[i] as Waiter
+      // Its client left while it waited: it goes without a SYN, and the slot to the next.
+      if (w.owner?.released === true) {
+        this.waiting.splice(i, 1)
+        inTurn(() => w.reject(new GateLeft()))
+        continue
+      }
       const left = w.deadline - now
       if (left <= 0 || (!this.answered && left < this.minDialMs)) { i++; continue }
       this.waiting.splice(i, 1)

@@ -198,7 +198,7 @@ export class Transport {
     set.live++
     let dialled
     try {
-      dialled = await dial(set.target, this.opts.dial, set.connects)
+      dialled = await dial(set.target, this.opts.dial, set.connects, owner)
     } catch (err) {
       set.live--
       this.pump(set)

@@ -6,7 +6,7 @@
 
 import { performance } from 'node:perf_hooks'
 import t from 'tap'
-import { GateTimeout, PendingConnects } from '../../src/origin/pending-connects.js'
+import { GateLeft, GateTimeout, PendingConnects } from '../../src/origin/pending-connects.js'
 import { AdaptiveLimit } from '../../src/origin/adaptive.js'
 import { RetryBudget } from '../../src/origin/retry-budget.js'
 import { tryAgain } from '../../src/edge/proxy-loop.js'
@@ -78,6 +78,21 @@ t.test('pending-connect gate: after a timeout only a waiter with time for a real
   gate.leave(true)
   const r = await late
   t.type(r.value, 'number', 'an answer lets it dial, whatever it has left')
+})
+
+t.test('pending-connect gate: a waiter whose client left never gets the slot, and never sends its SYN', async t => {
+  const gate = new PendingConnects(1, 5000)
+  const start = performance.now()
+  gate.enter(start)
+  const client = { released: false }
+  const gone = settle(gate.enter(start, client) as Promise<number>)
+  const next = gate.enter(start, { released: false }) as Promise<number>
+  client.released = true
+  gate.leave(true)
+  const r = await gone
+  t.ok(r.error instanceof GateLeft, 'it leaves the queue with GateLeft (the dialer answers it 499)')
+  t.type(await next, 'number', 'the slot went to the next one')
+  t.equal(gate.pending, 1)
 })
 
 const budget = (requests: number, percent = 20, minRetries = 3): RetryBudget => {
