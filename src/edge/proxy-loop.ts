@@ -29,44 +29,39 @@ export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<voi
   const pool = exchange.pool as OriginPool
   const stale = (exchange.route as NonNullable<Exchange['route']>).settings.stale
   if (stale?.serveWhenDown === true && staleWhileDown(edge, exchange, pool, stale)) return
+  // The pool's retry budget counts this request while it is in the loop, and the retry it
+  // spent, if any, until the request ends. (One function, no extra await on the healthy path.)
   const budget = pool.budget
   budget.requests++
   let spent = false
   try {
-    spent = await attempts(edge, exchange, pool, stale, budget)
+    let failure: Classification | null = null
+    let last: Attempt | null = null
+    let again: PoolMember | null = null
+    for (;;) {
+      const member: PoolMember | null = again ?? pool.select(exchange.tried)
+      if (member === null) break
+      // The attempt before this one answered nobody: its line says so.
+      if (failure !== null && last !== null) logFailure(edge, exchange, last, last.error, last.phase, failure, { served: 'none' })
+      exchange.tried.push(member)
+      const attempt = new Attempt(exchange, member, exchange.tried.length, again !== null)
+      exchange.attempt = attempt
+      await attempt.run()
+      if (attempt.ok) return
+      last = attempt
+      failure = failed(edge, exchange, attempt)
+      if (failure === null) break
+      const next = tryAgain(exchange, attempt, failure, budget)
+      if (next === null) break
+      if (next === 'another origin, budgeted') spent = true
+      again = next === 'same origin' ? member : null
+    }
+    if (failure !== null && last !== null) answerFailure(edge, exchange, stale, last, last.error, last.phase, failure, { error: last.error, receivedStatus: last.originStatus === 0 ? null : last.originStatus })
+    else if (exchange.tried.length === 0) poolDown(edge, exchange, pool, stale)
   } finally {
     budget.requests--
     if (spent) budget.retryEnded()
   }
-}
-
-/** The attempts of one request and its answer; true when a retry spent the budget (given back by the caller). */
-async function attempts (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool, stale: StaleRoute | null, budget: RetryBudget): Promise<boolean> {
-  let spent = false
-  let failure: Classification | null = null
-  let last: Attempt | null = null
-  let again: PoolMember | null = null
-  for (;;) {
-    const member: PoolMember | null = again ?? pool.select(exchange.tried)
-    if (member === null) break
-    // The attempt before this one answered nobody: its line says so.
-    if (failure !== null && last !== null) logFailure(edge, exchange, last, last.error, last.phase, failure, { served: 'none' })
-    exchange.tried.push(member)
-    const attempt = new Attempt(exchange, member, exchange.tried.length, again !== null)
-    exchange.attempt = attempt
-    await attempt.run()
-    if (attempt.ok) return spent
-    last = attempt
-    failure = failed(edge, exchange, attempt)
-    if (failure === null) break
-    const next = tryAgain(exchange, attempt, failure, budget)
-    if (next === null) break
-    if (next === 'another origin, budgeted') spent = true
-    again = next === 'same origin' ? member : null
-  }
-  if (failure !== null && last !== null) answerFailure(edge, exchange, stale, last, last.error, last.phase, failure, { error: last.error, receivedStatus: last.originStatus === 0 ? null : last.originStatus })
-  else if (exchange.tried.length === 0) poolDown(edge, exchange, pool, stale)
-  return spent
 }
 
 /** The final failure's line, and its answer: the route's stored copy when Always online has one, else the error page. */
