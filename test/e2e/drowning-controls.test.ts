@@ -13,6 +13,7 @@ import t, { type Test } from 'tap'
 import { drowningOrigin, refusedOrigin, synDropOrigin } from '../../src/lab/faults.js'
 import { get, rayOf, startProxy, type Got } from '../helpers.js'
 import { stallWatch } from '../timing.js'
+import { request as undiciRequest } from 'undici'
 
 const run = promisify(execFile)
 
@@ -88,10 +89,12 @@ t.test('pending-connect cap: a burst never has more SYNs out than the cap; the r
  * serves HTTP with a backlog of 511, answering each request with its own path (so a
  * response that reached the wrong client would show).
  */
-async function lateOrigin (t: Test): Promise<{ url: string, start: () => void }> {
+async function lateOrigin (t: Test): Promise<{ url: string, start: () => void, accepted: () => number, fillers: number }> {
   const child = spawn(process.execPath, ['-e', `
 const http = require('node:http'), fs = require('node:fs')
 const server = http.createServer((req, res) => res.end(req.url))
+// One byte on stdout per connection accepted: what the test counts.
+server.on('connection', () => fs.writeSync(1, '+'))
 server.listen({ host: '127.0.0.1', port: 0, backlog: 1 }, () => {
   fs.writeSync(1, server.address().port + '\\n')
   fs.readSync(0, Buffer.alloc(1))
@@ -100,6 +103,8 @@ server.listen({ host: '127.0.0.1', port: 0, backlog: 1 }, () => {
 })`], { stdio: ['pipe', 'pipe', 'inherit'] })
   t.teardown(() => { child.kill('SIGKILL') })
   const port = await new Promise<number>(resolve => child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))))
+  let accepted = 0
+  child.stdout.on('data', (d: Buffer) => { accepted += d.toString().split('+').length - 1 })
   const fillers: net.Socket[] = []
   t.teardown(() => { for (const s of fillers) s.destroy() })
   for (let i = 0; i < 8; i++) {
@@ -110,9 +115,10 @@ server.listen({ host: '127.0.0.1', port: 0, backlog: 1 }, () => {
       const timer = setTimeout(() => resolve(false), 300)
       s.once('connect', () => { clearTimeout(timer); resolve(true) })
     })
-    if (!ok) break
+    // The one that did not connect proves the queue full; it goes, so it never connects later.
+    if (!ok) { s.destroy(); fillers.pop(); break }
   }
-  return { url: `http://127.0.0.1:${port}`, start: () => { child.stdin.write('go\n') } }
+  return { url: `http://127.0.0.1:${port}`, start: () => { child.stdin.write('go\n') }, accepted: () => accepted, fillers: fillers.length }
 }
 
 t.test('pending-connect cap: a connect that succeeds frees the waiting requests at once, each with its own answer (reuse: never)', async t => {
@@ -136,6 +142,31 @@ t.test('pending-connect cap: a connect that succeeds frees the waiting requests 
   const fastest = Math.min(...got.map(g => g.ms))
   t.ok(fastest >= 900, `the first answers came with the SYN retransmit: ${fastest.toFixed(0)} ms`)
   t.ok(slowest < fastest + 500, `the waiters dialled as soon as the first connect succeeded: the slowest took ${slowest.toFixed(0)} ms`)
+})
+
+t.test('pending-connect cap: a waiting request whose client left never dials', async t => {
+  const origin = await lateOrigin(t)
+  const proxy = await startProxy({
+    connections: { max_pending_connects: 1 },
+    routes: [{ origin: origin.url, connect_timeout: '4s' }]
+  })
+  t.teardown(() => proxy.close())
+  const a = fresh(`${proxy.url}/a`)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  // B waits behind A's unanswered connect; its client gives up after 200 ms.
+  const b = undiciRequest(`${proxy.url}/b`, { signal: AbortSignal.timeout(200) }).then(() => 'answered', (err: Error) => err.name)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  const c = fresh(`${proxy.url}/c`)
+  t.equal(await b, 'TimeoutError', 'the client of B left')
+  await new Promise(resolve => setTimeout(resolve, 300))
+  origin.start()
+  const [ga, gc] = await Promise.all([a, c])
+  t.equal(ga.body, '/a')
+  t.equal(gc.body, '/c', 'C, which waited on, was served once A connected')
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.equal(origin.accepted(), origin.fillers + 2, `the origin accepted the ${origin.fillers} queue fillers, A and C: B never dialled`)
+  const line = await proxy.waitForLog(l => l.msg === 'access' && l.path === '/b')
+  t.equal(line.status, 499, 'B is logged as a client that left')
 })
 
 t.test('retry budget: a pool of two dead origins under load retries at most 20% of its requests in flight', async t => {
