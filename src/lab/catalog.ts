@@ -2,8 +2,8 @@
 
 import type { TestCertificate } from './certificates.js'
 import {
-  dnsFailureOrigin, emptyOrigin, garbageOrigin, hugeHeadersOrigin, refusedOrigin, resetOrigin,
-  silentOrigin, synDropOrigin, unreachableOrigin, type HugeHeadersKnobs, type ResetKnobs, type SilentKnobs
+  dnsFailureOrigin, drowningOrigin, emptyOrigin, garbageOrigin, hugeHeadersOrigin, refusedOrigin, resetOrigin,
+  silentOrigin, synDropOrigin, unreachableOrigin, type DrowningKnobs, type HugeHeadersKnobs, type ResetKnobs, type SilentKnobs
 } from './faults.js'
 import {
   keepaliveCutOrigin, refuseAfterOrigin, slowOrigin, trickleOrigin,
@@ -51,6 +51,11 @@ export interface FaultKnobs {
   'trickle': TrickleKnobs
   /** Offers keep-alive, then closes a connection under the request after N on it. */
   'keepalive-cut': KeepaliveCutKnobs
+  /**
+   * Serves one request at a time, `service_ms` each, with a small listen backlog: under more
+   * load than 1000 / service_ms req/s it queues, then the kernel drops SYNs. A child process.
+   */
+  'drowning': DrowningKnobs
 }
 
 export type FaultName = keyof FaultKnobs
@@ -79,11 +84,12 @@ export const STARTERS: Starters = {
   '530': async () => dnsFailureOrigin(),
   'slow': slowOrigin,
   'trickle': trickleOrigin,
-  'keepalive-cut': keepaliveCutOrigin
+  'keepalive-cut': keepaliveCutOrigin,
+  'drowning': knobs => drowningOrigin(knobs)
 }
 
 /** Every fault, in status order (as object keys, '521' would come before '520-reset'). */
 export const FAULT_NAMES = [
   '520-reset', '520-empty', '520-garbage', '520-headers', '521', '521-after', '522', '523', '524',
-  '525', '526', '526-expired', '526-name', '530', 'slow', 'trickle', 'keepalive-cut'
+  '525', '526', '526-expired', '526-name', '530', 'slow', 'trickle', 'keepalive-cut', 'drowning'
 ] as const satisfies readonly FaultName[]

@@ -172,3 +172,59 @@ export const UNRESOLVABLE_HOST = `${'nx'.repeat(32)}.invalid`
 export function dnsFailureOrigin (): LabOrigin {
   return { key: '530', status: 530, description: 'host name under .invalid that no resolver answers', url: `http://${UNRESOLVABLE_HOST}`, available: true, close: noop }
 }
+
+export interface DrowningKnobs {
+  /** How long each request holds the origin, in ms: its goodput is 1000 / service_ms requests per second. Default 25. */
+  service_ms?: number
+  /** Its listen backlog: how many handshaken connections wait to be accepted before the kernel drops SYNs. Default 8. */
+  backlog?: number
+}
+
+// One Node process with one thread: each request blocks its event loop for service_ms
+// (Atomics.wait on a value nobody changes, so it sleeps without burning CPU, the way a
+// CPU-bound handler holds a real origin), then answers. While it is blocked nothing is
+// accepted, so connections pile up in the kernel's accept queue; past the backlog the
+// kernel drops their SYNs and the clients' kernels retransmit after 1 s, 3 s, 7 s. Its
+// stdin is the tether (tethered-child.ts): when it ends, the process leaves.
+const DROWNING_CHILD = `
+const http = require('node:http'), fs = require('node:fs')
+const [host, port, serviceMs, queue] = process.argv.slice(1)
+const held = new Int32Array(new SharedArrayBuffer(4))
+let served = 0
+const server = http.createServer((req, res) => {
+  req.resume()
+  req.once('end', () => {
+    Atomics.wait(held, 0, 0, Number(serviceMs))
+    served++
+    res.writeHead(200, { 'content-type': 'text/plain', 'x-lab-served': String(served) })
+    res.end('served, ' + serviceMs + ' ms of work\\n')
+  })
+})
+server.keepAliveTimeout = 60000
+server.listen({ host, port: Number(port), backlog: Number(queue) }, () => {
+  fs.writeSync(1, server.address().port + '\\n')
+  process.stdin.on('end', () => process.exit(0)).resume()
+})`
+
+/**
+ * An origin that drowns the way real ones do: one request at a time, `service_ms` each,
+ * with a small listen backlog. Below 1000 / service_ms requests per second it answers 200
+ * after service_ms; above, requests wait their turn (524 past the response timeout) and
+ * the accept queue overflows, so the kernel drops SYNs (522, or connects that succeed
+ * only after a retransmit at 1 s or 3 s). A child process, tethered to this one.
+ */
+export async function drowningOrigin ({ service_ms: serviceMs = 25, backlog = 8 }: DrowningKnobs = {}, host = LOOPBACK, port = 0): Promise<LabOrigin> {
+  if (!(Number.isFinite(serviceMs) && serviceMs > 0)) throw new TypeError(`drowning origin: service_ms must be a number of milliseconds above 0, got ${String(serviceMs)}`)
+  if (!(Number.isInteger(backlog) && backlog >= 1)) throw new TypeError(`drowning origin: backlog must be a whole number of connections, at least 1, got ${String(backlog)}`)
+  const child = await startTethered(process.execPath, ['-e', DROWNING_CHILD, host, String(port), String(serviceMs), String(backlog)])
+  const shown = host.includes(':') ? `[${host}]` : host
+  const goodput = Math.round(1000 / serviceMs * 10) / 10
+  return {
+    key: 'drowning',
+    status: null,
+    description: `serves one request at a time, ${serviceMs} ms each (${goodput} req/s), backlog ${backlog}: past that it queues, then the kernel drops SYNs`,
+    url: `http://${shown}:${Number(child.line)}`,
+    available: true,
+    close: child.stop
+  }
+}

@@ -7,7 +7,7 @@ import { healthyOrigin, type HealthyOriginOptions } from './healthy-origin.js'
 import type { LabOrigin } from './loopback.js'
 
 export { FAULT_NAMES, type FaultKnobs, type FaultName, type NoKnobs } from './catalog.js'
-export { UNRESOLVABLE_HOST, type HugeHeadersKnobs, type ResetKnobs, type SilentKnobs } from './faults.js'
+export { UNRESOLVABLE_HOST, drowningOrigin, type DrowningKnobs, type HugeHeadersKnobs, type ResetKnobs, type SilentKnobs } from './faults.js'
 export type { KeepaliveCutKnobs, RefuseAfterKnobs, SlowKnobs, TrickleKnobs } from './http-faults.js'
 export type { HealthyOriginOptions, LabLink } from './healthy-origin.js'
 export type { LabOrigin } from './loopback.js'
