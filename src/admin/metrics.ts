@@ -35,13 +35,19 @@
 //   highproxy_origin_requests_in_flight{pool,origin} gauge    requests at that origin right now
 //   highproxy_pending_connects                      gauge     origin dials in progress right now
 //   highproxy_origin_up{pool,origin}                gauge     1 while the origin is considered up, 0 down
+//   highproxy_origin_condition{pool,origin,condition}
+//                                                   gauge     1 for the origin's current condition (up,
+//                                                              drowning, down, recovering), 0 for the
+//                                                              other three; with workers, how many
+//                                                              workers see it in that condition
 //   highproxy_process_*, highproxy_nodejs_*                   prom-client's default process metrics
 //
 // `origin` is the configured URL's host:port (origin-label.ts). Every label is bounded by
 // the config: routes (+ ""), pools and their origins, the few edge statuses and phases.
 //
 // With --workers, the primary sums the workers' registries (cluster-view.ts): every
-// counter and histogram is summed, and so are the gauges but one: highproxy_origin_up is
+// counter and histogram is summed, and so are the gauges but one (highproxy_origin_condition
+// then counts the workers that see each condition): highproxy_origin_up is
 // the minimum, 0 as soon as one worker has marked the origin down (each worker keeps its
 // own passive health, and one that marked it down answers its share of requests with
 // that failure at once).
@@ -59,6 +65,7 @@
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { AccessRecord, FailureRecord } from '../log.js'
+import { CONDITIONS, type Condition } from '../origin/conditions.js'
 import { pendingDials } from '../origin/dial.js'
 import {
   CellTable, counterCell, exportCounter, histogramCell, observeCell, registerCellHistogram,
@@ -72,6 +79,8 @@ export interface OriginHealth {
   origin: string
   up: boolean
   inFlight: number
+  /** Absent where nothing tracks it: no highproxy_origin_condition series then. */
+  condition?: Condition
 }
 
 export interface MetricsOptions {
@@ -203,6 +212,19 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     collect () {
       this.reset()
       for (const h of health()) this.set({ pool: h.pool, origin: h.label }, h.up ? 1 : 0)
+    }
+  })
+  void new Gauge({
+    name: 'highproxy_origin_condition',
+    help: 'The origin\'s condition: 1 for the current one of up, drowning, down, recovering (with workers: how many workers see it so).',
+    labelNames: ['pool', 'origin', 'condition'] as const,
+    registers,
+    collect () {
+      this.reset()
+      for (const h of health()) {
+        if (h.condition === undefined) continue
+        for (const c of CONDITIONS) this.set({ pool: h.pool, origin: h.label, condition: c }, c === h.condition ? 1 : 0)
+      }
     }
   })
   collectDefaultMetrics({ register: registry, prefix: 'highproxy_' })

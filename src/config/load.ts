@@ -159,8 +159,18 @@ function resolvePool (pool: PoolInput, input: ConfigInput, globalTls: TlsConfig,
     responseTimeoutMs: durationMs(pool.response_timeout ?? input.timeouts.response),
     tls: pool.tls === undefined ? globalTls : resolveTls(pool.tls, `${key}.tls`),
     connections: { reuse: connections.reuse, maxPerOrigin: connections.max_per_origin, maxQueuePerOrigin: connections.max_queue_per_origin },
-    health: resolveHealth(pool.health, passive)
+    health: resolveHealth(pool.health, passive),
+    slowStartMs: slowStart(pool.slow_start, `${key}.slow_start`)
   }
+}
+
+const DAY_MS = 86_400_000
+
+/** Slow start may be off (0s), never longer than a day: an origin would stay half-used for days. */
+function slowStart (value: string, key: string): number {
+  const ms = durationMs(value)
+  if (ms > DAY_MS) throw new ConfigError(key, `${value} is longer than a day (24h at most)`)
+  return ms
 }
 
 /** A route names a pool, or gives one origin (an implicit pool of one, with the route's timeouts). */

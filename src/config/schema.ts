@@ -119,7 +119,13 @@ const PoolSchema = Type.Object({
   response_timeout: Type.Optional(Duration(undefined, 'overrides timeouts.response for this pool')),
   tls: Type.Optional(TlsOverride),
   connections: Type.Optional(ConnectionsOverride),
-  health: HealthSchema
+  health: HealthSchema,
+  slow_start: Type.String({
+    default: '30s',
+    pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$',
+    description: 'an origin back from down or drowning gets its share of the pool\'s traffic ramped up over this long (0s: at once); at most 24h',
+    errorMessage: 'a duration like 30s or 2m (0s: off), at most 24h'
+  })
 }, { additionalProperties: false })
 
 /** Edge statuses that may be answered from a stored copy. */
@@ -267,6 +273,8 @@ export interface PoolConfig {
   tls: TlsConfig
   connections: ConnectionsConfig
   health: HealthConfig
+  /** Slow start: how long a recovering origin's share ramps up; 0 off. */
+  slowStartMs: number
 }
 
 export interface RouteConfig {

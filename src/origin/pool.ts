@@ -5,8 +5,9 @@
 import type { PoolConfig } from '../config/schema.js'
 import { HealthCheckError, dialErrorIn } from '../status/errors.js'
 import { originTarget } from './dial.js'
+import type { Condition } from './conditions.js'
 import type { HealthStore, HealthState, OriginHealth } from './health.js'
-import { selector, type Selector } from './select.js'
+import { ramped, selector, type Selector } from './select.js'
 import type { ConnectionSet, Transport } from './transport.js'
 
 export class PoolMember {
@@ -16,6 +17,11 @@ export class PoolMember {
   /** `host:port`: the metrics label, bounded by the configuration. */
   readonly label: string
   readonly connections: ConnectionSet
+  /**
+   * How many requests the origin may have in flight, for /origins: null while nothing
+   * limits it. A concurrency limiter sets this to read its current limit.
+   */
+  limit: () => number | null = noLimit
 
   constructor (readonly url: URL, readonly pool: string, readonly health: OriginHealth, transport: Transport) {
     this.origin = url.origin
@@ -23,7 +29,14 @@ export class PoolMember {
     this.label = `${url.hostname}:${target.port}`
     this.connections = transport.set(this.origin, target)
   }
+
+  /** Its share of the pool's traffic: below 1 while slow start ramps it up. */
+  weight (): number {
+    return this.health.condition.weight()
+  }
 }
+
+const noLimit = (): null => null
 
 export interface MemberHealth {
   pool: string
@@ -31,6 +44,13 @@ export interface MemberHealth {
   state: HealthState
   up: boolean
   inFlight: number
+  condition: Condition
+  /** When the condition began (ms since the epoch). */
+  since: number
+  /** Why it is in that condition ('' while up). */
+  evidence: string
+  /** Its concurrency limit; null while none applies. */
+  limit: number | null
 }
 
 export class OriginPool {
@@ -39,7 +59,7 @@ export class OriginPool {
   private timer: NodeJS.Timeout | null = null
 
   constructor (readonly config: PoolConfig, readonly transport: Transport, health: HealthStore) {
-    this.members = config.origins.map(url => new PoolMember(url, config.name, health.take(config.name, url.origin, config.health), transport))
+    this.members = config.origins.map(url => new PoolMember(url, config.name, health.take(config.name, url.origin, config.health, config.slowStartMs), transport))
     this.pick = selector(config.policy)
   }
 
@@ -49,7 +69,7 @@ export class OriginPool {
       const only = this.members[0] as PoolMember
       return tried.length === 0 && only.health.available() ? only : null
     }
-    return this.pick(this.members.filter(m => !tried.includes(m) && m.health.available())) ?? null
+    return this.pick(ramped(this.members.filter(m => !tried.includes(m) && m.health.available()))) ?? null
   }
 
   /** When every origin is down: a failure of one of them, which the pool-down answer repeats. */
@@ -75,7 +95,18 @@ export class OriginPool {
   snapshot (): MemberHealth[] {
     return this.members.map(m => {
       const state = m.health.state()
-      return { pool: this.config.name, origin: m.origin, state, up: state !== 'down', inFlight: m.inFlight }
+      const c = m.health.condition
+      return {
+        pool: this.config.name,
+        origin: m.origin,
+        state,
+        up: state !== 'down',
+        inFlight: m.inFlight,
+        condition: c.condition,
+        since: c.since,
+        evidence: c.evidence,
+        limit: m.limit()
+      }
     })
   }
 
@@ -106,6 +137,8 @@ export class OriginPool {
       }
     } catch (err) {
       m.health.failed(err, dialErrorIn(err)?.phase ?? phase)
+      const dial = dialErrorIn(err)
+      if (dial !== null) m.health.condition.dialFailed(dial, dial.timings.connect_ms ?? 0)
     }
   }
 

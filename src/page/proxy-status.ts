@@ -98,7 +98,11 @@ export class ProxyStatus {
   private readonly failures = new Map<string, string>()
 
   /** Our member for an answer the edge made itself. */
-  forFailure (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null = null): string {
+  forFailure (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null = null,
+    note: string | null = null): string {
+    // The origin's condition, when it is drowning or down: its evidence carries counts, so
+    // such members are not kept (they are rare, and the counts change).
+    if (note !== null) return this.failure({ proxyStatus: c.proxyStatus, why: `${c.why}; ${note}` }, err, nextHop, receivedStatus)
     if (c.proxyStatus === 'dns_error' || c.proxyStatus === 'tls_alert_received') return this.failure(c, err, nextHop, receivedStatus)
     const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}`
     let member = this.failures.get(key)
@@ -116,7 +120,7 @@ export class ProxyStatus {
     if (receivedStatus !== null) params.set('received-status', receivedStatus)
     typeParams(c, err, params)
     // The why is the table's own text, never anything a client sent.
-    params.set('details', c.why.replace(/[^\x20-\x7e]/g, ''))
+    params.set('details', c.why.replace(/\u2013/g, '-').replace(/[^\x20-\x7e]/g, ''))
     return this.member(params)
   }
 
