@@ -31,9 +31,13 @@ export interface ConditionOptions {
   now?: () => number
 }
 
-/** A connect this close after the first SYN is a retransmit that got through: Linux resends at 1 s, 3 s, 7 s, 15 s. */
-const RETRANSMIT_STEPS_MS = [1000, 3000, 7000, 15000]
-/** How late a retransmitted SYN's connect may be seen: the SYN-ACK's round trip and a busy event loop. */
+/**
+ * A SYN that gets no SYN-ACK is sent again after the initial retransmission timeout, 1 s:
+ * then 1 s, 3 s, 7 s, 15 s after the first (Linux before 6.5), or 1, 2, 3, 4 s and on
+ * where `net.ipv4.tcp_syn_linear_timeouts` (default 4 since 6.5) keeps the first
+ * retransmits linear. Either way a connect that succeeded after a dropped SYN took a
+ * whole number of seconds, plus the SYN-ACK's round trip and a busy event loop.
+ */
 const RETRANSMIT_SLACK_MS = 600
 /** The connects a judgement looks at: the last 20, and none older than a minute. */
 const WINDOW = 20
@@ -51,9 +55,12 @@ type ConnectKind = 'ok' | 'retransmit' | 'timeout' | 'refused' | 'unreachable'
 
 interface Connect { at: number, kind: ConnectKind, ms: number }
 
+/** The second a connect's retransmitted SYN went at, when its time has that shape; null otherwise. */
 export function retransmitStep (ms: number): number | null {
-  for (const step of RETRANSMIT_STEPS_MS) if (ms >= step - 50 && ms < step + RETRANSMIT_SLACK_MS) return step
-  return null
+  if (ms < 950 || ms > 130_000) return null
+  // The whole second at or just above ms (a timer may fire a little early).
+  const step = Math.floor((ms + 50) / 1000) * 1000
+  return ms - step < RETRANSMIT_SLACK_MS ? step : null
 }
 
 const UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN'])
