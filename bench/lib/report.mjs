@@ -1,5 +1,6 @@
 // What a run says: the tables (stdout and Markdown share them) and the targets.
 
+import { drowningTable } from './drowning.mjs'
 import { TLS_MODES, tlsTargets } from './tls.mjs'
 
 const DASH = '—'
@@ -104,6 +105,7 @@ function tables (results) {
   if (results.storm !== undefined) out.push(stormTable(results.storm))
   if (results.errors !== undefined) out.push(errorsTable(results.errors))
   if (results.tls !== undefined) out.push(tlsTable(results.tls))
+  if (results.drowning !== undefined) out.push(drowningTable(results.drowning))
   if (results.targets?.length) {
     out.push({ title: 'Targets', header: ['target', 'measured', 'result'], rows: results.targets.map(t => [t.target, t.measured, t.result]) })
   }
