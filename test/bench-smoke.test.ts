@@ -50,6 +50,8 @@ t.test('bench --quick --dry-run starts and stops the harness and prints the tabl
   t.match(run.stdout, /\| sent \/ 522 received +\| 3 \/ 3 +\|/, 'the dry run\'s storm of 3 got its 522s')
   t.match(run.stdout, /Error pages: 521/)
   t.match(run.stdout, /\| application\/json +\|/, '521 JSON row')
+  t.match(run.stdout, /Drowning origin \(lab: service 25 ms, backlog 8/, 'drowning table')
+  t.match(run.stdout, /\| highproxy \(defaults\) +\| 3 +\|/, 'the drowning row of the dry run sent its 3 requests')
   t.match(run.stdout, /note: origin: /, 'says which origin was used')
   for (const peer of ['nginx', 'haproxy']) {
     // Optional: either measured or skipped with a note saying why, never silently missing.

@@ -210,7 +210,7 @@ export function drowningTable (drowning) {
       ? [r.name, '—', '—', '—', '—', `skipped: ${r.skipped}`, '—']
       : [r.name, r.sent, r.goodput.toFixed(1), ms(r.p50), ms(r.p99),
           r.others.length === 0 ? 'none' : r.others.map(o => `${o.status} ×${o.count}: ${ms(o.p50)} / ${ms(o.max)}`).join('; '),
-          r.synsDropped ?? 'n/a'])
+          r.synsDropped === null ? 'n/a' : r.backgroundPerSecond ? `${r.synsDropped} (others ${r.backgroundPerSecond}/s before)` : String(r.synsDropped)])
   }
 }
 
@@ -233,10 +233,15 @@ export async function drowningSection ({ results, notes, tmp, extra, log, dryRun
     let target = null
     try {
       target = await row.start({ originUrl: origin.url, tmp, extra, bin })
+      // The counter is machine-wide: what other listeners overflow in the second before is
+      // shown beside it, so a busy machine's share can be told apart.
+      const quiet = listenOverflows()
+      if (!dryRun) await sleep(1000)
       const before = listenOverflows()
       const { results: answers, t0 } = await openLoop(target.port, params.rate, params.seconds)
       const after = listenOverflows()
       const summary = summarizeRow(row, answers, t0, params.seconds, before === null || after === null ? null : after - before)
+      summary.backgroundPerSecond = dryRun || quiet === null || before === null ? null : before - quiet
       rows.push(summary)
       log(`  drowning ${row.name}: ${summary.goodput.toFixed(1)} req/s of 200s, p99 ${ms(summary.p99)} ms; ${summary.others.map(o => `${o.status} ×${o.count}`).join(', ') || 'nothing else'}; SYNs dropped ${summary.synsDropped ?? 'n/a'}`)
     } finally {
@@ -247,5 +252,5 @@ export async function drowningSection ({ results, notes, tmp, extra, log, dryRun
     if (!dryRun) await sleep(500)
   }
   results.drowning = { params, rows }
-  if (!dryRun) notes.push('drowning: SYNs dropped is the machine-wide TcpExtListenOverflows (nstat) over the row; on a shared machine other listeners may add to it.')
+  if (!dryRun) notes.push('drowning: SYNs dropped is the machine-wide TcpExtListenOverflows (nstat) over the row; other listeners that overflow at the same time add to it ("others n/s before": their rate in the second before the row).')
 }
