@@ -6,11 +6,13 @@ import { execFile } from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'
 import { writeFileSync } from 'node:fs'
+import { Writable } from 'node:stream'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { Client } from 'undici'
 import { drowningOrigin, refusedOrigin, synDropOrigin } from '../../src/lab/faults.js'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
+import { createLogger } from '../../src/log.js'
 import { CLI, startWorkers } from '../cli-process.js'
 import { failureFor, get, rayOf, startProxy, type LogLine } from '../helpers.js'
 import { total } from '../prometheus-text.js'
@@ -52,6 +54,11 @@ t.test('SYN drops → drowning, named on the 522 page and in Proxy-Status', asyn
   const page = await get(`${proxy.url}/`)
   t.match(page.body, /<p>[^<]*The origin appears to be drowning: 2 of its last 2 connects timed out\.<\/p>/)
   t.match(conditionLines(proxy.logs), [{ from: 'up', condition: 'drowning', evidence: '1 of its last 1 connect timed out' }])
+  // The pretty format says it on the failure's line.
+  let pretty = ''
+  const { msg: _msg, level: _level, time: _time, ...record } = failure
+  createLogger('info', 'pretty', new Writable({ write (c: Buffer, _e, cb) { pretty += c.toString(); cb() } })).warn(record, 'origin failure')
+  t.match(pretty, /✗ 522 connect .*\(origin drowning\)/)
   t.equal(conditionLines(proxy.logs).length, 1)
 })
 
