@@ -153,7 +153,8 @@ async function serve (flags: Flags): Promise<void> {
       ray: q => rays.get(q.ray),
       ping: () => true,
       cache: () => store.summary(),
-      purge: q => store.purge(q.route, q.path)
+      purge: q => store.purge(q.route, q.path),
+      origins: () => health()
     })
   }
   let demo: Demo | null = null
@@ -185,7 +186,7 @@ async function serve (flags: Flags): Promise<void> {
   let admin: AdminServer | null = null
   if (config.admin.enabled && cluster.isPrimary) {
     try {
-      const view = localView({ registry: metrics.registry, rays, cache: store, ready: () => !draining })
+      const view = localView({ registry: metrics.registry, rays, cache: store, ready: () => !draining, origins: () => health() })
       admin = await startAdmin({ host: config.admin.host, port: config.admin.port, view, logger })
     } catch (err) {
       await failListen(' (admin)', config.admin.host, config.admin.port, err)

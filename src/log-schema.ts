@@ -14,6 +14,7 @@
 // one shape.
 
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox'
+import { CONDITIONS } from './origin/conditions.js'
 import { UNKNOWN_ERROR_CAUSES } from './status/catalog.js'
 import { PHASES } from './status/errors.js'
 
@@ -74,6 +75,7 @@ export const FailureRecordSchema = Type.Object({
   truncated: Type.Boolean({ description: 'the status was already sent: the client got a cut connection' }),
   injected: Type.Boolean({ description: 'a fault injected by x-highproxy-fault' }),
   served: oneOf(['page', 'stale', 'none'], "what the client got for this failure: the edge's error page, the route's stored copy (Always online), or none (another attempt followed, or the connection was cut)"),
+  origin_condition: orNull(oneOf(CONDITIONS, ''), "the origin's condition once this failure was counted: up, drowning, down or recovering; null when the edge does not track it (highproxy/fastify)"),
   route: orNull(Type.String(), 'route name'),
   pool: orNull(Type.String(), "the route's pool (a single origin: is a pool of its own)"),
   client: ClientRecordSchema

@@ -71,7 +71,10 @@ function addressOf (origin: FailureRecord['origin']): string {
 }
 
 function failureLine (r: FailureRecord, colors: Colors): string {
-  const flags = [r.truncated ? 'truncated' : '', r.injected ? 'injected' : '', r.served === 'stale' ? 'served stale' : ''].filter(f => f !== '')
+  // Lines written before conditions existed have no origin_condition.
+  const condition = r.origin_condition ?? 'up'
+  const flags = [r.truncated ? 'truncated' : '', r.injected ? 'injected' : '', r.served === 'stale' ? 'served stale' : '',
+    condition === 'up' ? '' : `origin ${condition}`].filter(f => f !== '')
   return `${colors.red(`✗ ${r.edge_status}`)} ${r.phase} ${addressOf(r.origin)} — ${r.why}` +
     `${flags.length > 0 ? ` (${flags.join(', ')})` : ''} ${colors.gray(`· attempt ${r.attempt} · ray ${r.ray_id}`)}`
 }

@@ -15,7 +15,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { HOST, freePort, start, waitHttp } from './procs.mjs'
+import { HOST, freePort, get, start, waitHttp } from './procs.mjs'
 import { percentile } from './load.mjs'
 import { startHighproxy, which } from './servers.mjs'
 
@@ -43,7 +43,18 @@ export function highproxyRow (name, pool = {}) {
         pools: [{ name: 'drowning', origins: [originUrl], connect_timeout: `${DROWNING.connectTimeoutS}s`, response_timeout: `${DROWNING.responseTimeoutS}s`, ...pool }],
         routes: [{ pool: 'drowning' }]
       }))
-      return startHighproxy(name, ['--config', file], { extra })
+      // Its own admin port (the last --admin-port wins), to ask it what it sees.
+      const admin = await freePort()
+      const started = await startHighproxy(name, ['--config', file], { extra: [...extra, '--admin-port', String(admin)] })
+      return {
+        ...started,
+        /** The origin's condition as this highproxy sees it now (GET /origins). */
+        observe: async () => {
+          const res = await get(admin, '/origins')
+          const o = JSON.parse(res.body).pools?.[0]?.origins?.[0]
+          return o === undefined ? null : { condition: o.condition, evidence: o.evidence }
+        }
+      }
     }
   }
 }
@@ -157,8 +168,11 @@ function once (port) {
   })
 }
 
-/** Open-loop load: `rate` new requests a second for `seconds`, on schedule whatever the answers; resolves when every one has ended. */
-async function openLoop (port, rate, seconds) {
+/**
+ * Open-loop load: `rate` new requests a second for `seconds`, on schedule whatever the
+ * answers; resolves when every one has ended. `last` runs once the last one is sent.
+ */
+async function openLoop (port, rate, seconds, last = async () => null) {
   const total = Math.max(1, Math.round(rate * seconds))
   const t0 = performance.now()
   const pending = []
@@ -168,7 +182,8 @@ async function openLoop (port, rate, seconds) {
     if (wait > 1) await sleep(wait)
     pending.push(once(port))
   }
-  return { results: await Promise.all(pending), t0 }
+  const seen = await last().catch(() => null)
+  return { results: await Promise.all(pending), t0, seen }
 }
 
 const ms = v => v === null ? '—' : v < 10 ? v.toFixed(1) : v.toFixed(0)
@@ -211,12 +226,13 @@ export function drowningTable (drowning) {
   return {
     title: `Drowning origin (lab: service ${drowning.params.serviceMs} ms, backlog ${drowning.params.backlog}, so ${1000 / drowning.params.serviceMs} req/s), offered ${drowning.params.rate} req/s open-loop ` +
       `${drowning.params.dryRun ? '(dry run: 3 requests)' : `for ${drowning.params.seconds} s`}, new connection each`,
-    header: ['target', 'sent', 'goodput req/s', '200 p50 ms', '200 p99 ms', 'other answers (count: p50 / max ms)', 'SYNs dropped'],
+    header: ['target', 'sent', 'goodput req/s', '200 p50 ms', '200 p99 ms', 'other answers (count: p50 / max ms)', 'SYNs dropped', 'origin condition seen'],
     rows: drowning.rows.map(r => r.skipped
-      ? [r.name, '—', '—', '—', '—', `skipped: ${r.skipped}`, '—']
+      ? [r.name, '—', '—', '—', '—', `skipped: ${r.skipped}`, '—', '—']
       : [r.name, r.sent, r.goodput.toFixed(1), ms(r.p50), ms(r.p99),
           r.others.length === 0 ? 'none' : r.others.map(o => `${o.status} ×${o.count}: ${ms(o.p50)} / ${ms(o.max)}`).join('; '),
-          r.synsDropped === null ? 'n/a' : r.backgroundPerSecond ? `${r.synsDropped} (others ${r.backgroundPerSecond}/s before)` : String(r.synsDropped)])
+          r.synsDropped === null ? 'n/a' : r.backgroundPerSecond ? `${r.synsDropped} (others ${r.backgroundPerSecond}/s before)` : String(r.synsDropped),
+          r.condition ? r.condition.condition : '—'])
   }
 }
 
@@ -244,12 +260,14 @@ export async function drowningSection ({ results, notes, tmp, extra, log, dryRun
       const quiet = listenOverflows()
       if (!dryRun) await sleep(1000)
       const before = listenOverflows()
-      const { results: answers, t0 } = await openLoop(target.port, params.rate, params.seconds)
+      const { results: answers, t0, seen } = await openLoop(target.port, params.rate, params.seconds, target.observe)
       const after = listenOverflows()
       const summary = summarizeRow(row, answers, t0, params.seconds, before === null || after === null ? null : after - before)
       summary.backgroundPerSecond = dryRun || quiet === null || before === null ? null : before - quiet
+      summary.condition = seen ?? null
       rows.push(summary)
-      log(`  drowning ${row.name}: ${summary.goodput.toFixed(1)} req/s of 200s, p99 ${ms(summary.p99)} ms; ${summary.others.map(o => `${o.status} ×${o.count}`).join(', ') || 'nothing else'}; SYNs dropped ${summary.synsDropped ?? 'n/a'}`)
+      log(`  drowning ${row.name}: ${summary.goodput.toFixed(1)} req/s of 200s, p99 ${ms(summary.p99)} ms; ${summary.others.map(o => `${o.status} ×${o.count}`).join(', ') || 'nothing else'}; SYNs dropped ${summary.synsDropped ?? 'n/a'}` +
+        (seen ? `; it saw the origin ${seen.condition}${seen.evidence ? ` (${seen.evidence})` : ''}` : ''))
     } finally {
       await target?.proc.stop()
       await origin.close()

@@ -4,6 +4,8 @@
 //              (each metric by its own aggregator: sum, but the min for highproxy_origin_up;
 //              see metrics.ts), plus the primary's highproxy_cluster_* gauges
 //   /rays/<id> asks every worker; the one that served the request has the records
+//   /origins   every worker's view of each origin, merged (origins.ts): the worst condition
+//              any worker sees, and each worker's own
 //   /cache     every worker's store (each worker keeps its own copies), summed, and each by pid
 //   DELETE /cache   purges in every worker; the count is the sum
 //   /healthz   200 while every running worker answers a ping
@@ -19,6 +21,7 @@ import type { Logger } from 'pino'
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client'
 import type { StoreSummary } from '../cache/stale-store.js'
 import { WorkerAsker, type Answers, type Question } from './ipc.js'
+import { mergedOrigins, type OriginRow } from './origins.js'
 import { UNKNOWN_RAY, type AdminView } from './view.js'
 
 export interface WorkerSet {
@@ -88,6 +91,11 @@ export function clusterView (set: WorkerSet, logger: Logger, asker = new WorkerA
       return { status: unanswered.length === 0 ? 200 : 503, body: { entries: sum('entries'), bytes: sum('bytes'), workers, unanswered } }
     },
 
+    origins: async () => {
+      const { answers, unanswered } = await askAll({ what: 'origins' })
+      const body = mergedOrigins(answers.map(a => ({ pid: a.pid, rows: a.value as OriginRow[] })))
+      return { status: unanswered.length === 0 ? 200 : 503, body: { ...body, unanswered } }
+    },
     purge: async (route, path) => {
       const { answers, unanswered } = await askAll({ what: 'purge', route, path })
       const purged = answers.reduce((n, a) => n + (a.value as number), 0)

@@ -11,6 +11,7 @@ export type Question =
   | { what: 'ray', ray: string }
   | { what: 'ping' }
   | { what: 'cache' }
+  | { what: 'origins' }
   | { what: 'purge', route: string | null, path: string | null }
 
 export type WorkerState = 'listening' | 'draining'

@@ -41,13 +41,19 @@
 //   highproxy_origin_queue_length{pool,origin}      gauge     requests queued under that limit
 //   highproxy_origin_shed_total{pool,origin}        counter   requests shed (503 or a stored copy) at that limit
 //   highproxy_retry_budget_refused_total{pool}      counter   failures answered because the retry budget was spent
+//   highproxy_origin_condition{pool,origin,condition}
+//                                                   gauge     1 for the origin's current condition (up,
+//                                                              drowning, down, recovering), 0 for the
+//                                                              other three; with workers, how many
+//                                                              workers see it in that condition
 //   highproxy_process_*, highproxy_nodejs_*                   prom-client's default process metrics
 //
 // `origin` is the configured URL's host:port (origin-label.ts). Every label is bounded by
 // the config: routes (+ ""), pools and their origins, the few edge statuses and phases.
 //
 // With --workers, the primary sums the workers' registries (cluster-view.ts): every
-// counter and histogram is summed, and so are the gauges but one: highproxy_origin_up is
+// counter and histogram is summed, and so are the gauges but one (highproxy_origin_condition
+// then counts the workers that see each condition): highproxy_origin_up is
 // the minimum, 0 as soon as one worker has marked the origin down (each worker keeps its
 // own passive health, and one that marked it down answers its share of requests with
 // that failure at once).
@@ -65,6 +71,7 @@
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { AccessRecord, FailureRecord } from '../log.js'
+import { CONDITIONS, type Condition } from '../origin/conditions.js'
 import { pendingDials } from '../origin/dial.js'
 import type { OriginLoad } from '../origin/load.js'
 import {
@@ -81,6 +88,8 @@ export interface OriginHealth {
   inFlight: number
   /** The pending-connect cap, adaptive concurrency and the retry budget (absent in tests that do not care). */
   load?: OriginLoad
+  /** Absent where nothing tracks it: no highproxy_origin_condition series then. */
+  condition?: Condition
 }
 
 export interface MetricsOptions {
@@ -289,6 +298,19 @@ export function createMetrics (opts: MetricsOptions): Metrics {
         if (seen.has(l.pool)) continue
         seen.add(l.pool)
         this.inc({ pool: l.pool }, l.load.retryBudget.refused)
+      }
+    }
+  })
+  void new Gauge({
+    name: 'highproxy_origin_condition',
+    help: 'The origin\'s condition: 1 for the current one of up, drowning, down, recovering (with workers: how many workers see it so).',
+    labelNames: ['pool', 'origin', 'condition'] as const,
+    registers,
+    collect () {
+      this.reset()
+      for (const h of health()) {
+        if (h.condition === undefined) continue
+        for (const c of CONDITIONS) this.set({ pool: h.pool, origin: h.label, condition: c }, c === h.condition ? 1 : 0)
       }
     }
   })

@@ -6,6 +6,9 @@
 //   GET /readyz     200 {"status":"ready"}, or 503 while starting or draining
 //   GET /metrics    Prometheus text exposition (see metrics.ts for the names)
 //   GET /rays/<id>  200 {"ray_id", "attempts": [failure records]}, 404 unknown, 400 not a ray id
+//   GET /origins    200 {"pools": [{"pool", "origins": [{"origin", "condition", "since", "evidence",
+//                   "in_flight", "limit", "pending_connects", "connects_waiting", "queued", "shed"}]}]}:
+//                   each origin's condition and load (origins.ts)
 //   GET /cache      200 {"entries", "bytes", "max_bytes", "max_entry_bytes"}: Always online's store
 //   DELETE /cache?route=&path=   200 {"purged"}: drops stored copies (no route / path: any)
 //
@@ -62,6 +65,7 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
   })
 
   app.get('/cache', async (_req, reply) => send(reply, await view.cache()))
+  app.get('/origins', async (_req, reply) => send(reply, await view.origins()))
 
   app.delete<{ Querystring: Record<string, unknown> }>('/cache', async (req, reply) => {
     const { route, path } = req.query

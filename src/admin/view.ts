@@ -4,6 +4,7 @@
 
 import type { Registry } from 'prom-client'
 import type { StaleStore } from '../cache/stale-store.js'
+import { originsBody, type OriginRow } from './origins.js'
 import type { RayStore } from './rays.js'
 
 export interface Reply { status: number, body: unknown }
@@ -22,6 +23,8 @@ export interface AdminView {
   cache: () => Promise<Reply>
   /** Drops the copies of a route at a path (null: any). */
   purge: (route: string | null, path: string | null) => Promise<Reply>
+  /** Each pool's origins: condition, since, evidence, in flight, limit (origins.ts). */
+  origins: () => Promise<Reply>
 }
 
 export const UNKNOWN_RAY: Reply = { status: 404, body: { error: 'unknown ray id' } }
@@ -32,6 +35,8 @@ export interface LocalState {
   cache: StaleStore
   /** False while draining (or not yet listening). */
   ready: () => boolean
+  /** Every configured origin, now (none given: an empty list). */
+  origins?: () => OriginRow[]
 }
 
 export function localView (state: LocalState): AdminView {
@@ -47,6 +52,7 @@ export function localView (state: LocalState): AdminView {
       return attempts.length === 0 ? UNKNOWN_RAY : { status: 200, body: { ray_id: id, attempts } }
     },
     cache: async () => ({ status: 200, body: state.cache.summary() }),
-    purge: async (route, path) => ({ status: 200, body: { purged: state.cache.purge(route, path) } })
+    purge: async (route, path) => ({ status: 200, body: { purged: state.cache.purge(route, path) } }),
+    origins: async () => ({ status: 200, body: originsBody(state.origins?.() ?? []) })
   }
 }

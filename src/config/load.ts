@@ -166,7 +166,8 @@ function resolvePool (pool: PoolInput, input: ConfigInput, globalTls: TlsConfig,
     },
     health: resolveHealth(pool.health, passive),
     retryBudget: { percent: pool.retry_budget.percent, minRetries: pool.retry_budget.min_retries },
-    adaptive: resolveAdaptive(pool.adaptive_concurrency, `${key}.adaptive_concurrency`)
+    adaptive: resolveAdaptive(pool.adaptive_concurrency, `${key}.adaptive_concurrency`),
+    slowStartMs: slowStart(pool.slow_start, `${key}.slow_start`)
   }
 }
 
@@ -199,6 +200,15 @@ function resolveAdaptive (input: PoolInput['adaptive_concurrency'], key: string)
     minRttSamples: k.min_rtt_samples,
     minRttConcurrency: Math.min(k.max_limit, k.min_rtt_concurrency)
   }
+}
+
+const DAY_MS = 86_400_000
+
+/** Slow start may be off (0s), never longer than a day: an origin would stay half-used for days. */
+function slowStart (value: string, key: string): number {
+  const ms = durationMs(value)
+  if (ms > DAY_MS) throw new ConfigError(key, `${value} is longer than a day (24h at most)`)
+  return ms
 }
 
 /** A route names a pool, or gives one origin (an implicit pool of one, with the route's timeouts). */

@@ -149,7 +149,13 @@ const PoolSchema = Type.Object({
   connections: Type.Optional(ConnectionsOverride),
   health: HealthSchema,
   retry_budget: RetryBudgetSchema,
-  adaptive_concurrency: AdaptiveConcurrency
+  adaptive_concurrency: AdaptiveConcurrency,
+  slow_start: Type.String({
+    default: '30s',
+    pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$',
+    description: 'an origin back from down or drowning gets its share of the pool\'s traffic ramped up over this long (0s: at once); at most 24h',
+    errorMessage: 'a duration like 30s or 2m (0s: off), at most 24h'
+  })
 }, { additionalProperties: false })
 
 /** Edge statuses that may be answered from a stored copy. */
@@ -321,6 +327,8 @@ export interface PoolConfig {
   retryBudget: RetryBudgetConfig
   /** null: off. */
   adaptive: AdaptiveConfig | null
+  /** Slow start: how long a recovering origin's share ramps up; 0 off. */
+  slowStartMs: number
 }
 
 export interface RouteConfig {

@@ -7,6 +7,7 @@ import { STATUS_CODES } from 'node:http'
 import type { UnknownErrorCause } from '../status/catalog.js'
 import { CLIENT_ABORT_STATUS, type Classification, type ProxyErrorType } from '../status/classify.js'
 import type { Phase } from '../status/errors.js'
+import type { OriginCondition } from '../origin/conditions.js'
 import type { Attempt } from './attempt.js'
 import type { Exchange } from './exchange.js'
 import { edgeHeaders } from './forward-headers.js'
@@ -46,18 +47,33 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
   if (close && !rules.flags.draining && !http2) before.push('connection', 'close')
   // status_rewrite changes the status line, never this: a client that knows only 502
   // still reads error=connection_timeout.
-  before.push('proxy-status', edge.proxyStatus.forFailure(answer, behind?.error, exchange.pool?.config.name ?? null, behind?.receivedStatus ?? null))
+  const condition = answer.status >= 520 && answer.status <= 526 ? conditionOf(exchange) : null
+  before.push('proxy-status', edge.proxyStatus.forFailure(answer, behind?.error, exchange.pool?.config.name ?? null, behind?.receivedStatus ?? null,
+    condition === null ? null : `origin ${condition.condition}: ${condition.evidence}`))
   const page = edge.pages.build({
     status: answer.status,
     cause: answer.cause,
     accept: exchange.headers.accept,
     host: exchange.host,
     ray: exchange.ray,
-    clientIp: exchange.client.ip
+    clientIp: exchange.client.ip,
+    ownerNote: condition === null ? null : `The origin appears to be ${condition.condition}: ${condition.evidence}.`
   }, before)
   const wire = exchange.route?.config.statusRewrite.get(answer.status) ?? answer.status
   sink.start(wire, STATUS_CODES[wire] ?? '', page.headers)
   sink.end(exchange.method === 'HEAD' ? undefined : page.body)
+}
+
+/**
+ * The condition of the origin behind an edge error, when it is worth telling: drowning
+ * or down, with what the edge saw. The last attempt's origin, or a pool of one's only one
+ * (a pool answered as down without an attempt).
+ */
+function conditionOf (exchange: Exchange): OriginCondition | null {
+  const pool = exchange.pool
+  const member = exchange.attempt?.member ?? (pool?.members.length === 1 ? pool.members[0] : undefined)
+  const c = member?.health.condition
+  return c !== undefined && (c.condition === 'drowning' || c.condition === 'down') && c.evidence !== '' ? c : null
 }
 
 /** One failure line per failed attempt (or per answer without one: pool down, injected). */

@@ -130,9 +130,14 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     }
     transport.open(this.member.connections, owner).then(c => {
       this.fresh = true
+      const ms = c.info.timings.connect_ms
+      if (ms !== null) this.member.health.condition.connected(ms)
       this.send(c)
     }, (err: Error) => {
-      this.phase = dialErrorIn(err)?.phase ?? 'queue'
+      const dial = dialErrorIn(err)
+      this.phase = dial?.phase ?? 'queue'
+      // Before the proxy loop reads the outcome: its line and page name the condition.
+      if (dial !== null) this.member.health.condition.dialFailed(dial, dial.timings.connect_ms ?? 0)
       this.finish(err)
     })
   }
@@ -211,6 +216,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     this.originStatus = statusCode
     this.phase = 'body'
     this.member.health.succeeded()
+    if (this.sentMs !== null) this.member.health.condition.answered(this.ttfbMs - this.sentMs, this.member.inFlight)
     const text = statusMessage ?? ''
     if (INVALID_REASON.test(text)) {
       this.abortWith(new BadResponseError('a control character in the status line'))
@@ -333,6 +339,9 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   timedOut (): void {
     this.timer = null
     const s = this.settings
+    // A connection dialled for this request, the request sent, and nothing back: accepted
+    // by the kernel but never by the origin, or queued behind work it cannot finish.
+    if (this.timerKind === 'response' && this.fresh) this.member.health.condition.noResponse()
     const err = withoutStack(() => this.timerKind === 'response'
       ? new ResponseTimeoutError(s.responseTimeoutMs)
       : this.timerKind === 'body'

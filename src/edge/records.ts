@@ -1,6 +1,7 @@
 // The two log records, built from what a request carried (their shapes live in log-schema.ts).
 
 import type { AccessRecord, ClientRecord, FailureRecord } from '../log.js'
+import type { Condition } from '../origin/conditions.js'
 import type { DialInfo } from '../origin/dial.js'
 import { messageFor, type Classification } from '../status/classify.js'
 import { dialErrorIn, type Phase } from '../status/errors.js'
@@ -38,6 +39,8 @@ export interface FailureContext {
   pool: string | null
   /** How the client reached the edge (or the app). */
   client: ClientRecord
+  /** The origin's condition (conditions.ts); null where nothing tracks it. */
+  condition?: Condition | null
 }
 
 export function failureRecord (exchange: Exchange, attempt: Attempt | null, err: unknown, phase: Phase,
@@ -52,7 +55,8 @@ export function failureRecord (exchange: Exchange, attempt: Attempt | null, err:
     attempt: attempt?.number ?? exchange.tried.length,
     route: exchange.route?.config.name ?? null,
     pool: exchange.pool?.config.name ?? null,
-    client: exchange.client.log
+    client: exchange.client.log,
+    condition: (attempt?.member ?? exchange.pool?.members[0])?.health.condition.condition ?? null
   }, err, phase, c, extra)
 }
 
@@ -90,6 +94,7 @@ export function failureLine (ctx: FailureContext, err: unknown, phase: Phase, c:
     truncated: extra.truncated ?? false,
     injected: extra.injected ?? false,
     served: extra.served ?? 'page',
+    origin_condition: ctx.condition ?? null,
     route: ctx.route,
     pool: ctx.pool,
     client: ctx.client

@@ -53,7 +53,12 @@ export class EdgeRuntime {
   readonly bare: Pick<HeaderRules, 'rayHeader' | 'edgeName' | 'responseExtra' | 'flags'>
   /** Always online's copies: one store for the process, kept across reloads. */
   readonly cache: StaleStore
-  private readonly health = new HealthStore()
+  // Each change of an origin's condition is one line, when it happens: never one per request.
+  private readonly health = new HealthStore((pool, origin, t) => {
+    const line = { msg: 'origin condition', pool, origin, condition: t.to, from: t.from, evidence: t.evidence }
+    if (t.to === 'down' || t.to === 'drowning') this.log.warn(line)
+    else this.log.info(line)
+  })
 
   constructor (readonly config: EdgeConfig, readonly log: Logger, readonly hooks: EdgeHooks, store?: StaleStore) {
     this.pages = new ErrorPages(config.edgeName)

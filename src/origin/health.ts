@@ -8,6 +8,7 @@
 
 import type { HealthConfig } from '../config/schema.js'
 import type { Phase } from '../status/errors.js'
+import { OriginCondition, type Transition } from './conditions.js'
 
 export type HealthState = 'up' | 'down' | 'half-open'
 
@@ -18,11 +19,18 @@ export class OriginHealth {
   /** The last failure and its phase: what a request gets when the whole pool is down. */
   lastFailure: { error: unknown, phase: Phase } | null = null
 
-  constructor (private config: HealthConfig, private readonly now: () => number = Date.now) {}
+  /** Why it fails, when it does: up, drowning, down or recovering (conditions.ts). */
+  readonly condition: OriginCondition
+
+  constructor (private config: HealthConfig, private readonly now: () => number = Date.now,
+    slowStartMs = 0, onChange?: (t: Transition) => void) {
+    this.condition = new OriginCondition({ slowStartMs, now, onChange })
+  }
 
   /** A reload may change the thresholds; the state is kept. */
-  configure (config: HealthConfig): void {
+  configure (config: HealthConfig, slowStartMs = 0): void {
     this.config = config
+    this.condition.configure(slowStartMs)
   }
 
   state (): HealthState {
@@ -64,19 +72,25 @@ export class OriginHealth {
   }
 }
 
+/** Each change of an origin's condition, once, with its pool and origin. */
+export type TransitionListener = (pool: string, origin: string, t: Transition) => void
+
 /** Health by pool and origin, across reloads. */
 export class HealthStore {
   private readonly entries = new Map<string, OriginHealth>()
 
+  constructor (private readonly onTransition?: TransitionListener) {}
+
   /** The health of this origin in this pool: the one it had before a reload, if any. */
-  take (pool: string, origin: string, config: HealthConfig): OriginHealth {
+  take (pool: string, origin: string, config: HealthConfig, slowStartMs = 0): OriginHealth {
     const key = `${pool}\n${origin}`
     let health = this.entries.get(key)
     if (health === undefined) {
-      health = new OriginHealth(config)
+      const listener = this.onTransition
+      health = new OriginHealth(config, Date.now, slowStartMs, listener === undefined ? undefined : t => listener(pool, origin, t))
       this.entries.set(key, health)
     } else {
-      health.configure(config)
+      health.configure(config, slowStartMs)
     }
     return health
   }

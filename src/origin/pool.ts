@@ -5,11 +5,12 @@
 import type { AdaptiveConfig, PoolConfig } from '../config/schema.js'
 import { HealthCheckError, dialErrorIn } from '../status/errors.js'
 import { originTarget } from './dial.js'
+import type { Condition } from './conditions.js'
 import type { HealthStore, HealthState, OriginHealth } from './health.js'
 import { AdaptiveLimit } from './adaptive.js'
 import { memberLoad, type OriginLoad } from './load.js'
 import { RetryBudget } from './retry-budget.js'
-import { selector, type Selector } from './select.js'
+import { ramped, selector, type Selector } from './select.js'
 import type { ConnectionSet, Transport } from './transport.js'
 
 export class PoolMember {
@@ -29,7 +30,13 @@ export class PoolMember {
     this.label = `${url.hostname}:${target.port}`
     this.connections = transport.set(this.origin, target)
   }
+
+  /** Its share of the pool's traffic: below 1 while slow start ramps it up. */
+  weight (): number {
+    return this.health.condition.weight()
+  }
 }
+
 
 export interface MemberHealth {
   pool: string
@@ -39,6 +46,13 @@ export interface MemberHealth {
   inFlight: number
   /** The cap, the budget and adaptive concurrency as they stand (load.ts). */
   load: OriginLoad
+  condition: Condition
+  /** When the condition began (ms since the epoch). */
+  since: number
+  /** Why it is in that condition ('' while up). */
+  evidence: string
+  /** Its concurrency limit; null while none applies. */
+  limit: number | null
 }
 
 export class OriginPool {
@@ -49,7 +63,7 @@ export class OriginPool {
   private timer: NodeJS.Timeout | null = null
 
   constructor (readonly config: PoolConfig, readonly transport: Transport, health: HealthStore) {
-    this.members = config.origins.map(url => new PoolMember(url, config.name, health.take(config.name, url.origin, config.health), transport, config.adaptive))
+    this.members = config.origins.map(url => new PoolMember(url, config.name, health.take(config.name, url.origin, config.health, config.slowStartMs), transport, config.adaptive))
     this.pick = selector(config.policy)
     this.budget = new RetryBudget(config.retryBudget, this.members.length)
   }
@@ -60,7 +74,7 @@ export class OriginPool {
       const only = this.members[0] as PoolMember
       return tried.length === 0 && only.health.available() ? only : null
     }
-    return this.pick(this.members.filter(m => !tried.includes(m) && m.health.available())) ?? null
+    return this.pick(ramped(this.members.filter(m => !tried.includes(m) && m.health.available()))) ?? null
   }
 
   /** When every origin is down: a failure of one of them, which the pool-down answer repeats. */
@@ -86,7 +100,19 @@ export class OriginPool {
   snapshot (): MemberHealth[] {
     return this.members.map(m => {
       const state = m.health.state()
-      return { pool: this.config.name, origin: m.origin, state, up: state !== 'down', inFlight: m.inFlight, load: memberLoad(this, m) }
+      const c = m.health.condition
+      return {
+        pool: this.config.name,
+        origin: m.origin,
+        state,
+        up: state !== 'down',
+        inFlight: m.inFlight,
+        condition: c.condition,
+        since: c.since,
+        evidence: c.evidence,
+        limit: m.adaptive?.limit ?? null,
+        load: memberLoad(this, m)
+      }
     })
   }
 
@@ -117,6 +143,8 @@ export class OriginPool {
       }
     } catch (err) {
       m.health.failed(err, dialErrorIn(err)?.phase ?? phase)
+      const dial = dialErrorIn(err)
+      if (dial !== null) m.health.condition.dialFailed(dial, dial.timings.connect_ms ?? 0)
     }
   }
 

@@ -31,6 +31,23 @@ function randomTwo (random: () => number): Selector {
   }
 }
 
+/** A candidate whose share of traffic slow start may hold back. */
+export interface Weighted { weight: () => number }
+
+/**
+ * Slow start: an origin back from down or drowning gets its share ramped up (its weight,
+ * from 0.05 to 1 over the window). Each candidate below 1 stays in the running with that
+ * probability, so its share of what the policy picks grows with the weight; when every
+ * one would drop out, all stay. Free while no origin is recovering: one call per candidate.
+ */
+export function ramped<C extends Weighted> (candidates: C[], random: () => number = Math.random): C[] {
+  let full = true
+  for (const c of candidates) if (c.weight() < 1) { full = false; break }
+  if (full) return candidates
+  const kept = candidates.filter(c => { const w = c.weight(); return w >= 1 || random() < w })
+  return kept.length > 0 ? kept : candidates
+}
+
 export function selector (policy: Policy, random: () => number = Math.random): Selector {
   switch (policy) {
     case 'round_robin': return roundRobin()

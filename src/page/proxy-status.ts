@@ -81,6 +81,9 @@ function typeParams (c: Pick<Classification, 'proxyStatus'>, err: unknown, param
   }
 }
 
+/** How many members with a condition's words are kept at most. */
+const NOTED_MAX = 256
+
 export class ProxyStatus {
   private readonly name: Token | string
   /** Members that depend on nothing but the status the origin sent: built once each. */
@@ -96,10 +99,28 @@ export class ProxyStatus {
    * same one a thousand times.
    */
   private readonly failures = new Map<string, string>()
+  /** Members with an origin condition's words (forFailure's `note`). */
+  private readonly noted = new Map<string, string>()
 
   /** Our member for an answer the edge made itself. */
-  forFailure (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null = null): string {
-    if (c.proxyStatus === 'dns_error' || c.proxyStatus === 'tls_alert_received') return this.failure(c, err, nextHop, receivedStatus)
+  forFailure (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null = null,
+    note: string | null = null): string {
+    if (c.proxyStatus === 'dns_error' || c.proxyStatus === 'tls_alert_received') {
+      return this.failure(note === null ? c : { proxyStatus: c.proxyStatus, why: `${c.why}; ${note}` }, err, nextHop, receivedStatus)
+    }
+    // The origin's condition, when it is drowning or down: its evidence carries counts that
+    // change, so these members are kept apart, a bounded few. In a storm the window is full
+    // and the words stop changing: the same member answers every request again.
+    if (note !== null) {
+      const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}\n${note}\n${detailsOf(err) ?? ''}`
+      let member = this.noted.get(key)
+      if (member === undefined) {
+        if (this.noted.size >= NOTED_MAX) this.noted.clear()
+        member = this.failure({ proxyStatus: c.proxyStatus, why: `${c.why}; ${note}` }, err, nextHop, receivedStatus)
+        this.noted.set(key, member)
+      }
+      return member
+    }
     // Extra details are edge-made words from bounded numbers (a cap, a limit): few keys.
     const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}\n${detailsOf(err) ?? ''}`
     let member = this.failures.get(key)
@@ -118,7 +139,7 @@ export class ProxyStatus {
     typeParams(c, err, params)
     // The why is the table's own text, never anything a client sent; so are the extra details.
     const extra = detailsOf(err)
-    params.set('details', (extra === null ? c.why : `${c.why}; ${extra}`).replace(/[^\x20-\x7e]/g, ''))
+    params.set('details', (extra === null ? c.why : `${c.why}; ${extra}`).replace(/\u2013/g, '-').replace(/[^\x20-\x7e]/g, ''))
     return this.member(params)
   }
 

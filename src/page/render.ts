@@ -53,6 +53,8 @@ export interface ErrorFacts {
   clientIp: string
   /** Milliseconds since the epoch. */
   time: number
+  /** A sentence for the owner about the origin's condition ("The origin appears to be drowning: …"), appended to what they should check. */
+  ownerNote?: string | null
 }
 
 export interface RenderedError {
@@ -76,12 +78,12 @@ const clean = (s: string, max: number): string =>
   s.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, max) // eslint-disable-line no-control-regex
 
 /** The values a request fills in; each format uses some of them. */
-type DynamicKey = 'host' | 'html_time' | 'time' | 'ray_id' | 'client_ip' | 'zone'
+type DynamicKey = 'host' | 'html_time' | 'time' | 'ray_id' | 'client_ip' | 'zone' | 'owner_note'
 
 /** A template with the static values filled: string parts between dynamic keys. */
 interface Compiled { parts: string[], keys: DynamicKey[] }
 
-const DYNAMIC: ReadonlySet<string> = new Set<DynamicKey>(['host', 'html_time', 'time', 'ray_id', 'client_ip', 'zone'])
+const DYNAMIC: ReadonlySet<string> = new Set<DynamicKey>(['host', 'html_time', 'time', 'ray_id', 'client_ip', 'zone', 'owner_note'])
 
 function compile (template: string, fixed: Record<string, string>): Compiled {
   const parts: string[] = ['']
@@ -154,7 +156,8 @@ function bodyOf (entry: EdgeErrorEntry, cause: UnknownErrorCause | null): ErrorB
     owner_action_required: entry.ownerActionRequired,
     what_you_should_do: whatYouShouldDo(entry),
     footer: FOOTER,
-    owner_action: entry.ownerAction
+    // The owner's note, when there is one, continues this text (inside the same string).
+    owner_action: entry.ownerAction + NOTE_MARK
   }
 }
 
@@ -163,7 +166,9 @@ function bodyOf (entry: EdgeErrorEntry, cause: UnknownErrorCause | null): ErrorB
  * (control characters come out as \u0001…), then turned into template keys.
  */
 const MARK = { ray_id: '\u0001ray_id\u0001', time: '\u0001time\u0001', zone: '\u0001zone\u0001' }
-const marked = (serialized: string): string => serialized.replace(/"\\u0001([a-z_]+)\\u0001"/g, '{{$1}}')
+const NOTE_MARK = '\u0001owner_note\u0001'
+const marked = (serialized: string): string =>
+  serialized.replace(/"\\u0001([a-z_]+)\\u0001"/g, '{{$1}}').replace(/\\u0001owner_note\\u0001/g, '{{owner_note}}')
 
 /** The frontmatter leaves out what is redundant with the prose headings or not part of Markdown. */
 const NOT_IN_FRONTMATTER: ReadonlySet<string> = new Set(['type', 'title', 'instance', 'footer'])
@@ -248,15 +253,33 @@ export class ErrorRenderer {
     if (headers === undefined || page === undefined) throw new RangeError(`no catalog entry for status ${facts.status}`)
     this.clock.at(facts.time)
     const host = clean(facts.host, HOST_MAX)
+    const note = facts.ownerNote ?? ''
     if (format === 'html') {
       return {
         headers,
-        body: fill(page.html, { host: escapeHtml(host), html_time: this.clock.html, time: '', ray_id: facts.ray, client_ip: escapeHtml(clean(facts.clientIp, 64)), zone: '' })
+        body: fill(page.html, {
+          host: escapeHtml(host),
+          html_time: this.clock.html,
+          time: '',
+          ray_id: facts.ray,
+          client_ip: escapeHtml(clean(facts.clientIp, 64)),
+          zone: '',
+          owner_note: note === '' ? '' : ` ${escapeHtml(note)}`
+        })
       }
     }
     // The reflected host is the only value that needs encoding: the ray id and the time
     // are hex and digits.
-    const values = { host: '', html_time: '', time: `"${this.clock.iso}"`, ray_id: `"${facts.ray}"`, client_ip: '', zone: safeJson(hostOnly(host)) }
+    // The note goes inside owner_action's string: its JSON escaping without the quotes.
+    const values = {
+      host: '',
+      html_time: '',
+      time: `"${this.clock.iso}"`,
+      ray_id: `"${facts.ray}"`,
+      client_ip: '',
+      zone: safeJson(hostOnly(host)),
+      owner_note: note === '' ? '' : safeJson(` ${note}`).slice(1, -1)
+    }
     return { headers, body: fill(format === 'markdown' ? page.markdown : page.json, values) }
   }
 }

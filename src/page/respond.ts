@@ -16,6 +16,8 @@ export interface ErrorPageFacts {
   host: string
   ray: string
   clientIp: string
+  /** A sentence for the owner about the origin's condition; null: none. */
+  ownerNote?: string | null
 }
 
 export interface ErrorPage {
@@ -39,7 +41,8 @@ export class ErrorPages {
       host: facts.host,
       ray: facts.ray,
       clientIp: facts.clientIp,
-      time: Date.now()
+      time: Date.now(),
+      ownerNote: facts.ownerNote ?? null
     }, negotiate(facts.accept))
     const headers = before
     for (let i = 0; i < rendered.headers.length; i++) headers.push(rendered.headers[i] as string)

@@ -47,6 +47,7 @@ function failure (over: Partial<FailureRecord> = {}): FailureRecord {
     truncated: false,
     injected: false,
     served: 'page',
+    origin_condition: 'down',
     route: 'web',
     pool: 'web',
     ...over

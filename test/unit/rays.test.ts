@@ -25,6 +25,7 @@ function record (ray: string, attempt = 1, status = 521): FailureRecord {
     truncated: false,
     injected: false,
     served: 'page',
+    origin_condition: 'down',
     route: 'default',
     client: { protocol: 'HTTP/1.1', tls_protocol: null, tls_cipher: null }
   }
