@@ -342,12 +342,11 @@ export class TcpProxy {
       if (raw.destroyed || !this.enabled) { upstream.destroy(); raw.destroy(); return }
       const conn = new Connection(client, upstream, this)
       this.connections.add(conn)
-      // One side closed: the other gets what it was sent, then closes too (Go's Close on
-      // both, as Toxiproxy's links do); an error destroys it at once.
+      // An end (FIN) travels through the links like the data, so that a toxic can hold it
+      // (slow_close); a socket that dies with an error takes the other one with it.
       let open = 2
       const closed = (other: net.Socket) => (hadError: boolean): void => {
         if (hadError) other.destroy()
-        else endThenDestroy(other)
         if (--open === 0 && this.connections.delete(conn)) {
           this.countClosed(conn)
           for (const l of conn.links) l.stop()
