@@ -240,7 +240,10 @@ export class TcpProxy {
     if (!wantServer && this.server !== null) {
       const server = this.server
       this.server = null
-      await new Promise<void>(resolve => server.close(() => resolve()))
+      // The listening socket closes now; close()'s callback would also wait for every
+      // open connection, which syn_drop keeps going.
+      server.close()
+      await new Promise(resolve => setImmediate(resolve))
     }
     if (wantSynDrop && this.synDrop === null) {
       this.synDrop = await synDropOrigin(this.bind.host === '' ? '::' : this.bind.host, this.bind.port)
