@@ -29,6 +29,7 @@ import { parseVariant, splitArgs } from './lib/args.mjs'
 import { CLI, highproxyHelp, startHaproxy, startHighproxy, startNginxProxy, startNodeServer, startOrigin, which } from './lib/servers.mjs'
 import { evaluateTargets, markdown, printTables } from './lib/report.mjs'
 import { tlsSection } from './lib/tls.mjs'
+import { toxiproxySection } from './lib/toxiproxy.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -36,7 +37,7 @@ const USAGE = `Usage: npm run bench -- [options]
 
   --quick                  about a minute (short rounds, 3 of them)
   --dry-run                start every server, one request each (a 3-request storm), no load
-  --only <list>            sections: healthy,latency,workers,storm,errors,tls (default all)
+  --only <list>            sections: healthy,latency,workers,storm,errors,tls,toxiproxy (default all)
   --rounds <n>             interleaved rounds per comparison (default 5, quick 3)
   --duration <s>           seconds per throughput round (default 1.5, quick 0.5)
   --connections <n>        connections of the load generator (default 50)
@@ -98,7 +99,7 @@ const oneOf = (name, value, choices) => {
   if (!choices.includes(value)) fail(`--${name} is one of ${choices.join(', ')}`)
   return value
 }
-const SECTIONS = ['healthy', 'latency', 'workers', 'storm', 'errors', 'tls']
+const SECTIONS = ['healthy', 'latency', 'workers', 'storm', 'errors', 'tls', 'toxiproxy']
 const only = flags.only === undefined ? SECTIONS : flags.only.split(',').map(s => s.trim())
 for (const s of only) if (!SECTIONS.includes(s)) fail(`unknown section "${s}" (${SECTIONS.join(', ')})`)
 
@@ -721,6 +722,8 @@ async function main () {
   if (chosen.includes('storm')) tasks.push(['storm', () => storm(results, ctx)])
   if (chosen.includes('errors')) tasks.push(['errors', () => errorPages(results, ctx)])
   if (chosen.includes('tls')) tasks.push(['tls', () => tlsPaths(results, ctx)])
+  // 7. The Toxiproxy-compatible API's proxies with no toxic, against a bare net + pipe (issue 27).
+  if (chosen.includes('toxiproxy')) tasks.push(['toxiproxy', async () => { results.toxiproxy = await toxiproxySection({ rounds: P.rounds, seconds: P.duration * 2, log, dryRun }) }])
   results.sectionSeconds = {}
   const runTask = async ([name, fn]) => {
     const started = performance.now()

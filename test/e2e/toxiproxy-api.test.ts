@@ -9,6 +9,7 @@ import t from 'tap'
 import { Toxiproxy, ToxiproxyError } from 'toxiproxy-node-client'
 import { startToxiproxy, TOXIPROXY_VERSION } from '../../src/lab/index.js'
 import { CLI } from '../cli-process.js'
+import { alive, childrenOf } from '../leftovers.js'
 import { connectOutcome, echoUpstream, exchange, portOf } from '../toxiproxy-support.js'
 
 const echo = await echoUpstream()
@@ -269,25 +270,32 @@ t.test('nothing of a deleted proxy is left: listener, client and upstream connec
   t.equal((await connectOutcome(port, 2000)).outcome, 'refused', 'the port is closed')
 })
 
-t.test('highproxy toxiproxy: the CLI serves the API and stops on SIGTERM; a bad flag exits 2', async t => {
+/** Starts `highproxy toxiproxy --port 0`; resolves the API URL it prints. */
+function startCli (): { child: ReturnType<typeof spawn>, url: Promise<string>, exited: Promise<number | null> } {
   const child = spawn(process.execPath, [CLI, 'toxiproxy', '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
-  t.teardown(() => { child.kill('SIGKILL') })
-  const url = await new Promise<string>((resolve, reject) => {
+  const url = new Promise<string>((resolve, reject) => {
     let err = ''
-    child.stderr.on('data', (d: Buffer) => {
+    child.stderr?.on('data', (d: Buffer) => {
       err += d.toString()
       const m = /API on (http:\/\/[\d.]+:\d+)/.exec(err)
       if (m !== null) resolve(m[1] as string)
     })
-    setTimeout(() => reject(new Error(`no URL on stderr: ${err}`)), 15_000)
+    setTimeout(() => reject(new Error(`no URL on stderr: ${err}`)), 20_000)
   })
-  const api = new Toxiproxy(url)
+  return { child, url, exited }
+}
+
+t.test('highproxy toxiproxy: the CLI serves the API and stops on SIGTERM; a bad flag exits 2', async t => {
+  const cli = startCli()
+  t.teardown(() => { cli.child.kill('SIGKILL') })
+  const api = new Toxiproxy(await cli.url)
   t.match(await api.getVersion(), /"version"/)
   const p = await api.createProxy({ name: 'cli', listen: '127.0.0.1:0', upstream: echo.address })
   t.equal((await exchange(portOf(p.listen), 'via the CLI', 11)).data.toString(), 'via the CLI')
-  child.kill('SIGTERM')
-  t.equal(await exited, 0)
+  cli.child.kill('SIGTERM')
+  t.equal(await cli.exited, 0)
+  t.equal((await connectOutcome(portOf(p.listen), 2000)).outcome, 'refused', 'its proxies are gone with it')
 
   const bad = spawn(process.execPath, [CLI, 'toxiproxy', '--port', 'eighty'], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
@@ -296,4 +304,17 @@ t.test('highproxy toxiproxy: the CLI serves the API and stops on SIGTERM; a bad 
   t.equal(code, 2)
   t.match(stderr, /^highproxy: --port: "eighty" is not a port/)
   t.equal(stderr.trim().split('\n').length, 1, 'one line')
+})
+
+t.test('highproxy toxiproxy killed with SIGKILL leaves no process and no listener behind', async t => {
+  const cli = startCli()
+  const url = await cli.url
+  const pid = cli.child.pid as number
+  const [worker] = childrenOf(pid)
+  t.ok(worker !== undefined && alive(worker.pid), 'the API runs in a child process of its own')
+  cli.child.kill('SIGKILL')
+  await cli.exited
+  for (let i = 0; i < 100 && worker !== undefined && alive(worker.pid); i++) await new Promise(resolve => setTimeout(resolve, 50))
+  t.notOk(worker !== undefined && alive(worker.pid), 'it stopped when its parent died')
+  t.equal((await connectOutcome(Number(new URL(url).port), 2000)).outcome, 'refused', 'the API port is closed')
 })
