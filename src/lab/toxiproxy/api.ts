@@ -12,8 +12,8 @@ import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import tls from 'node:tls'
-import { Counter, Registry } from 'prom-client'
-import { issuedCertificate, labAuthority, selfSignedCertificate, type TestCertificate } from '../certificates.js'
+import type { Registry } from 'prom-client'
+import type { TestCertificate } from '../certificates.js'
 import { TcpProxy, joinHostPort, splitHostPort, type Endpoint, type LiveToxic } from './proxy.js'
 import { TOXIC_TYPES, defaultAttributes, mergeAttributes, type Direction, type ToxicRecord } from './toxics.js'
 
@@ -166,6 +166,7 @@ function listenError (listen: string, err: unknown): ApiError {
 
 /** The certificate a tls_bad_cert toxic serves, and the CA a client may trust to see only that reason. */
 async function badCertificate (reason: string, authority: () => Promise<TestCertificate>): Promise<{ secure: tls.SecureContext, ca?: string }> {
+  const { issuedCertificate, selfSignedCertificate } = await import('../certificates.js')
   if (reason === 'self_signed') {
     const pems = await selfSignedCertificate()
     return { secure: tls.createSecureContext({ cert: pems.cert, key: pems.key }) }
@@ -180,7 +181,7 @@ async function badCertificate (reason: string, authority: () => Promise<TestCert
 export async function startToxiproxy (options: ToxiproxyOptions = {}): Promise<ToxiproxyServer> {
   const proxies = new Map<string, TcpProxy>()
   let authority: Promise<TestCertificate> | undefined
-  const labCa = (): Promise<TestCertificate> => (authority ??= labAuthority())
+  const labCa = (): Promise<TestCertificate> => (authority ??= import('../certificates.js').then(c => c.labAuthority()))
 
   // Changes run one at a time, as Toxiproxy's collection lock makes them.
   let queue: Promise<unknown> = Promise.resolve()
@@ -353,26 +354,33 @@ export async function startToxiproxy (options: ToxiproxyOptions = {}): Promise<T
   })
 
   // /metrics: Toxiproxy's proxy byte counters (it serves them with --proxy-metrics), read
-  // from the sockets when scraped, so that nothing is counted on the data path.
-  const registry = new Registry()
-  const labelNames = ['direction', 'proxy', 'listener', 'upstream'] as const
-  for (const kind of ['received', 'sent'] as const) {
-    // eslint-disable-next-line no-new
-    new Counter({
-      name: `toxiproxy_proxy_${kind}_bytes_total`,
-      help: kind === 'received' ? 'Bytes read from each link\'s source.' : 'Bytes written to each link\'s destination.',
-      labelNames,
-      registers: [registry],
-      collect () {
-        this.reset()
-        for (const p of proxies.values()) {
-          const counts = p.bytes()[kind]
-          for (const direction of ['upstream', 'downstream'] as const) {
-            this.inc({ direction, proxy: p.name, listener: p.listen, upstream: p.upstream }, counts[direction])
+  // from the sockets when scraped, so that nothing is counted on the data path. Made on
+  // the first scrape: prom-client (and the certificate code, on the first tls_bad_cert)
+  // stay out of the heap of a process that only pipes, where every collection walks it.
+  let registry: Promise<Registry> | undefined
+  async function makeRegistry (): Promise<Registry> {
+    const { Counter, Registry } = await import('prom-client')
+    const made = new Registry()
+    const labelNames = ['direction', 'proxy', 'listener', 'upstream'] as const
+    for (const kind of ['received', 'sent'] as const) {
+      // eslint-disable-next-line no-new
+      new Counter({
+        name: `toxiproxy_proxy_${kind}_bytes_total`,
+        help: kind === 'received' ? 'Bytes read from each link\'s source.' : 'Bytes written to each link\'s destination.',
+        labelNames,
+        registers: [made],
+        collect () {
+          this.reset()
+          for (const p of proxies.values()) {
+            const counts = p.bytes()[kind]
+            for (const direction of ['upstream', 'downstream'] as const) {
+              this.inc({ direction, proxy: p.name, listener: p.listen, upstream: p.upstream }, counts[direction])
+            }
           }
         }
-      }
-    })
+      })
+    }
+    return made
   }
 
   type Route = { pattern: RegExp, methods: Record<string, (m: string[], req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>> }
@@ -444,8 +452,9 @@ export async function startToxiproxy (options: ToxiproxyOptions = {}): Promise<T
       pattern: /^\/metrics$/,
       methods: {
         GET: async (_m, _req, res) => {
-          const text = await registry.metrics()
-          res.writeHead(200, { 'content-type': registry.contentType })
+          const made = await (registry ??= makeRegistry())
+          const text = await made.metrics()
+          res.writeHead(200, { 'content-type': made.contentType })
           res.end(text)
         }
       }

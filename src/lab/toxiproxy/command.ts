@@ -17,7 +17,7 @@ export function runToxiproxy (flags: { host?: string, port?: string }, fail: (me
   if (host === '') fail('--host: must not be empty', 2)
   // Its own process group: a Ctrl-C reaches it once, from us. Its stdin is a pipe only we
   // hold: if we die by any means, it sees the end and stops (tethered-child.ts).
-  const child = spawn(process.execPath, [...process.execArgv, new URL('./main.js', import.meta.url).pathname, host, String(port)],
+  const child = spawn(process.execPath, [...process.execArgv, new URL('./main.js', import.meta.url).pathname, host, String(port), '--tethered'],
     { stdio: ['pipe', 'inherit', 'inherit'], detached: true })
   child.stdin?.on('error', () => {})
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
