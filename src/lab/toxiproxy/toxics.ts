@@ -57,8 +57,8 @@ export class Stage {
   done = false
   /** Drawn against toxicity when the stage is made, again when the toxic is updated (as Toxiproxy reruns it). */
   active: boolean
-  /** Per-stage state: bytes sent (limit_data), the bandwidth debt, a request head (http_status). */
-  state: { sent: number, debt: number, head: string } = { sent: 0, debt: 0, head: '' }
+  /** Per-stage state: bytes sent (limit_data), when bandwidth's next piece is due, a request head (http_status). */
+  state: { sent: number, due: number, head: string } = { sent: 0, due: 0, head: '' }
   next: (item: Item) => void = () => {}
 
   constructor (readonly toxic: ToxicRecord, readonly host: StageHost) {
@@ -179,26 +179,27 @@ const latency: Handler = async (stage, item) => {
   stage.emit({ data: item.data, ts: item.ts + Math.max(0, sleep) })
 }
 
-/** `rate` in KB/s (1 KB = 1000 bytes, as Toxiproxy); a big chunk goes in 100 ms pieces. */
+/**
+ * `rate` in KB/s (1 KB = 1000 bytes, as Toxiproxy); a chunk larger than 100 ms of it goes
+ * on in 100 ms pieces, as Toxiproxy's does. Each piece is due at a time on one clock that
+ * starts when the chunk arrives on an idle link: a timer that fires late makes the next
+ * wait shorter, so a loaded machine's lateness does not add up over a long transfer.
+ */
 const bandwidth: Handler = async (stage, item) => {
   if (!isChunk(item)) { stage.emit(item); return }
   const rate = num(stage, 'rate')
-  if (rate <= 0) { stage.state.debt = 0; stage.emit(item); return }
-  let data = item.data
-  stage.state.debt += data.length / rate
+  if (rate <= 0) { stage.emit(item); return }
+  if (stage.state.due < item.ts) stage.state.due = item.ts
   const piece = rate * 100
-  while (data.length > piece) {
-    if (!await stage.wait(100)) return
-    stage.emit({ data: data.subarray(0, piece), ts: item.ts })
-    data = data.subarray(piece)
+  let data = item.data
+  while (data.length > 0) {
+    const size = Math.min(piece, data.length)
+    stage.state.due += size / rate
+    if (!await stage.wait(stage.state.due - performance.now())) return
+    stage.emit({ data: data.subarray(0, size), ts: item.ts })
+    data = data.subarray(size)
     stage.current = { data, ts: item.ts }
-    stage.state.debt -= 100
   }
-  const start = performance.now()
-  if (!await stage.wait(stage.state.debt)) return
-  // Timers fire late: the next chunk's wait is shortened by what this one overslept.
-  stage.state.debt -= performance.now() - start
-  stage.emit({ data, ts: item.ts })
 }
 
 /** Holds the end of the stream for `delay` ms. */
@@ -217,7 +218,9 @@ const timeout: Handler = (stage, item) => {
 
 /** On the first item, waits `timeout` ms, then resets the connection. */
 const resetPeer: Handler = async (stage, item) => {
+  // The item is spent (Toxiproxy drops it too): removal during the wait has nothing of it to hand on.
   stage.release(item)
+  stage.current = undefined
   if (!await stage.wait(num(stage, 'timeout'))) return
   stage.emit(RESET)
 }
