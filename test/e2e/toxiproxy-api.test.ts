@@ -140,6 +140,20 @@ t.test('every endpoint, through toxiproxy-node-client, with golden shapes', asyn
   t.equal(enabled.json.listen, created.json.listen, 'back on the same port')
   t.equal((await exchange(port, 'again', 5)).data.toString(), 'again')
 
+  // A new upstream (PATCH) restarts the proxy on it; so does /populate with one that differs.
+  const other = await echoUpstream()
+  t.teardown(() => other.close())
+  const moved = await call(server.url, 'PATCH', '/proxies/echo', { upstream: other.address })
+  t.equal(moved.json.upstream, other.address)
+  t.equal(moved.json.listen, created.json.listen, 'same listen address')
+  const seen = other.connections()
+  t.equal((await exchange(port, 'moved', 5)).data.toString(), 'moved')
+  t.equal(other.connections(), seen + 1, 'the new upstream was dialled')
+  const replaced = await call(server.url, 'POST', '/populate', [{ name: 'echo', listen: created.json.listen, upstream: echo.address }])
+  t.equal(replaced.status, 201)
+  t.equal(replaced.json.proxies[0].upstream, echo.address, 'populate replaced the proxy whose upstream differed')
+  t.equal((await exchange(port, 'home', 4)).data.toString(), 'home')
+
   // POST /reset: 204; every proxy enabled, every toxic gone.
   await call(server.url, 'POST', '/proxies/second/toxics', { type: 'timeout' })
   const reset = await call(server.url, 'POST', '/reset')
@@ -156,7 +170,7 @@ t.test('every endpoint, through toxiproxy-node-client, with golden shapes', asyn
   t.equal(metrics.status, 200)
   t.match(metrics.text, new RegExp(`toxiproxy_proxy_received_bytes_total\\{direction="upstream",proxy="echo",listener="${created.json.listen}",upstream="${echo.address}"\\} (\\d+)`))
   const sent = /toxiproxy_proxy_sent_bytes_total\{direction="downstream",proxy="echo"[^}]*\} (\d+)/.exec(metrics.text)
-  t.equal(Number(sent?.[1]), 'ping'.length + 'again'.length, 'bytes sent to clients, counted from the sockets')
+  t.equal(Number(sent?.[1]), 'home'.length, 'bytes sent to clients since populate replaced the proxy, counted from the sockets')
 
   // DELETE /proxies/{name}: 204, then 404.
   await (await api.get('third')).remove()
