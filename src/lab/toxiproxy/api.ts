@@ -406,7 +406,10 @@ export async function startToxiproxy (options: ToxiproxyOptions = {}): Promise<T
             result = { proxies: [], error: err }
           }
           const { error } = result
-          sendJson(res, error?.status ?? 201, { ...(error === undefined ? {} : { error: error.message, status: error.status }), proxies: result.proxies.map(proxyJson) })
+          // Go marshals an empty list of proxies as null: kept on an error (the client throws
+          // on the status anyway); an empty success answers [] so that clients can iterate it.
+          const list = error !== undefined && result.proxies.length === 0 ? null : result.proxies.map(proxyJson)
+          sendJson(res, error?.status ?? 201, { ...(error === undefined ? {} : { error: error.message, status: error.status }), proxies: list })
         }
       }
     },

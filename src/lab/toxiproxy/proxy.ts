@@ -10,7 +10,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { synDropOrigin } from '../faults.js'
 import type { LabOrigin } from '../loopback.js'
-import { CLOSE, END, RESET, Stage, type Direction, type Item, type ToxicRecord } from './toxics.js'
+import { CLOSE, CONNECTION_TOXICS, END, RESET, Stage, type Direction, type Item, type ToxicRecord } from './toxics.js'
 
 /** Bytes the stages of one link may hold before the source is paused (a bandwidth toxic on a fast sender). */
 const HOLD_HIGH = 4 << 20
@@ -33,6 +33,7 @@ class Link {
   private piping = false
   private heldBytes = 0
   private pausedForHold = false
+  private awaitingDrain = false
   private ended = false
 
   constructor (readonly conn: Connection, readonly direction: Direction, readonly source: net.Socket, readonly dest: net.Socket) {}
@@ -102,7 +103,7 @@ class Link {
       this.source.pause()
     } else if (this.heldBytes < HOLD_LOW && this.pausedForHold) {
       this.pausedForHold = false
-      this.source.resume()
+      if (!this.awaitingDrain) this.source.resume()
     }
   }
 
@@ -112,10 +113,15 @@ class Link {
     if (item === CLOSE) { this.conn.close(false); return }
     if (item === RESET) { this.conn.close(true); return }
     this.hold(-item.data.length)
-    if (!this.dest.destroyed && !this.dest.write(item.data) && !this.pausedForHold) {
-      // Backpressure from the destination, as pipe() would do it.
+    if (!this.dest.destroyed && !this.dest.write(item.data) && !this.awaitingDrain) {
+      // Backpressure from the destination, as pipe() would do it (stages may still write
+      // what they hold meanwhile: one drain listener for them all).
+      this.awaitingDrain = true
       this.source.pause()
-      this.dest.once('drain', () => { if (!this.pausedForHold) this.source.resume() })
+      this.dest.once('drain', () => {
+        this.awaitingDrain = false
+        if (!this.pausedForHold) this.source.resume()
+      })
     }
   }
 
@@ -200,9 +206,7 @@ function endThenDestroy (s: net.Socket): void {
 
 /** Which toxics run as stages on a link of `direction`: http_status always reads the client's bytes. */
 const streamToxic = (direction: Direction) => (t: LiveToxic): boolean =>
-  t.record.type === 'http_status' ? direction === 'upstream' : t.direction === direction && !CONNECTION_TYPES.has(t.record.type)
-
-const CONNECTION_TYPES = new Set(['syn_drop', 'slow_accept', 'tls_bad_cert'])
+  t.record.type === 'http_status' ? direction === 'upstream' : t.direction === direction && !CONNECTION_TOXICS.has(t.record.type)
 
 const drawn = (toxicity: number): boolean => toxicity >= 1 || (toxicity > 0 && Math.random() < toxicity)
 
@@ -369,7 +373,7 @@ export class TcpProxy {
     this.toxics.push(toxic)
     for (const c of this.connections) {
       if (toxic.record.type === 'http_status') c.link('upstream').add(toxic)
-      else if (!CONNECTION_TYPES.has(toxic.record.type)) c.link(toxic.direction).add(toxic)
+      else if (!CONNECTION_TOXICS.has(toxic.record.type)) c.link(toxic.direction).add(toxic)
     }
     if (toxic.record.type === 'syn_drop') await this.settle()
   }
