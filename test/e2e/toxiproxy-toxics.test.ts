@@ -61,7 +61,7 @@ t.test('latency: adds its delay within ±10%, also to a connection already open,
   const toxic = await addToxic(proxy, { type: 'latency', attributes: { latency: LATENCY, jitter: 0 } })
   const added = (await roundTrip(port, 3)) - base
   t.ok(added >= LATENCY * 0.9 && added <= LATENCY * 1.1, `new connections: ${added.toFixed(0)} ms added (want ${LATENCY} ± 10%)`)
-  const openAdded = (await open.ask('d')).ms - before
+  const openAdded = median([(await open.ask('d')).ms, (await open.ask('e')).ms, (await open.ask('f')).ms]) - before
   t.ok(openAdded >= LATENCY * 0.9 && openAdded <= LATENCY * 1.1, `the open connection: ${openAdded.toFixed(0)} ms added`)
 
   // Composition: a second latency toxic, upstream, adds its own.
