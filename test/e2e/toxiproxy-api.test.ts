@@ -318,6 +318,15 @@ t.test('highproxy toxiproxy: the CLI serves the API and stops on SIGTERM; a bad 
   t.equal(code, 2)
   t.match(stderr, /^highproxy: --port: "eighty" is not a port/)
   t.equal(stderr.trim().split('\n').length, 1, 'one line')
+
+  const taken = net.createServer()
+  await new Promise<void>(resolve => taken.listen(0, '127.0.0.1', () => resolve()))
+  t.teardown(() => taken.close())
+  const busy = spawn(process.execPath, [CLI, 'toxiproxy', '--port', String((taken.address() as net.AddressInfo).port)], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let busyErr = ''
+  busy.stderr.on('data', (d: Buffer) => { busyErr += d.toString() })
+  t.equal(await new Promise(resolve => busy.once('exit', resolve)), 1, 'a port in use exits 1')
+  t.match(busyErr, /^highproxy: cannot listen on 127\.0\.0\.1:\d+ \(toxiproxy\): address already in use\n$/)
 })
 
 t.test('highproxy toxiproxy killed with SIGKILL leaves no process and no listener behind', async t => {
