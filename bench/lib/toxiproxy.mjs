@@ -7,7 +7,8 @@
 //   1 MiB         2 at a time: a new connection, 1 MiB written and read back, closed
 // Readings: MiB echoed per second, the proxy process's CPU per MiB echoed (each MiB
 // crosses the proxy twice: up and back), and the round trip's median and p99 with the
-// direct round trip of the same round subtracted (the latency the proxy adds).
+// direct round trip of the same round subtracted (the latency the proxy adds). With
+// TOXIPROXY_SERVER naming a Toxiproxy server binary, Shopify's Toxiproxy is a row too.
 
 import net from 'node:net'
 import path from 'node:path'
@@ -97,23 +98,32 @@ export async function toxiproxySection ({ rounds, seconds, log, dryRun }) {
   const pipe = start('node net+pipe', process.execPath, [path.join(SERVERS, 'tcp-pipe.mjs'), String(pipePort), String(echoPort)])
   const apiPort = await freePort()
   const toxi = start('highproxy toxiproxy', process.execPath, [CLI, 'toxiproxy', '--host', HOST, '--port', String(apiPort)])
-  try {
-    await Promise.all([waitTcp(echo, echoPort), waitTcp(pipe, pipePort), waitTcp(toxi, apiPort)])
-    const proxyPort = await freePort()
-    const res = await fetch(`http://${HOST}:${apiPort}/proxies`, {
+  // Shopify's own Toxiproxy as one more row, when a server binary is given (docs/toxiproxy.md
+  // says how to build one): "at Toxiproxy's speed or better" measured, not assumed.
+  const refBin = process.env.TOXIPROXY_SERVER || null
+  const refPort = refBin === null ? null : await freePort()
+  const ref = refBin === null ? null : start('Toxiproxy (Go)', refBin, ['-host', HOST, '-port', String(refPort)])
+  const proxyOn = async (api) => {
+    const port = await freePort()
+    const res = await fetch(`http://${HOST}:${api}/proxies`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'bench', listen: `${HOST}:${proxyPort}`, upstream: `${HOST}:${echoPort}` })
+      body: JSON.stringify({ name: 'bench', listen: `${HOST}:${port}`, upstream: `${HOST}:${echoPort}` })
     })
     if (res.status !== 201) throw new Error(`POST /proxies answered ${res.status}: ${await res.text()}`)
+    return port
+  }
+  try {
+    await Promise.all([waitTcp(echo, echoPort), waitTcp(pipe, pipePort), waitTcp(toxi, apiPort), ...(ref === null ? [] : [waitTcp(ref, refPort)])])
     const targets = [
       { name: 'direct (echo upstream)', kind: 'direct', port: echoPort, proc: null },
       { name: 'node net + pipe', kind: 'floor', port: pipePort, proc: pipe },
-      { name: 'highproxy toxiproxy, no toxic', kind: 'toxiproxy', port: proxyPort, proc: toxi }
+      { name: 'highproxy toxiproxy, no toxic', kind: 'toxiproxy', port: await proxyOn(apiPort), proc: toxi },
+      ...(ref === null ? [] : [{ name: 'Toxiproxy (Go), no toxic', kind: 'reference', port: await proxyOn(refPort), proc: ref }])
     ]
     // Every target echoes the same bytes before it is measured.
     for (const t of targets) for (const c of TOXIPROXY_CASES) await runCase(t.port, c, 0, true)
-    log(`toxiproxy: echo on ${echoPort}, node net+pipe on ${pipePort}, highproxy toxiproxy proxy on ${proxyPort} (API ${apiPort})`)
+    log(`toxiproxy: ${targets.map(t => `${t.name} on ${t.port}`).join(', ')}${ref === null ? ' (set TOXIPROXY_SERVER for a Toxiproxy row)' : ''}`)
     const cases = []
     for (const c of TOXIPROXY_CASES) {
       const perTarget = targets.map(() => [])
@@ -146,7 +156,7 @@ export async function toxiproxySection ({ rounds, seconds, log, dryRun }) {
           p50: median(col('p50')),
           p99: median(col('p99')),
           // Paired round by round with the floor's, and the latency with the direct round trip's.
-          xPipe: t.kind === 'toxiproxy' ? median(rs.map((x, r) => x.cpuUsPerMiB == null || !floor[r]?.cpuUsPerMiB ? null : x.cpuUsPerMiB / floor[r].cpuUsPerMiB)) : null,
+          xPipe: t.kind === 'toxiproxy' || t.kind === 'reference' ? median(rs.map((x, r) => x.cpuUsPerMiB == null || !floor[r]?.cpuUsPerMiB ? null : x.cpuUsPerMiB / floor[r].cpuUsPerMiB)) : null,
           p50Added: t.kind === 'direct' ? null : median(rs.map((x, r) => direct[r] == null ? null : x.p50 - direct[r].p50)),
           p99Added: t.kind === 'direct' ? null : median(rs.map((x, r) => direct[r] == null ? null : x.p99 - direct[r].p99)),
           rounds: rs
@@ -156,7 +166,7 @@ export async function toxiproxySection ({ rounds, seconds, log, dryRun }) {
     }
     return { available: true, rounds, seconds, cases }
   } finally {
-    await Promise.all([toxi.stop(), pipe.stop(), echo.stop()])
+    await Promise.all([toxi.stop(), pipe.stop(), echo.stop(), ref?.stop()])
   }
 }
 

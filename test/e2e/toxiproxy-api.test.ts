@@ -284,9 +284,12 @@ t.test('nothing of a deleted proxy is left: listener, client and upstream connec
   t.equal((await connectOutcome(port, 2000)).outcome, 'refused', 'the port is closed')
 })
 
+/** The CLI is built JavaScript: tap's loaders in NODE_OPTIONS would only slow each start (and its child's). */
+const cliEnv = { ...process.env, NODE_OPTIONS: '' }
+
 /** Starts `highproxy toxiproxy --port 0`; resolves the API URL it prints. */
 function startCli (): { child: ReturnType<typeof spawn>, url: Promise<string>, exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLI, 'toxiproxy', '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [CLI, 'toxiproxy', '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: cliEnv })
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
   const url = new Promise<string>((resolve, reject) => {
     let err = ''
@@ -300,6 +303,20 @@ function startCli (): { child: ReturnType<typeof spawn>, url: Promise<string>, e
   return { child, url, exited }
 }
 
+t.test('an upstream that refuses: the client is accepted, then closed without a byte (as Toxiproxy)', async t => {
+  const server = await startToxiproxy({ port: 0 })
+  t.teardown(() => server.close())
+  const closedPort = await new Promise<number>(resolve => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as net.AddressInfo; s.close(() => resolve(port)) })
+  })
+  const proxy = await new Toxiproxy(server.url).createProxy({ name: 'refused', listen: '127.0.0.1:0', upstream: `127.0.0.1:${closedPort}` })
+  const res = await exchange(portOf(proxy.listen), 'anyone?', 7, 5000)
+  t.equal(res.data.length, 0)
+  t.not(res.ended, 'timeout', `closed (${res.ended})`)
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.equal(server.openConnections(), 1, 'only the listener is left')
+})
+
 t.test('highproxy toxiproxy: the CLI serves the API and stops on SIGTERM; a bad flag exits 2', async t => {
   const cli = startCli()
   t.teardown(() => { cli.child.kill('SIGKILL') })
@@ -311,7 +328,7 @@ t.test('highproxy toxiproxy: the CLI serves the API and stops on SIGTERM; a bad 
   t.equal(await cli.exited, 0)
   t.equal((await connectOutcome(portOf(p.listen), 2000)).outcome, 'refused', 'its proxies are gone with it')
 
-  const bad = spawn(process.execPath, [CLI, 'toxiproxy', '--port', 'eighty'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const bad = spawn(process.execPath, [CLI, 'toxiproxy', '--port', 'eighty'], { stdio: ['ignore', 'ignore', 'pipe'], env: cliEnv })
   let stderr = ''
   bad.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
   const code = await new Promise(resolve => bad.once('exit', resolve))
@@ -322,7 +339,7 @@ t.test('highproxy toxiproxy: the CLI serves the API and stops on SIGTERM; a bad 
   const taken = net.createServer()
   await new Promise<void>(resolve => taken.listen(0, '127.0.0.1', () => resolve()))
   t.teardown(() => taken.close())
-  const busy = spawn(process.execPath, [CLI, 'toxiproxy', '--port', String((taken.address() as net.AddressInfo).port)], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const busy = spawn(process.execPath, [CLI, 'toxiproxy', '--port', String((taken.address() as net.AddressInfo).port)], { stdio: ['ignore', 'ignore', 'pipe'], env: cliEnv })
   let busyErr = ''
   busy.stderr.on('data', (d: Buffer) => { busyErr += d.toString() })
   t.equal(await new Promise(resolve => busy.once('exit', resolve)), 1, 'a port in use exits 1')

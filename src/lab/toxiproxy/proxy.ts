@@ -342,30 +342,26 @@ export class TcpProxy {
       ? tls.connect({ host: this.dial.host, port: this.dial.port, rejectUnauthorized: false })
       : net.connect({ host: this.dial.host, port: this.dial.port, allowHalfOpen: true, noDelay: true })
     upstream.on('error', () => {})
-    let joined = false
-    const ready = (): void => {
-      joined = true
-      this.pending.delete(raw)
-      if (raw.destroyed || !this.enabled) { upstream.destroy(); raw.destroy(); return }
-      const conn = new Connection(client, upstream, this)
-      this.connections.add(conn)
-      // An end (FIN) travels through the links like the data, so that a toxic can hold it
-      // (slow_close); a socket that dies with an error takes the other one with it.
-      let open = 2
-      const closed = (other: net.Socket) => (hadError: boolean): void => {
-        if (hadError) other.destroy()
-        if (--open === 0 && this.connections.delete(conn)) {
-          this.countClosed(conn)
-          for (const l of conn.links) l.stop()
-        }
+    this.pending.delete(raw)
+    if (raw.destroyed || !this.enabled) { upstream.destroy(); raw.destroy(); return }
+    // Linked at once, as a bare pipe is: the client's first bytes wait in the upstream
+    // socket's queue while it connects, rather than a turn of ours after the connect.
+    const conn = new Connection(client, upstream, this)
+    this.connections.add(conn)
+    // An end (FIN) travels through the links like the data, so that a toxic can hold it
+    // (slow_close). A socket that dies with an error takes the other one with it: an
+    // upstream that refuses or cannot be reached closes the client, as Toxiproxy does.
+    let open = 2
+    const closed = (other: net.Socket) => (hadError: boolean): void => {
+      if (hadError) other.destroy()
+      if (--open === 0 && this.connections.delete(conn)) {
+        this.countClosed(conn)
+        for (const l of conn.links) l.stop()
       }
-      client.once('close', closed(upstream))
-      upstream.once('close', closed(client))
-      conn.start(this.toxics)
     }
-    upstream.once(overTls ? 'secureConnect' : 'connect', ready)
-    // The upstream refused or is unreachable: the client is closed, as Toxiproxy does.
-    upstream.once('error', () => { if (!joined) raw.destroy() })
+    client.once('close', closed(upstream))
+    upstream.once('close', closed(client))
+    conn.start(this.toxics)
   }
 
   /** A toxic joins: stream toxics join every open connection's link; syn_drop moves the listener. */
