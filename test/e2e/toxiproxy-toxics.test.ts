@@ -197,3 +197,16 @@ t.test('toxicity 0.5 applies to about half of 200 connections', async t => {
   // Binomial(200, 0.5): standard deviation 7; 70–130 is more than 4 of them.
   t.ok(cut >= 70 && cut <= 130, `${cut} of 200 cut`)
 })
+
+t.test('data passes unchanged: 4 MiB of random bytes, piped and through a chain of toxics that do not apply', async t => {
+  const { proxy, port } = await proxyTo(echo.address)
+  const payload = (await import('node:crypto')).randomBytes(4 << 20)
+  const piped = await exchange(port, payload, payload.length, 20_000)
+  t.ok(piped.data.equals(payload), 'no toxic: every byte, in order')
+  // Toxicity 0: the link leaves the pipe for the chain, and the chain passes everything on.
+  await addToxic(proxy, { name: 'l0', type: 'latency', toxicity: 0, attributes: { latency: 1000 } })
+  await addToxic(proxy, { name: 'c0', type: 'limit_data', toxicity: 0, attributes: { bytes: 1 } })
+  await addToxic(proxy, { name: 'u0', type: 'slicer', stream: 'upstream', toxicity: 0, attributes: { average_size: 1 } })
+  const chained = await exchange(port, payload, payload.length, 20_000)
+  t.ok(chained.data.equals(payload), 'through the stages: every byte, in order')
+})
