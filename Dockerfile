@@ -41,7 +41,8 @@ RUN mkdir -p /etc/highproxy
 # The official image's "node" user, by number so that Kubernetes' runAsNonRoot can check it.
 USER 1000:1000
 # 8080: proxied traffic (listen.port). 9090: admin (/healthz /readyz /metrics /rays/<id>).
-EXPOSE 8080 9090
+# 8474: `highproxy toxiproxy --host 0.0.0.0` (Toxiproxy's API; run it with --no-healthcheck).
+EXPOSE 8080 9090 8474
 # GET /healthz on the admin port (HIGHPROXY_ADMIN_PORT, default 9090) with node itself:
 # the image has no curl or wget. A proxy run with admin.enabled: false has no /healthz:
 # run it with --no-healthcheck.

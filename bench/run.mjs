@@ -31,6 +31,7 @@ import { CLI, highproxyHelp, startHaproxy, startHighproxy, startNginxProxy, star
 import { evaluateTargets, markdown, printTables } from './lib/report.mjs'
 import { tlsSection } from './lib/tls.mjs'
 import { drowningSection } from './lib/drowning.mjs'
+import { toxiproxySection } from './lib/toxiproxy.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -38,7 +39,7 @@ const USAGE = `Usage: npm run bench -- [options]
 
   --quick                  about a minute (short rounds, 3 of them)
   --dry-run                start every server, one request each (a 3-request storm), no load
-  --only <list>            sections: healthy,latency,workers,storm,errors,tls,drowning (default all)
+  --only <list>            sections: healthy,latency,workers,storm,errors,tls,drowning,toxiproxy (default all)
   --rounds <n>             interleaved rounds per comparison (default 5, quick 3)
   --duration <s>           seconds per throughput round (default 1.5, quick 0.5)
   --connections <n>        connections of the load generator (default 50)
@@ -103,7 +104,7 @@ const oneOf = (name, value, choices) => {
   if (!choices.includes(value)) fail(`--${name} is one of ${choices.join(', ')}`)
   return value
 }
-const SECTIONS = ['healthy', 'latency', 'workers', 'storm', 'errors', 'tls', 'drowning']
+const SECTIONS = ['healthy', 'latency', 'workers', 'storm', 'errors', 'tls', 'drowning', 'toxiproxy']
 const only = flags.only === undefined ? SECTIONS : flags.only.split(',').map(s => s.trim())
 for (const s of only) if (!SECTIONS.includes(s)) fail(`unknown section "${s}" (${SECTIONS.join(', ')})`)
 
@@ -760,6 +761,8 @@ async function main () {
   if (chosen.includes('errors')) tasks.push(['errors', () => errorPages(results, ctx)])
   if (chosen.includes('tls')) tasks.push(['tls', () => tlsPaths(results, ctx)])
   if (chosen.includes('drowning')) tasks.push(['drowning', () => drowningSection({ results, notes, tmp, extra: P.highproxyArgs, log, dryRun, quick })])
+  // 7. The Toxiproxy-compatible API's proxies with no toxic, against a bare net + pipe (issue 27).
+  if (chosen.includes('toxiproxy')) tasks.push(['toxiproxy', async () => { results.toxiproxy = await toxiproxySection({ rounds: P.rounds, seconds: P.duration * 2, log, dryRun }) }])
   results.sectionSeconds = {}
   const runTask = async ([name, fn]) => {
     const started = performance.now()

@@ -34,6 +34,8 @@ Usage:
                                    with neither, run the demo with a built-in origin and fault lab
   highproxy lab [--json]           start one real faulty origin per edge status on loopback
   highproxy probe <url> [--json]   dial <url> phase by phase and say what the proxy would answer
+  highproxy toxiproxy [--host 127.0.0.1] [--port 8474]
+                                   serve Toxiproxy's API and toxics (docs/toxiproxy.md)
 
 Options:
 ${[...SETTINGS.map(s => [`--${s.flag}${s.kind === 'boolean' ? '' : ' <value>'}`, s.help, s.env]),
@@ -229,6 +231,8 @@ async function main (argv: string[]): Promise<void> {
     case undefined: return serve(flags)
     case 'lab': return (await import('./lab/command.js')).runLab(values.json === true)
     case 'probe': return (await import('./probe.js')).runProbe(rest, flags, loadOrExit(flags))
+    // Its own --host and --port (the flags only: HIGHPROXY_HOST/PORT are the proxy's).
+    case 'toxiproxy': return (await import('./lab/toxiproxy/command.js')).runToxiproxy({ host: flags.host as string | undefined, port: flags.port as string | undefined }, fail)
     default: fail(`unknown command "${command}" (see --help)`, EXIT_CONFIG)
   }
 }

@@ -3,6 +3,7 @@
 import { drowningTable } from './drowning.mjs'
 import { adaptiveTargets } from './adaptive-targets.mjs'
 import { TLS_MODES, tlsTargets } from './tls.mjs'
+import { toxiproxyTable, toxiproxyTargets } from './toxiproxy.mjs'
 
 const DASH = '—'
 const num = (v, digits = 0) => v == null || !Number.isFinite(v) ? DASH : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
@@ -108,6 +109,7 @@ function tables (results) {
   if (results.errors !== undefined) out.push(errorsTable(results.errors))
   if (results.tls !== undefined) out.push(tlsTable(results.tls))
   if (results.drowning !== undefined) out.push(drowningTable(results.drowning))
+  if (results.toxiproxy !== undefined) out.push(toxiproxyTable(results.toxiproxy))
   if (results.targets?.length) {
     out.push({ title: 'Targets', header: ['target', 'measured', 'result'], rows: results.targets.map(t => [t.target, t.measured, t.result]) })
   }
@@ -214,5 +216,6 @@ export function evaluateTargets (results) {
     add('TLS (issue 10): a new connection (full handshake) ≤ 1.5× nginx\'s', `${us(k.handshakeHighproxy)} vs ${us(k.handshakeNginx)} µs${both(k.handshakeHighproxy, k.handshakeNginx) ? ` (${x(k.handshakeHighproxy / k.handshakeNginx)})` : ''}${both(k.handshakeFloor, k.handshakeNginx) ? `; the Node floor's: ${us(k.handshakeFloor)} µs (${x(k.handshakeFloor / k.handshakeNginx)})` : ''}`,
       both(k.handshakeHighproxy, k.handshakeNginx) ? k.handshakeHighproxy <= 1.5 * k.handshakeNginx : null)
   }
+  if (results.toxiproxy !== undefined) toxiproxyTargets(results.toxiproxy, add)
   return out
 }

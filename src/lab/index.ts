@@ -82,3 +82,6 @@ export async function startLab<const S extends FaultSelection = readonly FaultNa
     close
   }
 }
+
+// The Toxiproxy-compatible API (docs/toxiproxy.md): its own server, TCP proxies and toxics.
+export { startToxiproxy, TOXIPROXY_VERSION, type ToxiproxyOptions, type ToxiproxyServer } from './toxiproxy/api.js'
