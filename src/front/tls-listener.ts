@@ -41,7 +41,7 @@ class CertificateSet {
     // The first is the server's default context; the others are what SNI can pick. A
     // name on two certificates goes to the first that has it.
     for (const c of certificates.slice(1)) {
-      const context = createSecureContext({ cert: c.cert, key: c.key, minVersion })
+      const context = secureContextOf(c, minVersion)
       for (const name of c.names) {
         const [map, key] = name.startsWith('*.') ? [this.wildcard, name.slice(1)] : [this.exact, name]
         if (!map.has(key)) map.set(key, context)
@@ -126,6 +126,9 @@ export class TlsFront {
     }
   }
 
+  /** A context for a certificate, with the listener's protocol floor (ACME's certificates). */
+  contextFor (c: { cert: string, key: string }): SecureContext { return secureContextOf(c, this.config.minVersion) }
+
   /** Once the server exists: stamps, HTTP/1 settings, sessions. */
   attach (server: Http2SecureServer, http1: Http1Settings, refusals: RefusalOptions): void {
     this.server = server
@@ -175,6 +178,10 @@ export class TlsFront {
   drain (): void {
     for (const session of this.sessions) if (!session.closed) session.close()
   }
+}
+
+function secureContextOf (c: { cert: string, key: string }, minVersion: FrontDoor['minVersion']): SecureContext {
+  return createSecureContext({ cert: c.cert, key: c.key, minVersion })
 }
 
 /**
