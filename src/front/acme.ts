@@ -33,6 +33,9 @@ export interface AcmeProblem { type: string, detail: string, status?: number }
 // errors it throws; the line a failure writes needs the type too. Orders are made one
 // at a time per process, so the last one seen belongs to the try that failed.
 let lastProblem: AcmeProblem | null = null
+// The last request that got no answer at all (refused, timed out, TLS failed): when
+// acme-client's own retries run out on one, it throws a TypeError that has lost it.
+let lastUnanswered: { code: string, message: string, url: string } | null = null
 let installed = false
 
 function installProblemCapture (): void {
@@ -43,6 +46,17 @@ function installProblemCapture (): void {
   const defaults = acme.axios.defaults as { acmeSettings?: Record<string, number> }
   defaults.acmeSettings = { ...defaults.acmeSettings, retryMaxAttempts: 2, retryDefaultDelay: 1 }
   acme.axios.defaults.timeout = 30_000
+  // Ahead of acme-client's retry handler, which sees every failure first.
+  const handlers = (acme.axios.interceptors.response as unknown as { handlers: unknown[] }).handlers
+  handlers.unshift({
+    fulfilled: null,
+    rejected: (error: { code?: string, message?: string, response?: unknown, config?: { url?: string } }) => {
+      if (error.response === undefined) lastUnanswered = { code: error.code ?? 'ERROR', message: error.message ?? '', url: error.config?.url ?? '' }
+      return Promise.reject(error)
+    },
+    synchronous: false,
+    runWhen: null
+  })
   acme.axios.interceptors.response.use(resp => {
     const data = resp.data as { type?: unknown, detail?: unknown, status?: unknown, error?: { type?: unknown, detail?: unknown } } | undefined
     if (resp.status >= 400 && typeof data?.type === 'string') {
@@ -53,6 +67,8 @@ function installProblemCapture (): void {
     return resp
   })
 }
+
+const lastUnansweredRequest = (): typeof lastUnanswered => lastUnanswered
 
 /** The problem behind an acme-client error: its message is the problem's detail. */
 function problemOf (err: Error): AcmeProblem | null {
@@ -125,7 +141,7 @@ export class AcmeManager {
   /** The lock holder's start: old challenge answers gone, every domain scheduled. */
   private lead (): void {
     this.store.clearChallenges()
-    this.log.info({ acme: { directory: this.config.directoryUrl, storage: this.store.dir, domains: this.config.domains } }, 'acme: this process orders and renews')
+    this.log.info({ pid: process.pid, acme: { directory: this.config.directoryUrl, storage: this.store.dir, domains: this.config.domains } }, 'acme: this process orders and renews')
     for (const domain of this.config.domains) this.schedule(domain, this.dueIn(domain))
   }
 
@@ -142,7 +158,7 @@ export class AcmeManager {
       const old = this.certificates.certificate(domain)
       if (old?.fingerprint === certificate.fingerprint) return true
       this.certificates.set(domain, certificate)
-      this.log.info({ acme: { domain, fingerprint: certificate.fingerprint, not_after: new Date(certificate.notAfter).toISOString() } }, 'acme: certificate served')
+      this.log.info({ pid: process.pid, acme: { domain, fingerprint: certificate.fingerprint, not_after: new Date(certificate.notAfter).toISOString() } }, 'acme: certificate served')
       return true
     } catch (err) {
       this.log.warn({ acme: { domain, storage: this.store.dir }, error: { message: (err as Error).message } }, 'acme: stored certificate not used')
@@ -204,15 +220,16 @@ export class AcmeManager {
     const state = this.states.get(domain) as DomainState
     const renewing = this.certificates.certificate(domain) !== null
     lastProblem = null
+    lastUnanswered = null
     const started = Date.now()
     try {
-      const certificate = await this.obtain(domain)
+      const { certificate, challenges } = await this.obtain(domain)
       if (this.stopped) return
       state.failures = 0
       state.stamp = this.store.stamp(domain)
       this.certificates.set(domain, certificate)
       this.log.info({
-        acme: { domain, fingerprint: certificate.fingerprint, not_after: new Date(certificate.notAfter).toISOString(), renewal: renewing, took_ms: Date.now() - started }
+        acme: { domain, fingerprint: certificate.fingerprint, not_after: new Date(certificate.notAfter).toISOString(), renewal: renewing, challenges, took_ms: Date.now() - started }
       }, renewing ? 'acme: certificate renewed' : 'acme: certificate obtained')
       let next = this.dueIn(domain)
       if (next < this.config.retryFirstMs) {
@@ -229,8 +246,12 @@ export class AcmeManager {
       const backoff = Math.min(this.config.retryMaxMs, this.config.retryFirstMs * 2 ** (state.failures - 1))
       // ±10% so that edges failing together do not retry together.
       const wait = Math.round(backoff * (0.9 + Math.random() * 0.2))
-      const e = err as Error & { code?: string }
+      let e = err as Error & { code?: string }
       const problem = problemOf(e)
+      const unanswered = lastUnansweredRequest()
+      if (problem === null && unanswered !== null && (e.code === undefined || e.code === unanswered.code)) {
+        e = Object.assign(new Error(`no answer from ${unanswered.url}: ${unanswered.message}`), { code: unanswered.code })
+      }
       const served = this.certificates.certificate(domain)
       this.log.warn({
         acme: {
@@ -281,8 +302,9 @@ export class AcmeManager {
     return client
   }
 
-  private async obtain (domain: string): Promise<ReturnType<typeof certificateOf>> {
+  private async obtain (domain: string): Promise<{ certificate: ReturnType<typeof certificateOf>, challenges: string[] }> {
     const client = await this.account()
+    const used: string[] = []
     const order = await client.createOrder({ identifiers: [{ type: 'dns', value: domain }] })
     const authorizations = await client.getAuthorizations(order)
     for (const authz of authorizations) {
@@ -293,6 +315,7 @@ export class AcmeManager {
       if (challenge === undefined) {
         throw new Error(`the CA offers none of ${this.config.challenges.join(', ')} for ${domain} (it offers ${authz.challenges.map(c => c.type).join(', ')})`)
       }
+      used.push(challenge.type)
       const keyAuthorization = await client.getChallengeKeyAuthorization(challenge)
       if (challenge.type === 'http-01') {
         this.store.saveHttpToken(challenge.token, keyAuthorization)
@@ -314,7 +337,7 @@ export class AcmeManager {
     const chain = await client.getCertificate(finalized)
     const certificate = certificateOf(chain, key, `the certificate the CA issued for ${domain}`, `the key made for ${domain}`)
     this.store.saveCertificate(domain, { cert: chain, key })
-    return certificate
+    return { certificate, challenges: used }
   }
 }
 
