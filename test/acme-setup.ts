@@ -24,11 +24,11 @@ export async function startOrigin (t: Test): Promise<string> {
 
 export interface Setup { originUrl: string,  dir: string, pebble: Pebble, httpPort: number, tlsPort: number, root: string, storage: string }
 
-export async function setup (t: Test, originUrl: string, opts: { nonceReject?: number, validateHttpAt?: number, name?: string, base?: string } = {}): Promise<Setup> {
+export async function setup (t: Test, originUrl: string, opts: { nonceReject?: number, validateHttpAt?: number, name?: string, base?: string, eab?: Record<string, string> } = {}): Promise<Setup> {
   const dir = join(opts.base ?? t.testdir({}), opts.name ?? 'ca')
   mkdirSync(dir)
   const [httpPort, tlsPort] = [await freePort(), await freePort()]
-  const pebble = await startPebble(dir, { httpPort: opts.validateHttpAt ?? httpPort, tlsPort, nonceReject: opts.nonceReject })
+  const pebble = await startPebble(dir, { httpPort: opts.validateHttpAt ?? httpPort, tlsPort, nonceReject: opts.nonceReject, eab: opts.eab })
   t.teardown(() => pebble.close())
   const root = join(dir, 'pebble-root.pem')
   writeFileSync(root, await pebble.root())

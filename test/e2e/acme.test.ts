@@ -108,3 +108,11 @@ t.test('--workers 2: one process orders, both serve the certificate', { skip: no
   t.equal(s.pebble.orders(), 1, 'one order')
 })
 
+
+t.test('external account binding: a CA that requires it issues to the account bound by kid and hmac', { skip: noPebble }, async t => {
+  const hmac = 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W'
+  const s = await setup(t, originUrl, { eab: { 'kid-1': hmac } })
+  const p = proxy(t, s, ['--config', configFile(s, { external_account_binding: { kid: 'kid-1', hmac } })])
+  const obtained = await p.waitFor(msg('acme: certificate obtained'), 30_000)
+  t.equal(await fingerprintOf(s), obtained.acme.fingerprint)
+})
