@@ -71,7 +71,7 @@ export const fingerprintOf = async (s: Setup): Promise<string> =>
   (await handshake(s.tlsPort, { servername: DOMAIN, ca: await s.pebble.root(), ALPNProtocols: ['h2'] })).fingerprint
 
 export const metric = async (p: Running, name: string): Promise<string[]> => {
-  const listening = await p.waitFor(msg('highproxy listening'))
+  const listening = await p.waitFor(msg('highproxy listening'), 30_000)
   const text = (await get(`${String(listening.admin)}/metrics`)).body
   return text.split('\n').filter(l => l.startsWith(name))
 }
