@@ -6,12 +6,18 @@
 // so a reader (another worker, the next start) sees the old content or the new, never half.
 
 import { X509Certificate } from 'node:crypto'
-import { chmodSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
 const DIR_MODE = 0o700
 const FILE_MODE = 0o600
+/**
+ * A lock not refreshed for this long is stale even when its pid is alive: after a
+ * restart in a container, the old holder's pid can belong to another process (pid 1).
+ * The holder refreshes it every poll (2 s).
+ */
+export const LOCK_STALE_MS = 30_000
 
 /** `https://acme-v02.api.letsencrypt.org/directory` → `acme-v02.api.letsencrypt.org-directory`. */
 export function directorySlug (url: string): string {
@@ -133,7 +139,7 @@ export class AcmeStore {
       }
       const pid = this.lockPid()
       if (pid === process.pid) return true
-      if (pid !== null && alive(pid)) return false
+      if (pid !== null && alive(pid) && Date.now() - this.lockRefreshedAt() < LOCK_STALE_MS) return false
       // Stale (its process is gone, or unreadable): remove it and try once more.
       removeQuietly(this.lockFile)
     }
@@ -141,6 +147,21 @@ export class AcmeStore {
   }
 
   holds (): boolean { return this.lockPid() === process.pid }
+
+  /** The holder's heartbeat. */
+  refreshLock (): void {
+    const now = new Date()
+    try { utimesSync(this.lockFile, now, now) } catch {}
+  }
+
+  /** When the lock was last refreshed (ms since the epoch; 0 when unreadable). */
+  private lockRefreshedAt (): number {
+    try {
+      return statSync(this.lockFile).mtimeMs
+    } catch {
+      return 0
+    }
+  }
 
   unlock (): void { if (this.holds()) removeQuietly(this.lockFile) }
 

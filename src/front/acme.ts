@@ -168,7 +168,8 @@ export class AcmeManager {
 
   private poll (): void {
     if (this.stopped) return
-    if (!this.holder) {
+    if (this.holder) this.store.refreshLock()
+    else {
       for (const [domain, state] of this.states) if (this.store.stamp(domain) !== state.stamp) this.load(domain)
       if (this.store.tryLock()) {
         this.holder = true
