@@ -121,8 +121,16 @@ export async function startPebble (dir: string, opts: PebbleOptions): Promise<Pe
     apiCa: certFile,
     logs,
     root: async () => {
-      const res = await request(`https://127.0.0.1:${managementPort}/roots/0`, { dispatcher: agent })
-      return await res.body.text()
+      // Pebble logs its listeners before they all accept: a refused first try is retried.
+      for (let i = 0; ; i++) {
+        try {
+          const res = await request(`https://127.0.0.1:${managementPort}/roots/0`, { dispatcher: agent })
+          return await res.body.text()
+        } catch (err) {
+          if (i >= 50 || (err as NodeJS.ErrnoException).code !== 'ECONNREFUSED') throw err
+          await new Promise(resolve => setTimeout(resolve, 100))
+        }
+      }
     },
     orders: () => logs.filter(l => /POST \/order-plz/.test(l)).length,
     close: async () => { await agent.close(); await stop() }
