@@ -50,8 +50,14 @@ export interface Pebble {
   close: () => Promise<void>
 }
 
+/**
+ * The Go programs run under a shell that kills them when its stdin closes: that pipe's
+ * only writer is this process, so a test file killed at its timeout leaves no CA behind.
+ */
+const TETHER = '"$@" & p=$!; read _; kill $p 2>/dev/null; wait $p'
+
 function run (command: string, args: string[], env: Record<string, string>, logs: string[]): ChildProcess {
-  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('sh', ['-c', TETHER, 'sh', command, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
   const keep = (d: Buffer): void => { logs.push(...d.toString().split('\n').filter(l => l !== '')) }
   child.stdout?.on('data', keep)
   child.stderr?.on('data', keep)
@@ -104,7 +110,7 @@ export async function startPebble (dir: string, opts: PebbleOptions): Promise<Pe
     for (const child of [pebble, dns]) {
       if (child.exitCode !== null || child.signalCode !== null) continue
       const gone = new Promise(resolve => child.once('exit', resolve))
-      child.kill('SIGTERM')
+      child.stdin?.end()
       await gone
     }
   }
