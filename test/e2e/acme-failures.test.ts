@@ -68,6 +68,8 @@ t.test('Pebble refusing a renewal (every nonce rejected): the old certificate st
   const served = await handshake(b.tlsPort, { servername: DOMAIN, ca: await a.pebble.root() })
   t.equal(served.fingerprint, obtained.acme.fingerprint, 'the old certificate is still served')
   t.match(await metric(q, 'highproxy_certificate_expiry_timestamp_seconds{name="shop.hpx.test"}'), [/ [0-9]{10}$/])
+  const admin = String((await q.waitFor(msg('highproxy listening'))).admin)
+  t.equal((await get(`${admin}/readyz`)).status, 200, '/readyz: ready while a valid certificate is served')
   t.equal(q.child.exitCode, null)
 })
 
