@@ -110,11 +110,10 @@ export class TlsFront {
   private pickWithAcme (socket: TLSSocket, servername: string, done: (err: Error | null, context?: SecureContext) => void): void {
     const acme = this.acme
     const name = servername.toLowerCase()
-    if (acme === null || this.certificates.covers(name) || !(acme.has(name) || acme.isValidation(socket))) {
-      done(null, this.certificates.pick(name))
-      return
-    }
-    if (acme.isValidation(socket)) acme.answerValidation(name, done)
+    // A CA's tls-alpn-01 validation first: it must see the challenge, also for a name a
+    // configured certificate covers.
+    if (acme !== null && acme.isValidation(socket)) acme.answerValidation(name, done)
+    else if (acme === null || this.certificates.covers(name) || !acme.has(name)) done(null, this.certificates.pick(name))
     else acme.pick(name, socket, done)
   }
 

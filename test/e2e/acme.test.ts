@@ -5,13 +5,12 @@
 // Restart and renewal: acme-renewal.test.ts; --workers: acme-workers.test.ts; failures:
 // acme-failures.test.ts; bad input: acme-input.test.ts.
 
-import { readdirSync, statSync } from 'node:fs'
+import { readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { writeFileSync } from 'node:fs'
 import t from 'tap'
 import { DOMAIN, configFile, fingerprintOf, https, msg, proxy, setup, startOrigin } from '../acme-setup.js'
 import { noPebble } from '../pebble.js'
-import { curl } from '../tls-support.js'
+import { curl, handshake, makePki } from '../tls-support.js'
 
 const originUrl = await startOrigin(t)
 
@@ -60,4 +59,31 @@ t.test('external account binding: a CA that requires it issues to the account bo
   const p = proxy(t, s, ['--config', configFile(s, { external_account_binding: { kid: 'kid-1', hmac } })])
   const obtained = await p.waitFor(msg('acme: certificate obtained'), 30_000)
   t.equal(await fingerprintOf(s), obtained.acme.fingerprint)
+})
+
+t.test('configured certificates beside ACME: a name both cover gets the configured one; the other ACME name its own', { skip: noPebble }, async t => {
+  const pki = await makePki()
+  t.teardown(() => pki.remove())
+  const configured = await pki.issue('configured', [DOMAIN])
+  const s = await setup(t, originUrl)
+  const file = join(s.dir, 'both.yaml')
+  writeFileSync(file, JSON.stringify({
+    origin: originUrl,
+    listen: {
+      tls: {
+        cert: configured.certFile,
+        key: configured.keyFile,
+        acme: { domains: [DOMAIN, 'api.hpx.test'], directory: s.pebble.directory, directory_ca: s.pebble.apiCa, storage: s.storage }
+      }
+    }
+  }))
+  const p = proxy(t, s, ['--config', file])
+  const obtained = [
+    await p.waitFor(l => l.msg === 'acme: certificate obtained' && l.acme.domain === 'api.hpx.test', 30_000),
+    await p.waitFor(l => l.msg === 'acme: certificate obtained' && l.acme.domain === DOMAIN, 30_000)
+  ]
+  t.same(obtained.map(l => l.acme.challenges), [['tls-alpn-01'], ['tls-alpn-01']], 'validated on the TLS port, the configured name too')
+  const root = await s.pebble.root()
+  t.equal((await handshake(s.tlsPort, { servername: 'api.hpx.test', ca: root })).fingerprint, obtained[0]?.acme.fingerprint, 'the ACME name: its ACME certificate')
+  t.equal((await handshake(s.tlsPort, { servername: DOMAIN, ca: pki.ca.cert })).fingerprint, configured.fingerprint, 'the name both cover: the configured certificate')
 })
