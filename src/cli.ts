@@ -146,7 +146,8 @@ async function serve (flags: Flags): Promise<void> {
   let health: () => MemberHealth[] = () => []
   let reload: (edge: Config['edge']) => void = () => {}
   const rays = new RayStore(config.admin.rayBuffer)
-  const metrics = createMetrics({ originHealth: () => health() })
+  let certificates: () => Array<{ name: string, notAfter: number }> = () => []
+  const metrics = createMetrics({ originHealth: () => health(), certificates: () => certificates() })
   // A worker has no admin listener of its own: the primary's asks every worker.
   const store = new StaleStore(config.edge.cache.maxBytes, config.edge.cache.maxEntryBytes)
   if (cluster.isWorker) {
@@ -166,6 +167,7 @@ async function serve (flags: Flags): Promise<void> {
   }
 
   const front: Front | null = config.front === null ? null : await startFront(config.front, logger)
+  if (front !== null) certificates = front.expiries
   const app = await buildServer({
     ...config.edge,
     onAccess: metrics.observeAccess,
@@ -203,6 +205,7 @@ async function serve (flags: Flags): Promise<void> {
     await front.listenRedirect(address.port, config.edge).catch(err =>
       failListen(' (redirect)', config.front?.redirect?.host ?? '', config.front?.redirect?.port ?? 0, err))
   }
+  front?.startAcme({ onFailure: metrics.acmeFailure })
   if (demo !== null && cluster.isPrimary) printDemo(config, demo, base)
   logger.info({ listen: base, admin: admin?.url ?? null, redirect: front?.redirectUrl ?? null, pid: process.pid, routes: describeRoutes(config), ...front?.describe() }, 'highproxy listening')
   if (cluster.isWorker) tellPrimary('listening')

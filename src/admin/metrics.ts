@@ -46,6 +46,11 @@
 //                                                              drowning, down, recovering), 0 for the
 //                                                              other three; with workers, how many
 //                                                              workers see it in that condition
+//   highproxy_certificate_expiry_timestamp_seconds{name}
+//                                                   gauge     when the certificate served for that name
+//                                                              expires (Unix seconds): configured ones and
+//                                                              ACME's; with workers, the minimum
+//   highproxy_acme_failures_total                   counter   failed ACME orders and renewals (each try)
 //   highproxy_process_*, highproxy_nodejs_*                   prom-client's default process metrics
 //
 // `origin` is the configured URL's host:port (origin-label.ts). Every label is bounded by
@@ -95,12 +100,16 @@ export interface OriginHealth {
 export interface MetricsOptions {
   /** Read at each scrape for the per-origin gauges and the configured origins. */
   originHealth: () => OriginHealth[]
+  /** Read at each scrape: every certificate the TLS listener serves, by name. */
+  certificates?: () => Array<{ name: string, notAfter: number }>
 }
 
 export interface Metrics {
   registry: Registry
   observeAccess: (record: AccessRecord) => void
   observeFailure: (record: FailureRecord) => void
+  /** One failed ACME try. */
+  acmeFailure: () => void
 }
 
 /** Seconds: 0.5 ms (loopback) to 30 s (twice the default connect timeout). */
@@ -314,6 +323,22 @@ export function createMetrics (opts: MetricsOptions): Metrics {
       }
     }
   })
+  void new Gauge({
+    name: 'highproxy_certificate_expiry_timestamp_seconds',
+    help: 'When the certificate served for that name expires, in Unix seconds (with workers: the earliest).',
+    labelNames: ['name'] as const,
+    aggregator: 'min',
+    registers,
+    collect () {
+      this.reset()
+      for (const c of opts.certificates?.() ?? []) this.set({ name: c.name }, Math.floor(c.notAfter / 1000))
+    }
+  })
+  const acmeFailures = new Counter({
+    name: 'highproxy_acme_failures_total',
+    help: 'Failed ACME tries (orders and renewals), each retried with backoff.',
+    registers
+  })
   collectDefaultMetrics({ register: registry, prefix: 'highproxy_' })
 
   const observeAccess = (record: AccessRecord): void => {
@@ -336,5 +361,5 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     if (ms !== null && !record.injected && DIAL_PHASES.has(record.phase)) observeCell(connect, CONNECT_BUCKETS, ms / 1000)
   }
 
-  return { registry, observeAccess, observeFailure }
+  return { registry, observeAccess, observeFailure, acmeFailure: () => { acmeFailures.inc() } }
 }

@@ -34,7 +34,7 @@ export interface Setting {
   /** How the command line parses it (a boolean flag takes no value). */
   kind: 'string' | 'boolean'
   /** What the text of a flag or env value means: whole numbers and booleans are read strictly. */
-  value: 'text' | 'integer' | 'boolean'
+  value: 'text' | 'integer' | 'boolean' | 'list'
   help: string
 }
 
@@ -51,6 +51,10 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'tls-cert', env: 'HIGHPROXY_TLS_CERT', path: ['listen', 'tls', 'cert'], kind: 'string', value: 'text', help: 'PEM certificate file: serve HTTPS (h2 and http/1.1) on the port' },
   { flag: 'tls-key', env: 'HIGHPROXY_TLS_KEY', path: ['listen', 'tls', 'key'], kind: 'string', value: 'text', help: 'PEM private key file of --tls-cert' },
   { flag: 'tls-selfsigned', env: 'HIGHPROXY_TLS_SELFSIGNED', path: ['listen', 'tls', 'selfsigned'], kind: 'boolean', value: 'boolean', help: 'serve HTTPS with a throwaway self-signed certificate for localhost' },
+  { flag: 'acme-domain', env: 'HIGHPROXY_ACME_DOMAIN', path: ['listen', 'tls', 'acme', 'domains'], kind: 'string', value: 'list', help: 'obtain and renew certificates for these names by ACME (comma-separated)' },
+  { flag: 'acme-email', env: 'HIGHPROXY_ACME_EMAIL', path: ['listen', 'tls', 'acme', 'email'], kind: 'string', value: 'text', help: 'contact email of the ACME account' },
+  { flag: 'acme-directory', env: 'HIGHPROXY_ACME_DIRECTORY', path: ['listen', 'tls', 'acme', 'directory'], kind: 'string', value: 'text', help: 'ACME directory URL, letsencrypt or letsencrypt-staging (default letsencrypt)' },
+  { flag: 'acme-storage', env: 'HIGHPROXY_ACME_STORAGE', path: ['listen', 'tls', 'acme', 'storage'], kind: 'string', value: 'text', help: 'directory for ACME keys and certificates (default ~/.local/share/highproxy/acme)' },
   { flag: 'workers', env: 'HIGHPROXY_WORKERS', path: ['workers'], kind: 'string', value: 'integer', help: 'processes serving the port: a number or auto (default 1)' }
 ]
 
@@ -104,6 +108,7 @@ function fromText (setting: Setting, text: string | boolean): unknown {
     // Anything else (workers' "auto") stays text for the schema to judge.
     case 'integer': return /^[0-9]+$/.test(text) ? Number(text) : text
     case 'boolean': return text === 'true' || text === '1' ? true : text === 'false' || text === '0' ? false : text
+    case 'list': return text.split(',').map(item => item.trim()).filter(item => item !== '')
   }
 }
 

@@ -32,6 +32,27 @@ const CertificatePair = Type.Object({
   key: Type.String({ minLength: 1, description: 'PEM file of its private key' })
 }, { additionalProperties: false })
 
+/** listen.tls.acme: certificates obtained and renewed by the edge itself (front/acme.ts). */
+const AcmeSchema = Type.Object({
+  domains: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'DNS names to obtain certificates for, one certificate each; turns TLS on' }),
+  email: Type.Optional(Type.String({ minLength: 1, description: 'contact address of the ACME account (expiry warnings from the CA)' })),
+  directory: Type.String({ default: 'letsencrypt', minLength: 1, description: 'ACME directory URL; letsencrypt (production) and letsencrypt-staging are shortcuts' }),
+  directory_ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of a CA trusted for the directory itself (a private ACME server)' })),
+  storage: Type.Optional(Type.String({ minLength: 1, description: 'directory for the account key, certificates and keys (0700, files 0600); default $XDG_DATA_HOME/highproxy/acme, else ~/.local/share/highproxy/acme' })),
+  challenges: Type.Optional(Type.Array(Type.Union([Type.Literal('http-01'), Type.Literal('tls-alpn-01')]), {
+    minItems: 1, description: 'challenge types, in order of preference; default both where their listener exists (http-01 needs listen.tls.redirect)'
+  })),
+  renew_before: Type.Optional(Duration(undefined, 'renew when this much of the lifetime is left; default a third of the lifetime')),
+  retry: Type.Object({
+    first: Duration('1m', 'wait after a failed order or renewal; doubled after each failure'),
+    max: Duration('6h', 'longest wait between tries')
+  }, { additionalProperties: false, default: {} }),
+  external_account_binding: Type.Optional(Type.Object({
+    kid: Type.String({ minLength: 1, description: 'key identifier the CA gave' }),
+    hmac: Type.String({ minLength: 1, description: 'base64url HMAC key the CA gave' })
+  }, { additionalProperties: false, description: 'for CAs that need an existing account (RFC 8555 §7.3.4)' }))
+}, { additionalProperties: false })
+
 const ListenTlsSchema = Type.Object({
   cert: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the default certificate (clients without SNI, or with a name no other certificate has); turns TLS on' })),
   key: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the default certificate\'s private key' })),
@@ -43,7 +64,8 @@ const ListenTlsSchema = Type.Object({
     port: Type.Integer({ minimum: 0, maximum: 65535, description: 'a plain-HTTP listener that answers 308 to https:// (same host, path and query)' }),
     host: Type.Optional(Type.String({ minLength: 1, description: 'its address; default listen.host' })),
     acme_dir: Type.Optional(Type.String({ minLength: 1, description: 'directory served at /.well-known/acme-challenge/<token> (ACME HTTP-01)' }))
-  }, { additionalProperties: false }))
+  }, { additionalProperties: false })),
+  acme: Type.Optional(AcmeSchema)
 }, { additionalProperties: false, default: {} })
 
 const Http2Schema = Type.Object({
@@ -410,6 +432,8 @@ export interface ServerCertificate {
   names: string[]
   /** SHA-256 fingerprint, for the logs. */
   fingerprint: string
+  /** When it expires, ms since the epoch (highproxy_certificate_expiry_timestamp_seconds). */
+  notAfter: number
 }
 
 export interface Http2Limits {
@@ -428,6 +452,25 @@ export interface FrontDoor {
   hsts: string | null
   redirect: { port: number, host: string, acmeDir: string | null } | null
   http2: Http2Limits
+  /** listen.tls.acme, resolved; null: no ACME. */
+  acme: AcmeConfig | null
+}
+
+export interface AcmeConfig {
+  domains: string[]
+  email: string | null
+  directoryUrl: string
+  /** PEM text of directory_ca. */
+  directoryCa: string | null
+  /** The storage directory as configured (or the default). */
+  storage: string
+  /** In order of preference. */
+  challenges: Array<'http-01' | 'tls-alpn-01'>
+  /** null: a third of the lifetime. */
+  renewBeforeMs: number | null
+  retryFirstMs: number
+  retryMaxMs: number
+  eab: { kid: string, hmac: string } | null
 }
 
 export interface AdminConfig {

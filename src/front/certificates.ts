@@ -40,7 +40,7 @@ export function certificateOf (cert: string, key: string, certKey: string, keyKe
     throw new ConfigError(keyKey, `not a PEM private key (${(err as Error).message})`)
   }
   if (!x509.checkPrivateKey(privateKey)) throw new ConfigError(keyKey, `does not match the certificate of ${certKey}`)
-  return { cert, key, names: namesOf(x509), fingerprint: x509.fingerprint256 }
+  return { cert, key, names: namesOf(x509), fingerprint: x509.fingerprint256, notAfter: Date.parse(x509.validTo) }
 }
 
 /** A certificate and key from their files. */

@@ -1,10 +1,12 @@
 // listen.tls and listen.http2, resolved: certificates read and checked, durations in ms.
-// TLS is on when a default certificate is given (cert and key) or `selfsigned` asks for
-// one; the other keys only mean something then, and saying otherwise is an error.
+// TLS is on when a default certificate is given (cert and key), `selfsigned` asks for
+// one, or `acme` names domains to obtain certificates for; the other keys only mean
+// something then, and saying otherwise is an error.
 
 import { durationMs } from '../config/duration.js'
 import type { ConfigInput, FrontDoor } from '../config/schema.js'
 import { ConfigError } from '../status/errors.js'
+import { resolveAcme } from './acme-config.js'
 import { readCertificate } from './certificates.js'
 
 export function resolveFrontDoor (listen: ConfigInput['listen']): FrontDoor | null {
@@ -12,11 +14,12 @@ export function resolveFrontDoor (listen: ConfigInput['listen']): FrontDoor | nu
   if (tls.cert !== undefined && tls.key === undefined) throw new ConfigError('listen.tls.key', 'needed with listen.tls.cert')
   if (tls.key !== undefined && tls.cert === undefined) throw new ConfigError('listen.tls.cert', 'needed with listen.tls.key')
   if (tls.selfsigned && tls.cert !== undefined) throw new ConfigError('listen.tls.selfsigned', 'give listen.tls.cert and key, or selfsigned, not both')
-  const on = tls.cert !== undefined || tls.selfsigned
+  const acme = resolveAcme(tls)
+  const on = tls.cert !== undefined || tls.selfsigned || acme !== null
   if (!on) {
     for (const key of ['sni', 'hsts', 'redirect'] as const) {
       const value = tls[key]
-      if (value !== undefined && !(Array.isArray(value) && value.length === 0)) throw new ConfigError(`listen.tls.${key}`, 'needs TLS: give listen.tls.cert and key (or selfsigned)')
+      if (value !== undefined && !(Array.isArray(value) && value.length === 0)) throw new ConfigError(`listen.tls.${key}`, 'needs TLS: give listen.tls.cert and key (or selfsigned, or acme)')
     }
     return null
   }
@@ -31,6 +34,7 @@ export function resolveFrontDoor (listen: ConfigInput['listen']): FrontDoor | nu
     redirect: tls.redirect === undefined
       ? null
       : { port: tls.redirect.port, host: tls.redirect.host ?? listen.host, acmeDir: tls.redirect.acme_dir ?? null },
+    acme,
     http2: {
       enabled: h2.enabled,
       maxConcurrentStreams: h2.max_concurrent_streams,

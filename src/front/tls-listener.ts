@@ -9,6 +9,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Http2SecureServer, Http2Session, SecureServerOptions, ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls'
+import type { AcmeCertificates } from './acme-certificates.js'
 import type { Logger } from 'pino'
 import type { ClientLimits, FrontDoor, ServerCertificate } from '../config/schema.js'
 import { stampTls } from '../edge/client-link.js'
@@ -32,12 +33,15 @@ export interface Http1Settings {
 class CertificateSet {
   private readonly exact = new Map<string, SecureContext>()
   private readonly wildcard = new Map<string, SecureContext>()
+  /** The default certificate's own names (exact, and wildcards as `.example.com`). */
+  private readonly defaultNames = new Set<string>()
 
   constructor (certificates: readonly ServerCertificate[], minVersion: FrontDoor['minVersion']) {
+    for (const name of certificates[0]?.names ?? []) this.defaultNames.add(name.startsWith('*.') ? name.slice(1) : name)
     // The first is the server's default context; the others are what SNI can pick. A
     // name on two certificates goes to the first that has it.
     for (const c of certificates.slice(1)) {
-      const context = createSecureContext({ cert: c.cert, key: c.key, minVersion })
+      const context = secureContextOf(c, minVersion)
       for (const name of c.names) {
         const [map, key] = name.startsWith('*.') ? [this.wildcard, name.slice(1)] : [this.exact, name]
         if (!map.has(key)) map.set(key, context)
@@ -50,6 +54,12 @@ class CertificateSet {
     const name = servername.toLowerCase()
     return this.exact.get(name) ?? (this.wildcard.size === 0 ? undefined : this.wildcard.get(name.slice(name.indexOf('.'))))
   }
+
+  /** Whether a configured certificate (the default included) carries this (lower-case) name. */
+  covers (name: string): boolean {
+    const parent = name.slice(name.indexOf('.'))
+    return this.exact.has(name) || this.wildcard.has(parent) || this.defaultNames.has(name) || this.defaultNames.has(parent)
+  }
 }
 
 export class TlsFront {
@@ -59,8 +69,11 @@ export class TlsFront {
   private readonly sessions = new Set<Http2Session>()
   private readonly guard: ResetGuard
 
+  /** Certificates obtained by ACME (front/acme.ts fills it); null: no ACME. */
+  acme: AcmeCertificates | null = null
+
   constructor (private config: FrontDoor, private readonly log: Logger) {
-    if (config.certificates.length === 0) throw new Error('TlsFront needs a certificate (make the self-signed one first)')
+    if (config.certificates.length === 0 && config.acme === null) throw new Error('TlsFront needs a certificate (make the self-signed one first) or ACME names')
     this.certificates = new CertificateSet(config.certificates, config.minVersion)
     this.guard = new ResetGuard(config.http2, log)
   }
@@ -77,13 +90,43 @@ export class TlsFront {
       allowHTTP1: true,
       // A handshake is part of the request's headers as far as a slowloris goes (Node's default: 120 s).
       handshakeTimeout: http1.headersTimeout,
-      SNICallback: (servername, done) => done(null, this.certificates.pick(servername)),
+      SNICallback: this.sniCallback(),
+      // Only with tls-alpn-01: Node's own ALPN choice cannot see "acme-tls/1".
+      ...(this.config.acme?.challenges.includes('tls-alpn-01') === true ? { ALPNCallback: this.alpnCallback() } : {}),
       settings: { maxConcurrentStreams: h2.maxConcurrentStreams, maxHeaderListSize: http1.maxHeaderSize },
       // Node resets a stream past this many header fields (pseudo-headers included);
       // below it, the edge's own check answers 431 as over HTTP/1.1.
       maxHeaderListPairs: 2 * maxHeaderCount + 8
     }
   }
+
+  private sniCallback (): (this: TLSSocket, servername: string, done: (err: Error | null, context?: SecureContext) => void) => void {
+    if (this.config.acme === null) return (servername, done) => done(null, this.certificates.pick(servername))
+    const front = this
+    return function (this: TLSSocket, servername, done) { front.pickWithAcme(this, servername, done) }
+  }
+
+  /** A configured certificate wins; then an ACME name's; then the default (none with ACME alone). */
+  private pickWithAcme (socket: TLSSocket, servername: string, done: (err: Error | null, context?: SecureContext) => void): void {
+    const acme = this.acme
+    const name = servername.toLowerCase()
+    // A CA's tls-alpn-01 validation first: it must see the challenge, also for a name a
+    // configured certificate covers.
+    if (acme !== null && acme.isValidation(socket)) acme.answerValidation(name, done)
+    else if (acme === null || this.certificates.covers(name) || !acme.has(name)) done(null, this.certificates.pick(name))
+    else acme.pick(name, socket, done)
+  }
+
+  /** Node calls it with the socket as `this`. */
+  private alpnCallback (): (this: TLSSocket, info: { servername: string, protocols: string[] }) => string | undefined {
+    const front = this
+    return function (this: TLSSocket, { protocols }) {
+      return front.acme === null ? undefined : front.acme.alpn(this, protocols, front.http2)
+    }
+  }
+
+  /** A context for a certificate, with the listener's protocol floor (ACME's certificates). */
+  contextFor (c: { cert: string, key: string }): SecureContext { return secureContextOf(c, this.config.minVersion) }
 
   /** Once the server exists: stamps, HTTP/1 settings, sessions. */
   attach (server: Http2SecureServer, http1: Http1Settings, refusals: RefusalOptions): void {
@@ -136,8 +179,16 @@ export class TlsFront {
   }
 }
 
-/** The default certificate and protocol floor; Node's default ciphers, session tickets on. */
-function contextOf (config: FrontDoor): { cert: string, key: string, minVersion: FrontDoor['minVersion'] } {
-  const first = config.certificates[0] as ServerCertificate
-  return { cert: first.cert, key: first.key, minVersion: config.minVersion }
+function secureContextOf (c: { cert: string, key: string }, minVersion: FrontDoor['minVersion']): SecureContext {
+  return createSecureContext({ cert: c.cert, key: c.key, minVersion })
+}
+
+/**
+ * The default certificate and protocol floor; Node's default ciphers, session tickets on.
+ * With ACME names alone there is no default certificate: a client without SNI, or with
+ * a name the edge has no certificate for, fails its handshake.
+ */
+function contextOf (config: FrontDoor): { cert?: string, key?: string, minVersion: FrontDoor['minVersion'] } {
+  const first = config.certificates[0]
+  return first === undefined ? { minVersion: config.minVersion } : { cert: first.cert, key: first.key, minVersion: config.minVersion }
 }

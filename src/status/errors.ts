@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   HPX_ERR_CLIENT_ABORT: 'the client left; the origin request is cancelled (status 499 in the log)',
   HPX_ERR_BODY_TOO_LARGE: 'a chunked request body grew past the route\'s `max_body_size` while streaming (→ 413)',
   HPX_ERR_RESET_FLOOD: 'an HTTP/2 client reset more than `listen.http2.max_client_resets` streams within `client_reset_window` (rapid reset): its connection got GOAWAY and was closed',
+  HPX_ERR_ACME: 'obtaining or renewing a certificate by ACME failed; the line carries the CA\'s problem document (`problem.type` like urn:ietf:params:acme:error:*, and its detail); retried with backoff, the certificate already served stays',
+  HPX_ERR_ACME_PENDING: 'a TLS client asked for an ACME name whose first certificate is not there yet: its handshake fails with an alert, never another name\'s certificate',
   HPX_ERR_CONFIG: 'a configuration value is wrong (exit code 2)'
 } as const
 

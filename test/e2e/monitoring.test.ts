@@ -98,6 +98,9 @@ t.test('monitoring assets against a live --workers 2 proxy', async t => {
     t.ok(metrics.size >= 10, `${metrics.size} metrics in the README`)
     for (const [name, doc] of metrics) {
       t.equal(exported.get(name), doc.type, `${name} is exported as a ${doc.type}`)
+      // A labelled metric with no series in this run (certificate expiry: this proxy has
+      // no TLS) shows its labels in the tests that make some (acme-refused.test.ts).
+      if (!seen.some(s => s.name === name) && doc.labels.length > 0) continue
       t.same(labelsOf(name), [...doc.labels].sort(), `${name}{${doc.labels.join(',')}}`)
     }
     for (const name of exported.keys()) {
