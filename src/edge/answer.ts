@@ -44,6 +44,9 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
   const before = edgeHeaders(exchange.ray, rules, http2)
   // HTTP/2 has no connection header: an unread stream body is reset, not the connection.
   if (close && !rules.flags.draining && !http2) before.push('connection', 'close')
+  // Nothing read after a request whose connection closes is served: a pipelined request
+  // behind it is not the edge's to answer (the client was told the connection ends).
+  if (close && !http2) exchange.connection.last()
   // status_rewrite changes the status line, never this: a client that knows only 502
   // still reads error=connection_timeout.
   before.push('proxy-status', edge.proxyStatus.forFailure(answer, behind?.error, exchange.pool?.config.name ?? null, behind?.receivedStatus ?? null))
