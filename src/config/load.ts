@@ -158,7 +158,13 @@ function resolvePool (pool: PoolInput, input: ConfigInput, globalTls: TlsConfig,
     connectTimeoutMs: durationMs(pool.connect_timeout ?? input.timeouts.connect),
     responseTimeoutMs: durationMs(pool.response_timeout ?? input.timeouts.response),
     tls: pool.tls === undefined ? globalTls : resolveTls(pool.tls, `${key}.tls`),
-    connections: { reuse: connections.reuse, maxPerOrigin: connections.max_per_origin, maxQueuePerOrigin: connections.max_queue_per_origin },
+    connections: {
+      reuse: connections.reuse,
+      maxPerOrigin: connections.max_per_origin,
+      maxQueuePerOrigin: connections.max_queue_per_origin,
+      // One client's share of an origin: a quarter by default, so three others still fit.
+      maxPerClient: connections.max_per_client ?? Math.max(1, Math.floor(connections.max_per_origin / 4))
+    },
     health: resolveHealth(pool.health, passive)
   }
 }
@@ -250,6 +256,7 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
       maxUrlLength: input.limits.max_url_length,
       maxPipelined: input.limits.max_pipelined_requests,
       clientRequestTimeoutMs: durationMs(input.timeouts.client_request),
+      clientWriteTimeoutMs: durationMs(input.timeouts.client_write),
       escapedSlashes: input.escaped_slashes,
       clientIp: resolveClientIp(input),
       cache: { maxBytes: input.cache.max_bytes, maxEntryBytes: input.cache.max_entry_bytes },

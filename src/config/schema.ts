@@ -64,6 +64,7 @@ const TimeoutsSchema = Type.Object({
   shutdown_grace: Duration('30s', 'on SIGTERM/SIGINT, how long in-flight requests may finish before exit'),
   client_headers: Duration('10s', 'a client must send its request headers within this (slowloris) → 408'),
   client_request: Duration('300s', 'a client must send its whole request, body included, within this → 408'),
+  client_write: Duration('60s', 'a client must keep reading its response: one that reads none of it for this long has its stream reset (or connection cut) and the origin request cancelled, logged 499 (nginx send_timeout)'),
   client_keep_alive: Duration('5s', 'how long an idle client connection is kept open')
 }, { additionalProperties: false, default: {} })
 
@@ -91,15 +92,20 @@ const MaxPerOrigin = (def?: number) => Type.Integer({
 const MaxQueuePerOrigin = (def?: number) => Type.Integer({
   minimum: 0, ...(def === undefined ? {} : { default: def }), description: 'requests that may wait for a connection when every one is busy; beyond that, or past the connect timeout → 503'
 })
+const MaxPerClient = () => Type.Integer({
+  minimum: 0, description: 'in-flight requests (each holds one connection) one client address may have at one origin of the pool; past it, its further requests wait for one of its own to end (up to the connect timeout, then 503) while other clients are served. Default: a quarter of max_per_origin (at least 1); 0: no share'
+})
 const ConnectionsSchema = Type.Object({
   reuse: Reuse('never'),
   max_per_origin: MaxPerOrigin(1024),
-  max_queue_per_origin: MaxQueuePerOrigin(1024)
+  max_queue_per_origin: MaxQueuePerOrigin(1024),
+  max_per_client: Type.Optional(MaxPerClient())
 }, { additionalProperties: false, default: {} })
 const ConnectionsOverride = Type.Object({
   reuse: Type.Optional(Reuse()),
   max_per_origin: Type.Optional(MaxPerOrigin()),
-  max_queue_per_origin: Type.Optional(MaxQueuePerOrigin())
+  max_queue_per_origin: Type.Optional(MaxQueuePerOrigin()),
+  max_per_client: Type.Optional(MaxPerClient())
 }, { additionalProperties: false })
 
 const EscapedSlashes = (def?: string) => Type.Union([Type.Literal('reject'), Type.Literal('keep'), Type.Literal('unescape')], {
@@ -255,6 +261,8 @@ export type EscapedSlashes = 'reject' | 'keep' | 'unescape'
 export interface ConnectionsConfig {
   reuse: ReusePolicy
   maxPerOrigin: number
+  /** In-flight requests of one client address at one origin; 0: no share. */
+  maxPerClient: number
   maxQueuePerOrigin: number
 }
 
@@ -322,6 +330,8 @@ export interface EdgeConfig {
   maxPipelined: number
   /** HTTP/2's timeouts.client_request; Node enforces it on HTTP/1.x. */
   clientRequestTimeoutMs: number
+  /** timeouts.client_write: a client that reads none of its response this long is cut (499). */
+  clientWriteTimeoutMs: number
   escapedSlashes: EscapedSlashes
   clientIp: { trustedProxies: string[], header: string | null }
   /** The store of stale_if_error copies. */

@@ -12,10 +12,11 @@ import type { Dispatcher } from 'undici'
 import { typedUndiciError, type OriginConnection } from '../origin/connection.js'
 import type { PoolMember } from '../origin/pool.js'
 import {
-  BadResponseError, BodyIdleTimeoutError, OriginErrorReplacedError, ResponseTimeoutError, WriteTimeoutError,
+  BadResponseError, BodyIdleTimeoutError, ClientWriteTimeoutError, OriginErrorReplacedError, ResponseTimeoutError, WriteTimeoutError,
   dialErrorIn, withoutStack, type Phase
 } from '../status/errors.js'
 import type { BodyMeter } from './body.js'
+import { watchFlush } from './client-write.js'
 import type { Exchange } from './exchange.js'
 import { requestHeaders, responseHeaders, type HeaderRules } from './forward-headers.js'
 import type { SocketSink } from './sink.js'
@@ -38,11 +39,14 @@ export interface AttemptSettings {
   responseTimeoutMs: number
   bodyIdleTimeoutMs: number
   originWriteTimeoutMs: number
+  /** timeouts.client_write: how long the client may read none of the response. */
+  clientWriteTimeoutMs: number
   /** Always online for this route; null: off. */
   stale: StaleRoute | null
 }
 
-type TimerKind = 'response' | 'body' | 'write'
+/** The armed timer: the origin's response, its body, its reading of ours; or the client's reading of the response. */
+type TimerKind = 'response' | 'body' | 'write' | 'client'
 
 /** RFC 9112 reason-phrase: HTAB, SP, VCHAR, obs-text. Anything else cannot be relayed. */
 const INVALID_REASON = /[^\t\x20-\x7e\x80-\xff]/ // eslint-disable-line no-control-regex
@@ -77,6 +81,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   private copy: CopyTaker | null = null
   /** Made on the first backpressure: most responses never need it. */
   private resume: (() => void) | null = null
+  /** The attempt counts in its client's share of the origin (client-share.ts). */
+  private inShare = false
 
   private readonly settings: AttemptSettings
 
@@ -91,21 +97,36 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     this.member.health.acquire()
     return new Promise(resolve => {
       this.settle = resolve
-      const transport = this.member.connections.transport
-      const owner = this.exchange.connection.owner
-      // An upgrade leaves its connection to the tunnel: it never takes an idle one.
-      const idle = this.exchange.upgrade === null && !this.freshOnly ? transport.idle(this.member.connections, owner) : null
-      if (idle !== null) {
-        this.send(idle)
-        return
+      const share = this.member.connections.transport.enterShare(this.member.connections, this.exchange.client.ip)
+      if (share === null) this.connect()
+      else {
+        share.then(() => { this.connect() }, (err: Error) => {
+          this.phase = 'queue'
+          this.finish(err)
+        })
       }
-      transport.open(this.member.connections, owner).then(c => {
-        this.fresh = true
-        this.send(c)
-      }, (err: Error) => {
-        this.phase = dialErrorIn(err)?.phase ?? 'queue'
-        this.finish(err)
-      })
+    })
+  }
+
+  /** Within its client's share of the origin: an idle connection, or a new one. */
+  private connect (): void {
+    this.inShare = true
+    // The client left while its request waited for its share.
+    if (this.pendingAbort !== null) { this.finish(this.pendingAbort); return }
+    const transport = this.member.connections.transport
+    const owner = this.exchange.connection.owner
+    // An upgrade leaves its connection to the tunnel: it never takes an idle one.
+    const idle = this.exchange.upgrade === null && !this.freshOnly ? transport.idle(this.member.connections, owner) : null
+    if (idle !== null) {
+      this.send(idle)
+      return
+    }
+    transport.open(this.member.connections, owner).then(c => {
+      this.fresh = true
+      this.send(c)
+    }, (err: Error) => {
+      this.phase = dialErrorIn(err)?.phase ?? 'queue'
+      this.finish(err)
     })
   }
 
@@ -203,15 +224,26 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     const sink = this.exchange.sink
     if (!sink.write(chunk)) {
       controller.pause()
-      this.resume ??= () => { this.controller?.resume() }
+      // While the client is not reading, the origin is not the one late: its body timer
+      // waits, and the client has timeouts.client_write to read.
+      this.arm('client', this.settings.clientWriteTimeoutMs)
+      this.resume ??= () => {
+        if (this.settle === null || this.controller === null) return
+        this.arm('body', this.settings.bodyIdleTimeoutMs)
+        this.controller.resume()
+      }
       sink.onDrain(this.resume)
     }
   }
 
   onResponseEnd (): void {
+    // The client was not reading the last of it: the rest waits in its stream, and the
+    // client still has timeouts.client_write to take it.
+    const stalled = this.timerKind === 'client' && this.timer !== null
     this.stopTimer()
     if (this.held === null) return
     if (!this.headersSent && !this.writeHead()) return
+    if (stalled) watchFlush(this.exchange, this.settings.clientWriteTimeoutMs)
     this.exchange.sink.end()
     this.copy?.commit()
     this.ok = true
@@ -298,6 +330,15 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   timedOut (): void {
     this.timer = null
     const s = this.settings
+    if (this.timerKind === 'client') {
+      // A slow reader: its stream is reset (its connection cut, over HTTP/1.x), the origin
+      // request cancelled, and the line is the client's (finish in answer.ts writes it).
+      const exchange = this.exchange
+      exchange.clientWriteTimedOut = s.clientWriteTimeoutMs
+      exchange.sink.cut()
+      this.controller?.abort(withoutStack(() => new ClientWriteTimeoutError(s.clientWriteTimeoutMs)))
+      return
+    }
     const err = withoutStack(() => this.timerKind === 'response'
       ? new ResponseTimeoutError(s.responseTimeoutMs)
       : this.timerKind === 'body'
@@ -314,6 +355,10 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     this.error = err
     this.controller = null
     this.member.inFlight--
+    if (this.inShare) {
+      this.inShare = false
+      this.member.connections.transport.leaveShare(this.member.connections, this.exchange.client.ip)
+    }
     const c = this.lease
     if (c !== null) {
       this.lease = null
@@ -326,6 +371,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
 function expire (attempt: Attempt): void {
   attempt.timedOut()
 }
+
 
 /** The path the origin sees: the route's prefix removed when it says so, and the query. */
 function originPath (exchange: Exchange): string {

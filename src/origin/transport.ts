@@ -21,6 +21,7 @@
 // that could ride an idle connection, or another origin.
 
 import { ConnectionLimitError, withoutStack } from '../status/errors.js'
+import { ClientShare } from './client-share.js'
 import { OriginConnection, type ConnectionEnd, type ConnectionOptions } from './connection.js'
 import { dial, type DialInfo, type DialOptions, type DialTarget } from './dial.js'
 
@@ -33,6 +34,8 @@ export interface TransportOptions {
   /** Per origin of the pool. */
   maxConnections: number
   maxQueue: number
+  /** In-flight requests one client address may have at one origin (client-share.ts); 0: no share. */
+  maxPerClient: number
   /** How long a request may wait for a connection slot: the pool's connect timeout. */
   queueTimeoutMs: number
   /** The origin sent bytes with no request outstanding: the connection was closed. */
@@ -78,8 +81,13 @@ export class ConnectionSet {
   /** Idle connections no client connection owns; the most recently used is last. */
   readonly shared: OriginConnection[] = []
   readonly waiting: Waiter[] = []
+  /** Each client's share of this origin; null: no share. */
+  readonly share: ClientShare | null
 
-  constructor (readonly key: string, readonly target: DialTarget, readonly transport: Transport) {}
+  constructor (readonly key: string, readonly target: DialTarget, readonly transport: Transport) {
+    const o = transport.opts
+    this.share = o.maxPerClient > 0 ? new ClientShare(o.maxPerClient, o.queueTimeoutMs) : null
+  }
 
   /** Idle connections (for metrics). */
   idle (): number {
@@ -98,6 +106,20 @@ export class Transport {
   /** The connections to one origin of this pool (the pool member keeps it). */
   set (originKey: string, target: DialTarget): ConnectionSet {
     return new ConnectionSet(originKey, target, this)
+  }
+
+  /**
+   * A request of `client` (its address) is about to take a connection to `set`'s origin: null when
+   * it is within its share (counted now, give it back with `leaveShare`); else a promise
+   * that resolves once it is counted, or rejects with ClientShareError.
+   */
+  enterShare (set: ConnectionSet, client: string): Promise<void> | null {
+    return set.share === null ? null : set.share.enter(client)
+  }
+
+  /** The request that entered the share is over. */
+  leaveShare (set: ConnectionSet, client: string): void {
+    set.share?.leave(client)
   }
 
   /** An idle connection this client connection may ride now, or null (then `open`). */
