@@ -51,7 +51,8 @@ const Http2Schema = Type.Object({
   max_concurrent_streams: Type.Integer({ default: 100, minimum: 1, description: 'streams a client may have open at once on one connection' }),
   idle_timeout: Duration('60s', 'an HTTP/2 connection with no frames for this long is closed (GOAWAY)'),
   max_client_resets: Type.Integer({ default: 100, minimum: 1, description: 'streams the client may reset within client_reset_window on one connection; one more and the connection gets GOAWAY and is closed (rapid reset, CVE-2023-44487)' }),
-  client_reset_window: Duration('10s', 'the window max_client_resets counts in')
+  client_reset_window: Duration('10s', 'the window max_client_resets counts in'),
+  max_idle_frames: Type.Integer({ default: 20000, minimum: 0, description: 'frames a second one connection may send that move no request forward (WINDOW_UPDATE, PING, SETTINGS, PRIORITY, empty DATA), measured as their bytes at 9 a frame; past it the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed. 0: no budget' })
 }, { additionalProperties: false, default: {} })
 
 const TimeoutsSchema = Type.Object({
@@ -366,6 +367,8 @@ export interface Http2Limits {
   idleTimeoutMs: number
   maxClientResets: number
   clientResetWindowMs: number
+  /** Frames a second that move no request forward; 0: no budget (front/frame-budget.ts). */
+  maxIdleFrames: number
 }
 
 export interface FrontDoor {

@@ -8,7 +8,7 @@ import type { ClientRequest } from './exchange.js'
 export interface Refusal {
   status: 400 | 413 | 414 | 417 | 431 | 501 | 505
   /** Which rule refused it (the access line's `refused`). */
-  reason: 'http_version' | 'transfer_coding' | 'asterisk_target' | 'upgrade_pipelined' | 'url_too_long' | 'too_many_headers' | 'host_count' | 'host_invalid' | 'escaped_slash' | 'dot_segment'
+  reason: 'http_version' | 'transfer_coding' | 'asterisk_target' | 'target_invalid' | 'method_invalid' | 'upgrade_pipelined' | 'url_too_long' | 'too_many_headers' | 'host_count' | 'host_invalid' | 'escaped_slash' | 'dot_segment'
     | 'body_too_large' | 'upgrade_with_body' | 'expectation' | 'header_list_too_large'
 }
 
@@ -35,6 +35,12 @@ export const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9
 const DOT_SEGMENT = /(?:^|\/|\\|%2f|%5c)(?:\.|%2e){1,2}(?:$|\/|\\|%2f|%5c|;)/i
 
 const ESCAPED_SLASH = /%2f|%5c/i
+
+/** RFC 9110 §5.6.2 token: a method. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/** RFC 9112 §3.2.2 absolute-form, as a forward proxy would get it: an http(s) URL. */
+const ABSOLUTE = /^https?:\/\/[^/?#\s]+(?:[/?][^\s]*)?$/i
 
 /** Node keeps the first of two Host headers; an edge must refuse the request (RFC 9112 §3.2). */
 function hostCount (raw: string[]): number {
@@ -70,8 +76,17 @@ export function refusalOf (req: ClientRequest, http2: boolean, host: string, pat
     // bytes were plain: the origin would get coded bytes with only a Content-Length.
     if (te.trim().toLowerCase() !== 'chunked') return { status: 501, reason: 'transfer_coding' }
   }
-  // `*` is the target of OPTIONS only (RFC 9112 §3.2.4).
-  if (req.url === '*' && req.method !== 'OPTIONS') return { status: 400, reason: 'asterisk_target' }
+  // `*` is the target of OPTIONS only (RFC 9112 §3.2.4, RFC 9113 §8.3.1).
+  const url = req.url ?? ''
+  if (url === '*') {
+    if (req.method !== 'OPTIONS') return { status: 400, reason: 'asterisk_target' }
+  } else if (!url.startsWith('/') && (http2 || !ABSOLUTE.test(url))) {
+    // Anything else was routed as `/`: a target that is not a path (HTTP/2's :path must
+    // be one; HTTP/1.1 also takes the absolute form) is refused, never rewritten.
+    return { status: 400, reason: 'target_invalid' }
+  }
+  // Node's HTTP/1 parser takes only token methods; HTTP/2's :method is any string.
+  if (http2 && !TOKEN.test(req.method ?? '')) return { status: 400, reason: 'method_invalid' }
   if ((req.url ?? '').length > limits.maxUrlLength) return { status: 414, reason: 'url_too_long' }
   // Node meets `Expect: 100-continue` itself; nothing else can be met (RFC 9110 §10.1.1).
   const expect = req.headers.expect

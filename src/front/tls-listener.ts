@@ -16,6 +16,7 @@ import type { RefusalOptions } from '../edge/client-errors.js'
 import type { StreamHandler } from '../edge/plugin.js'
 import { refuseConnect } from './http2-connect.js'
 import { watchFirstRequest } from './first-request.js'
+import { FrameBudget } from './frame-budget.js'
 import { ResetGuard } from './reset-guard.js'
 
 /** What the HTTP/1 parser of an HTTP/2 server reads from the server object. */
@@ -58,11 +59,13 @@ export class TlsFront {
   private refusals: RefusalOptions | null = null
   private readonly sessions = new Set<Http2Session>()
   private readonly guard: ResetGuard
+  private readonly frames: FrameBudget
 
   constructor (private config: FrontDoor, private readonly log: Logger) {
     if (config.certificates.length === 0) throw new Error('TlsFront needs a certificate (make the self-signed one first)')
     this.certificates = new CertificateSet(config.certificates, config.minVersion)
     this.guard = new ResetGuard(config.http2, log)
+    this.frames = new FrameBudget(config.http2.maxIdleFrames, log)
   }
 
   get http2 (): boolean { return this.config.http2.enabled }
@@ -96,6 +99,7 @@ export class TlsFront {
       this.sessions.add(session)
       session.once('close', () => this.sessions.delete(session))
       this.guard.watch(session)
+      this.frames.watch(session)
       watchFirstRequest(session, http1.headersTimeout, refusals)
     })
   }
