@@ -7,6 +7,7 @@
 // Real TLS, Node's own HTTP/2 client, two loopback addresses for two clients.
 
 import http2 from 'node:http2'
+import tls from 'node:tls'
 import t from 'tap'
 import { startProxy, type LogLine } from '../helpers.js'
 import { scriptedOrigin } from '../origins.js'
@@ -17,8 +18,21 @@ t.teardown(() => pki.remove())
 const cert = await pki.issue('edge', ['localhost'])
 
 const BIG = 4 * 1024 * 1024
+// Past what loopback's socket buffers hold, so an HTTP/1.1 client that reads nothing stalls the edge.
+const HUGE = 64 * 1024 * 1024
 const origin = await scriptedOrigin((req, socket) => {
-  if (req.url.startsWith('/big')) {
+  if (req.url.startsWith('/huge')) {
+    socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${HUGE}\r\n\r\n`)
+    const chunk = Buffer.alloc(1024 * 1024, 121)
+    let sent = 0
+    const pump = (): void => {
+      while (sent < HUGE && !socket.destroyed) {
+        sent += chunk.length
+        if (!socket.write(chunk)) { socket.once('drain', pump); return }
+      }
+    }
+    pump()
+  } else if (req.url.startsWith('/big')) {
     socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${BIG}\r\n\r\n`)
     socket.write(Buffer.alloc(BIG, 120))
   } else {
@@ -113,4 +127,25 @@ t.test('a client that does not read holds only its share, is cut after client_wr
   }
   const after = open(other, '/small', true)
   t.equal(await after.status, 200, 'the origin was not marked down')
+})
+
+t.test('HTTP/1.1 too: a client that stops reading is cut after client_write, logged 499 as its own', async t => {
+  const socket = tls.connect({ host: '127.0.0.1', port: proxy.port, ALPNProtocols: ['http/1.1'], ca: pki.ca.cert, servername: 'localhost' })
+  socket.on('error', () => {})
+  let head = ''
+  await new Promise<void>(resolve => socket.once('secureConnect', () => resolve()))
+  socket.write('GET /huge HTTP/1.1\r\nhost: localhost\r\n\r\n')
+  // Read the head, then nothing more.
+  await new Promise<void>(resolve => socket.once('data', (d: Buffer) => { head = d.toString('latin1'); socket.pause(); resolve() }))
+  const ray = /cf-ray: ([0-9a-f]{16})/i.exec(head)?.[1] as string
+  t.match(head, /^HTTP\/1\.1 200/, 'the response began')
+  t.equal((await proxy.waitForLog(accessFor(ray), 15000)).status, 499, 'the access line says 499')
+  // A paused socket notices nothing: reading again, it finds the connection cut short.
+  let got = 0
+  socket.on('data', (d: Buffer) => { got += d.length })
+  socket.resume()
+  await new Promise<void>(resolve => socket.once('close', () => resolve()))
+  t.ok(got < HUGE, `the edge closed the connection before the whole body (${got} of ${HUGE} bytes)`)
+  t.equal((await proxy.waitForLog(l => l.msg === 'client write timeout' && l.ray_id === ray)).client.protocol, 'HTTP/1.1')
+  t.notOk(proxy.logs.some(l => l.msg === 'origin failure' && l.ray_id === ray), 'no origin failure line')
 })
