@@ -132,3 +132,23 @@ t.test('a WINDOW_UPDATE flood gets GOAWAY ENHANCE_YOUR_CALM and one warn line; a
   const ping = Buffer.from([0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
   t.equal(await flood(ping, 10, 40), null, 'a connection within its budget is left alone')
 })
+
+t.test('`GET / HTTP/2.0` over TLS with ALPN http/1.1: 505 and a close, with its line', async t => {
+  const socket = tls.connect({ host: '127.0.0.1', port: proxy.port, ALPNProtocols: ['http/1.1'], ca: pki.ca.cert, servername: 'localhost' })
+  socket.on('error', () => {})
+  let text = ''
+  socket.on('data', (d: Buffer) => { text += d.toString('latin1') })
+  await new Promise<void>(resolve => socket.once('secureConnect', () => resolve()))
+  socket.write('GET / HTTP/2.0\r\nhost: localhost\r\n\r\n')
+  const closed = await new Promise<boolean>(resolve => {
+    const timer = setTimeout(() => resolve(false), 5000)
+    socket.once('close', () => { clearTimeout(timer); resolve(true) })
+  })
+  socket.destroy()
+  t.match(text, /^HTTP\/1\.1 505 /, '505 on the wire')
+  t.ok(closed, 'and the edge closed the connection')
+  const ray = /cf-ray: ([0-9a-f]{16})/i.exec(text)?.[1] as string
+  const line = await proxy.waitForLog(accessFor(ray))
+  t.equal(line.status, 505, 'the access line says 505')
+  t.equal(line.client.protocol, 'HTTP/1.1', 'and the connection was HTTP/1.1, whatever its request line said')
+})
