@@ -86,7 +86,8 @@ export class ConnectionSet {
 
   constructor (readonly key: string, readonly target: DialTarget, readonly transport: Transport) {
     const o = transport.opts
-    this.share = o.maxPerClient > 0 ? new ClientShare(o.maxPerClient, o.queueTimeoutMs) : null
+    // A share as large as the origin's whole limit changes nothing: no share then.
+    this.share = o.maxPerClient > 0 && o.maxPerClient < o.maxConnections ? new ClientShare(o.maxPerClient, o.queueTimeoutMs) : null
   }
 
   /** Idle connections (for metrics). */
