@@ -8,7 +8,10 @@
 // the edge read), is control traffic. More than `maxIdleFrames` × 9 bytes of it (9 bytes:
 // the smallest frame) in one second, and the connection gets GOAWAY ENHANCE_YOUR_CALM and
 // one warn line, as for rapid reset. Body bytes not read yet are bounded by the
-// connection's flow-control window (64 KiB), well inside the default budget.
+// connection's flow-control window (64 KiB), well inside the default budget. A client that
+// downloads returns WINDOW_UPDATEs for what it read (two 13-byte frames per half window,
+// 32 KiB with the default windows): every 512 bytes the edge wrote credit it 1 byte (64
+// bytes per 32 KiB, for 26), so a fast download is never taken for a flood.
 // One timer for every session; none while no HTTP/2 connection is open.
 
 import { constants, type Http2Session } from 'node:http2'
@@ -21,7 +24,10 @@ import { sendAway } from './reset-guard.js'
 const FRAME_BYTES = 9
 const TICK_MS = 1000
 
-interface Watched { read: number, progress: Progress }
+/** Bytes the edge writes per byte of control traffic a downloading client may answer with. */
+const WRITE_CREDIT = 512
+
+interface Watched { read: number, written: number, progress: Progress }
 
 export class FrameBudget {
   private readonly sessions = new Map<Http2Session, Watched>()
@@ -31,7 +37,7 @@ export class FrameBudget {
 
   watch (session: Http2Session): void {
     if (this.maxIdleFrames === 0) return
-    this.sessions.set(session, { read: bytesRead(session), progress: countProgress(session) })
+    this.sessions.set(session, { read: bytesRead(session), written: bytesWritten(session), progress: countProgress(session) })
     session.once('close', () => {
       this.sessions.delete(session)
       if (this.sessions.size === 0 && this.timer !== null) { clearInterval(this.timer); this.timer = null }
@@ -46,8 +52,10 @@ export class FrameBudget {
     const budget = this.maxIdleFrames * FRAME_BYTES
     for (const [session, watched] of this.sessions) {
       const read = bytesRead(session)
-      const idle = read - watched.read - watched.progress.bytes
+      const written = bytesWritten(session)
+      const idle = read - watched.read - watched.progress.bytes - (written - watched.written) / WRITE_CREDIT
       watched.read = read
+      watched.written = written
       watched.progress.bytes = 0
       if (idle <= budget || session.destroyed || session.closed) continue
       const socket = session.socket as Socket | undefined
@@ -65,4 +73,9 @@ export class FrameBudget {
 /** What the session's socket has read so far (TLS plaintext: the HTTP/2 frames themselves). */
 function bytesRead (session: Http2Session): number {
   return (session.socket as Socket | undefined)?.bytesRead ?? 0
+}
+
+/** What the session's socket has written so far. */
+function bytesWritten (session: Http2Session): number {
+  return (session.socket as Socket | undefined)?.bytesWritten ?? 0
 }

@@ -6,6 +6,7 @@
 // is compared with the access line of its ray id.
 
 import { execFile } from 'node:child_process'
+import http2 from 'node:http2'
 import { fileURLToPath } from 'node:url'
 import tls from 'node:tls'
 import t from 'tap'
@@ -17,7 +18,13 @@ const pki = await makePki()
 t.teardown(() => pki.remove())
 const cert = await pki.issue('edge', ['localhost'])
 
-const origin = await scriptedOrigin((_req, socket) => { socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok') })
+const DOWNLOAD = 48 * 1024 * 1024
+const origin = await scriptedOrigin((req, socket) => {
+  if (req.url === '/download') {
+    socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${DOWNLOAD}\r\n\r\n`)
+    socket.write(Buffer.alloc(DOWNLOAD, 100))
+  } else socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+})
 t.teardown(() => origin.close())
 
 const proxy = await startProxy({
@@ -151,4 +158,23 @@ t.test('`GET / HTTP/2.0` over TLS with ALPN http/1.1: 505 and a close, with its 
   const line = await proxy.waitForLog(accessFor(ray))
   t.equal(line.status, 505, 'the access line says 505')
   t.equal(line.client.protocol, 'HTTP/1.1', 'and the connection was HTTP/1.1, whatever its request line said')
+})
+
+t.test('a fast download with default windows (a WINDOW_UPDATE per 32 KiB read) stays within the frame budget', async t => {
+  // A small budget (1,800 bytes a second): the download's own WINDOW_UPDATEs (about 40 KB) would spend it many times over.
+  const tight = await startProxy({
+    routes: [{ origin: origin.url }],
+    listen: { tls: { cert: cert.certFile, key: cert.keyFile }, http2: { max_idle_frames: 200 } }
+  })
+  t.teardown(() => tight.close())
+  const session = http2.connect(tight.url, { ca: pki.ca.cert, servername: 'localhost' })
+  session.on('error', () => {})
+  t.teardown(() => session.close())
+  const req = session.request({ ':path': '/download' })
+  let got = 0
+  req.on('data', (d: Buffer) => { got += d.length })
+  const code = await new Promise<number>(resolve => req.on('close', () => resolve(req.rstCode ?? -1)))
+  t.equal(got, DOWNLOAD, `all ${DOWNLOAD} bytes arrived`)
+  t.equal(code, http2.constants.NGHTTP2_NO_ERROR)
+  t.equal(tight.logs.filter(l => l.error?.code === 'HPX_ERR_FRAME_FLOOD').length, 0, 'not taken for a flood')
 })
