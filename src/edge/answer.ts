@@ -100,7 +100,7 @@ function slowReader (edge: EdgeRuntime, exchange: Exchange, ms: number): void {
     msg: 'client write timeout',
     ray_id: exchange.ray,
     error: { code: 'HPX_ERR_CLIENT_WRITE_TIMEOUT' satisfies ErrorCode, message: `the client read none of the response for ${ms} ms` },
-    why: 'the client stopped reading its response: its stream was reset (or its connection cut) and the origin request cancelled; not counted against the origin',
+    why: 'the client stopped reading its response: its stream was reset (or its connection cut) and any origin request cancelled; not counted against the origin',
     client: { ip: exchange.client.ip, ...exchange.client.log },
     route: exchange.route?.config.name ?? null,
     pool: exchange.pool?.config.name ?? null,
