@@ -1,4 +1,5 @@
-// Reproductions of issue 14 items 1 (stray origin response) and 3 (pipelining fan-out)
+// Reproductions of issue 14 items 1 (stray origin response) and 3 (pipelining fan-out),
+// and issue 28 items 1 (`HTTP/2.0` request lines) and 2 (a request followed by garbage),
 // against one highproxy build: node bench/hardening-repro.mjs <dist/cli.js> [--config file.yaml]
 import net from 'node:net'
 import { spawn } from 'node:child_process'
@@ -130,6 +131,53 @@ async function fanout () {
   if (exit === 'hung') proxy.child.kill('SIGKILL')
   origin.server.close()
   return { a, b, acceptsA, acceptsB: origin.accepts - acceptsA, access: access.length, statuses, before, peak: Math.max(a.peak, b.peak), after, exit }
+}
+
+/** Issue 28: `n` connections send `GET / HTTP/2.0`; what each got within 3 s, and what the log says. */
+async function versionLines (n) {
+  const origin = await startOrigin(); const proxy = await startProxy(origin.port)
+  await sleep(500)
+  const before = rss(proxy.child.pid)
+  const socks = await Promise.all(Array.from({ length: n }, () => client(proxy.port)))
+  const closed = socks.map(sk => new Promise(r => sk.on('close', () => r(true))))
+  for (const sk of socks) sk.write('GET / HTTP/2.0\r\nHost: a\r\n\r\n')
+  await sleep(3000)
+  const answered = socks.filter(sk => /^HTTP\/1\.1 505/.test(sk.got)).length
+  const closedCount = (await Promise.all(closed.map(c => withTimeout(c, 10)))).filter(c => c === true).length
+  const held = rss(proxy.child.pid)
+  for (const sk of socks) sk.destroy()
+  await sleep(300)
+  const access = proxy.lines.map(l => { try { return JSON.parse(l) } catch { return null } }).filter(j => j && j.msg === 'access')
+  const errors = proxy.lines.filter(l => /"level":(50|"error")/.test(l)).length
+  proxy.child.kill('SIGTERM'); await withTimeout(proxy.exited, 10000)
+  origin.server.close()
+  return { n, answered, closed: closedCount, lines505: access.filter(j => j.status === 505).length, errors, before, held }
+}
+
+/** Issue 28: a POST and bytes that do not parse, in one write: the wire and the log, in order. */
+async function garbageAfter () {
+  const origin = await startOrigin(); const proxy = await startProxy(origin.port)
+  const c = await client(proxy.port)
+  c.write('POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n1\r\nZ\r\n0\r\n\r\n')
+  await withTimeout(new Promise(r => c.on('close', r)), 3000)
+  await sleep(300)
+  const wire = (c.got.match(/HTTP\/1\.1 (\d{3})/g) || []).map(x => Number(x.slice(9)))
+  const access = proxy.lines.map(l => { try { return JSON.parse(l) } catch { return null } }).filter(j => j && j.msg === 'access')
+  c.destroy()
+  proxy.child.kill('SIGTERM'); await withTimeout(proxy.exited, 10000)
+  origin.server.close()
+  return { wire, lines: access.map(j => `${j.status}${j.refused ? ` (${j.refused})` : ''}`), originRequests: origin.requests }
+}
+
+if (process.env.ONLY_28) {
+  const v = await versionLines(Number(process.env.ONLY_28) || 200)
+  const g = await garbageAfter()
+  const mb = k => k == null ? 'n/a' : (k / 1024).toFixed(1) + ' MB'
+  console.log(`## ${cli} ${extra.join(' ')}\n`)
+  console.log('| issue 28 | value |\n|---|---|')
+  console.log(`| ${v.n} × \`GET / HTTP/2.0\`: answered 505 within 3 s | ${v.answered} |\n| … connections closed by the edge | ${v.closed} |\n| … 505 access lines | ${v.lines505} |\n| … error lines | ${v.errors} |\n| … RSS before / while held | ${mb(v.before)} / ${mb(v.held)} |`)
+  console.log(`| POST + garbage in one write: statuses on the wire | ${JSON.stringify(g.wire)} |\n| … access lines | ${JSON.stringify(g.lines)} |\n| … requests the origin got | ${g.originRequests} |`)
+  process.exit(0)
 }
 
 const s = await stray()

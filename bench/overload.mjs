@@ -31,7 +31,8 @@ const statuses = {}
 let peak = before
 const sampler = setInterval(() => { peak = Math.max(peak, rss(proxy.pid)) }, 100)
 const open = () => new Promise(resolve => {
-  const s = net.connect({ host: '127.0.0.1', port }, () => { s.write(`GET /slow?ms=30000 HTTP/1.1\r\nhost: load.test\r\n\r\n`); resolve() })
+  // Many visitors from many loopback addresses, as connections.max_per_client counts them.
+  const s = net.connect({ host: '127.0.0.1', port, localAddress: `127.0.0.${2 + (sockets.length % 250)}` }, () => { s.write(`GET /slow?ms=30000 HTTP/1.1\r\nhost: load.test\r\n\r\n`); resolve() })
   s.on('data', d => { const st = String(d).split(' ')[1]; statuses[st] = (statuses[st] ?? 0) + 1 })
   s.on('error', () => { statuses.error = (statuses.error ?? 0) + 1; resolve() })
   sockets.push(s)

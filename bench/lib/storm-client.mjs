@@ -47,9 +47,13 @@ function lose (reason) {
   settle()
 }
 
+let clients = 0
+
 function client () {
   const c = { t0: performance.now(), tc: 0, t1: 0, buf: null, done: false, reason: null }
-  const socket = net.connect({ host: '127.0.0.1', port, noDelay: true })
+  // Many visitors, not one: each from its own loopback address in turn (127.0.0.2–251), so
+  // a proxy's per-client limits (highproxy's connections.max_per_client) see a crowd.
+  const socket = net.connect({ host: '127.0.0.1', port, noDelay: true, localAddress: `127.0.0.${2 + (clients++ % 250)}` })
   // For an IP address, net.connect() issues the connect syscall in a nextTick it has just
   // queued: this one runs right after it, so t0 is when the SYN left, not when this loop
   // (about 0.1 ms per socket) got to it.

@@ -167,7 +167,9 @@ function resolvePool (pool: PoolInput, input: ConfigInput, globalTls: TlsConfig,
       reuse: connections.reuse,
       maxPerOrigin: connections.max_per_origin,
       maxQueuePerOrigin: connections.max_queue_per_origin,
-      maxPendingConnects: connections.max_pending_connects
+      maxPendingConnects: connections.max_pending_connects,
+      // One client's share of an origin: a quarter by default, so three others still fit.
+      maxPerClient: connections.max_per_client ?? Math.max(1, Math.floor(connections.max_per_origin / 4))
     },
     health: resolveHealth(pool.health, passive),
     retryBudget: { percent: pool.retry_budget.percent, minRetries: pool.retry_budget.min_retries },
@@ -303,6 +305,7 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
       maxUrlLength: input.limits.max_url_length,
       maxPipelined: input.limits.max_pipelined_requests,
       clientRequestTimeoutMs: durationMs(input.timeouts.client_request),
+      clientWriteTimeoutMs: durationMs(input.timeouts.client_write),
       escapedSlashes: input.escaped_slashes,
       clientIp: resolveClientIp(input),
       cache: { maxBytes: input.cache.max_bytes, maxEntryBytes: input.cache.max_entry_bytes },

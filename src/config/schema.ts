@@ -73,7 +73,8 @@ const Http2Schema = Type.Object({
   max_concurrent_streams: Type.Integer({ default: 100, minimum: 1, description: 'streams a client may have open at once on one connection' }),
   idle_timeout: Duration('60s', 'an HTTP/2 connection with no frames for this long is closed (GOAWAY)'),
   max_client_resets: Type.Integer({ default: 100, minimum: 1, description: 'streams the client may reset within client_reset_window on one connection; one more and the connection gets GOAWAY and is closed (rapid reset, CVE-2023-44487)' }),
-  client_reset_window: Duration('10s', 'the window max_client_resets counts in')
+  client_reset_window: Duration('10s', 'the window max_client_resets counts in'),
+  max_idle_frames: Type.Integer({ default: 20000, minimum: 0, description: 'frames a second one connection may send that move no request forward (WINDOW_UPDATE, PING, SETTINGS, PRIORITY, empty DATA), measured as their bytes at 9 a frame; past it the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed. 0: no budget' })
 }, { additionalProperties: false, default: {} })
 
 const TimeoutsSchema = Type.Object({
@@ -86,6 +87,7 @@ const TimeoutsSchema = Type.Object({
   shutdown_grace: Duration('30s', 'on SIGTERM/SIGINT, how long in-flight requests may finish before exit'),
   client_headers: Duration('10s', 'a client must send its request headers within this (slowloris) → 408'),
   client_request: Duration('300s', 'a client must send its whole request, body included, within this → 408'),
+  client_write: Duration('60s', 'a client must keep reading its response: one that reads none of it for this long has its stream reset (or connection cut) and the origin request cancelled, logged 499 (nginx send_timeout)'),
   client_keep_alive: Duration('5s', 'how long an idle client connection is kept open')
 }, { additionalProperties: false, default: {} })
 
@@ -116,17 +118,22 @@ const MaxQueuePerOrigin = (def?: number) => Type.Integer({
 const MaxPendingConnects = (def?: number) => Type.Integer({
   minimum: 0, ...(def === undefined ? {} : { default: def }), description: 'connects to one origin that have sent a SYN and got no answer yet; a request past it waits for an answer (at most its connect timeout) instead of sending one more SYN; 0 = no cap'
 })
+const MaxPerClient = () => Type.Integer({
+  minimum: 0, description: 'in-flight requests (each holds one connection) one client address may have at one origin of the pool; past it, its further requests wait for one of its own to end (up to the connect timeout, then 503) while other clients are served. Default: a quarter of max_per_origin (at least 1); 0: no share'
+})
 const ConnectionsSchema = Type.Object({
   reuse: Reuse('never'),
   max_per_origin: MaxPerOrigin(1024),
   max_queue_per_origin: MaxQueuePerOrigin(1024),
-  max_pending_connects: MaxPendingConnects(64)
+  max_pending_connects: MaxPendingConnects(64),
+  max_per_client: Type.Optional(MaxPerClient())
 }, { additionalProperties: false, default: {} })
 const ConnectionsOverride = Type.Object({
   reuse: Type.Optional(Reuse()),
   max_per_origin: Type.Optional(MaxPerOrigin()),
   max_queue_per_origin: Type.Optional(MaxQueuePerOrigin()),
-  max_pending_connects: Type.Optional(MaxPendingConnects())
+  max_pending_connects: Type.Optional(MaxPendingConnects()),
+  max_per_client: Type.Optional(MaxPerClient())
 }, { additionalProperties: false })
 
 const RetryBudgetSchema = Type.Object({
@@ -313,6 +320,8 @@ export type EscapedSlashes = 'reject' | 'keep' | 'unescape'
 export interface ConnectionsConfig {
   reuse: ReusePolicy
   maxPerOrigin: number
+  /** In-flight requests of one client address at one origin; 0: no share. */
+  maxPerClient: number
   maxQueuePerOrigin: number
   /** 0: no cap. */
   maxPendingConnects: number
@@ -406,6 +415,8 @@ export interface EdgeConfig {
   maxPipelined: number
   /** HTTP/2's timeouts.client_request; Node enforces it on HTTP/1.x. */
   clientRequestTimeoutMs: number
+  /** timeouts.client_write: a client that reads none of its response this long is cut (499). */
+  clientWriteTimeoutMs: number
   escapedSlashes: EscapedSlashes
   clientIp: { trustedProxies: string[], header: string | null }
   /** The store of stale_if_error copies. */
@@ -442,6 +453,8 @@ export interface Http2Limits {
   idleTimeoutMs: number
   maxClientResets: number
   clientResetWindowMs: number
+  /** Frames a second that move no request forward; 0: no budget (front/frame-budget.ts). */
+  maxIdleFrames: number
 }
 
 export interface FrontDoor {

@@ -6,9 +6,9 @@ import type { EscapedSlashes } from '../config/schema.js'
 import type { ClientRequest } from './exchange.js'
 
 export interface Refusal {
-  status: 400 | 413 | 414 | 417 | 431
+  status: 400 | 413 | 414 | 417 | 431 | 501 | 505
   /** Which rule refused it (the access line's `refused`). */
-  reason: 'url_too_long' | 'too_many_headers' | 'host_count' | 'host_invalid' | 'escaped_slash' | 'dot_segment'
+  reason: 'http_version' | 'transfer_coding' | 'asterisk_target' | 'target_invalid' | 'method_invalid' | 'upgrade_pipelined' | 'url_too_long' | 'too_many_headers' | 'host_count' | 'host_invalid' | 'escaped_slash' | 'dot_segment'
     | 'body_too_large' | 'upgrade_with_body' | 'expectation' | 'header_list_too_large'
 }
 
@@ -36,6 +36,12 @@ const DOT_SEGMENT = /(?:^|\/|\\|%2f|%5c)(?:\.|%2e){1,2}(?:$|\/|\\|%2f|%5c|;)/i
 
 const ESCAPED_SLASH = /%2f|%5c/i
 
+/** RFC 9110 §5.6.2 token: a method. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/** RFC 9112 §3.2.2 absolute-form, as a forward proxy would get it: an http(s) URL. */
+const ABSOLUTE = /^https?:\/\/[^/?#\s]+(?:[/?][^\s]*)?$/i
+
 /** Node keeps the first of two Host headers; an edge must refuse the request (RFC 9112 §3.2). */
 function hostCount (raw: string[]): number {
   let n = 0
@@ -58,22 +64,51 @@ function headerListSize (raw: string[]): number {
 }
 
 /** The request's own faults, found before routing; null when it may be routed. */
-export function refusalOf (req: ClientRequest, host: string, path: string, escaped: EscapedSlashes, limits: AdmitLimits): Refusal | null {
+export function refusalOf (req: ClientRequest, http2: boolean, host: string, path: string, escaped: EscapedSlashes, limits: AdmitLimits): Refusal | null {
+  // Node's parser takes any `HTTP/d.d` on a request line (HTTP/2.0, HTTP/1.7): only 1.0
+  // and 1.1 are HTTP/1 (RFC 9112 §2.3), and the connection closes after the answer.
+  if (!http2 && (req.httpVersionMajor !== 1 || (req.httpVersion !== '1.1' && req.httpVersion !== '1.0'))) return { status: 505, reason: 'http_version' }
+  const te = req.headers['transfer-encoding']
+  if (te !== undefined) {
+    // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+    if (req.httpVersion === '1.0') return { status: 400, reason: 'transfer_coding' }
+    // Node's parser decodes `chunked` and passes any other coding (gzip, …) on as if the
+    // bytes were plain: the origin would get coded bytes with only a Content-Length.
+    if (te.trim().toLowerCase() !== 'chunked') return { status: 501, reason: 'transfer_coding' }
+  }
+  // `*` is the target of OPTIONS only (RFC 9112 §3.2.4, RFC 9113 §8.3.1).
+  const url = req.url ?? ''
+  if (url === '*') {
+    if (req.method !== 'OPTIONS') return { status: 400, reason: 'asterisk_target' }
+  } else if (!url.startsWith('/') && (http2 || !ABSOLUTE.test(url))) {
+    // Anything else was routed as `/`: a target that is not a path (HTTP/2's :path must
+    // be one; HTTP/1.1 also takes the absolute form) is refused, never rewritten.
+    return { status: 400, reason: 'target_invalid' }
+  }
+  // Node's HTTP/1 parser takes only token methods; HTTP/2's :method is any string.
+  if (http2 && !TOKEN.test(req.method ?? '')) return { status: 400, reason: 'method_invalid' }
   if ((req.url ?? '').length > limits.maxUrlLength) return { status: 414, reason: 'url_too_long' }
   // Node meets `Expect: 100-continue` itself; nothing else can be met (RFC 9110 §10.1.1).
   const expect = req.headers.expect
   if (expect !== undefined && !/^100-continue$/i.test(expect.trim())) return { status: 417, reason: 'expectation' }
   if (req.rawHeaders.length / 2 > limits.maxHeaderCount) return { status: 431, reason: 'too_many_headers' }
-  if (req.httpVersionMajor === 2) {
+  if (http2) {
     if (headerListSize(req.rawHeaders) > limits.maxRequestHeaderBytes) return { status: 431, reason: 'header_list_too_large' }
   } else if (hostCount(req.rawHeaders) !== 1) {
     // HTTP/2 carries :authority instead, which Node reports as the Host.
     return { status: 400, reason: 'host_count' }
   }
-  if (!HOST.test(host)) return { status: 400, reason: 'host_invalid' }
+  if (!HOST.test(host) || portOutOfRange(host)) return { status: 400, reason: 'host_invalid' }
   if (escaped === 'reject' && ESCAPED_SLASH.test(path)) return { status: 400, reason: 'escaped_slash' }
   if (DOT_SEGMENT.test(path)) return { status: 400, reason: 'dot_segment' }
   return null
+}
+
+/** `x:99999`: the grammar allows five digits, TCP only 0–65535. */
+function portOutOfRange (host: string): boolean {
+  const colon = host.lastIndexOf(':')
+  if (colon === -1 || host.endsWith(']')) return false
+  return Number(host.slice(colon + 1)) > 65535
 }
 
 /** `unescape`: %2F and %5C become the separators they encode, before routing and forwarding. */

@@ -6,10 +6,11 @@
 import { STATUS_CODES } from 'node:http'
 import type { UnknownErrorCause } from '../status/catalog.js'
 import { CLIENT_ABORT_STATUS, type Classification, type ProxyErrorType } from '../status/classify.js'
-import type { Phase } from '../status/errors.js'
+import type { ErrorCode, Phase } from '../status/errors.js'
 import type { OriginCondition } from '../origin/conditions.js'
 import type { Attempt } from './attempt.js'
 import type { Exchange } from './exchange.js'
+import { watchFlush } from './client-write.js'
 import { edgeHeaders } from './forward-headers.js'
 import { accessRecord, failureRecord, type FailureExtras } from './records.js'
 import type { EdgeRuntime } from './runtime.js'
@@ -45,6 +46,9 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
   const before = edgeHeaders(exchange.ray, rules, http2)
   // HTTP/2 has no connection header: an unread stream body is reset, not the connection.
   if (close && !rules.flags.draining && !http2) before.push('connection', 'close')
+  // Nothing read after a request whose connection closes is served: a pipelined request
+  // behind it is not the edge's to answer (the client was told the connection ends).
+  if (close && !http2) exchange.connection.last()
   // status_rewrite changes the status line, never this: a client that knows only 502
   // still reads error=connection_timeout.
   const condition = answer.status >= 520 && answer.status <= 526 ? conditionOf(exchange) : null
@@ -62,6 +66,8 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
   const wire = exchange.route?.config.statusRewrite.get(answer.status) ?? answer.status
   sink.start(wire, STATUS_CODES[wire] ?? '', page.headers)
   sink.end(exchange.method === 'HEAD' ? undefined : page.body)
+  // A client that reads nothing (an HTTP/2 window of 0) must not hold the page for ever.
+  if (!sink.completed) watchFlush(exchange, edge.config.clientWriteTimeoutMs)
 }
 
 /**
@@ -92,9 +98,28 @@ export function finish (edge: EdgeRuntime, exchange: Exchange): void {
   exchange.finished = true
   const sink = exchange.sink
   if (!sink.completed && !exchange.truncated) exchange.abort()
+  if (exchange.clientWriteTimedOut !== null) slowReader(edge, exchange, exchange.clientWriteTimedOut)
   const status = exchange.clientError ?? (sink.started ? sink.status : CLIENT_ABORT_STATUS)
   const record = accessRecord(exchange, status)
   edge.access.request(record, exchange)
   edge.hooks.onAccess?.(record)
   exchange.connection.done(exchange)
+}
+
+/**
+ * A client that stopped reading its response (timeouts.client_write): a warn line that
+ * names the client, never an origin failure, and the access line says 499.
+ */
+function slowReader (edge: EdgeRuntime, exchange: Exchange, ms: number): void {
+  exchange.clientError = CLIENT_ABORT_STATUS
+  edge.log.warn({
+    msg: 'client write timeout',
+    ray_id: exchange.ray,
+    error: { code: 'HPX_ERR_CLIENT_WRITE_TIMEOUT' satisfies ErrorCode, message: `the client read none of the response for ${ms} ms` },
+    why: 'the client stopped reading its response: its stream was reset (or its connection cut) and any origin request cancelled; not counted against the origin',
+    client: { ip: exchange.client.ip, ...exchange.client.log },
+    route: exchange.route?.config.name ?? null,
+    pool: exchange.pool?.config.name ?? null,
+    origin: exchange.attempt?.member.origin ?? null
+  })
 }

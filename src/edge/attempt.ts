@@ -13,10 +13,11 @@ import type { Dispatcher } from 'undici'
 import { typedUndiciError, type OriginConnection } from '../origin/connection.js'
 import type { PoolMember } from '../origin/pool.js'
 import {
-  BadResponseError, BodyIdleTimeoutError, OriginErrorReplacedError, ResponseTimeoutError, WriteTimeoutError,
+  BadResponseError, BodyIdleTimeoutError, ClientWriteTimeoutError, OriginErrorReplacedError, ResponseTimeoutError, WriteTimeoutError,
   dialErrorIn, withoutStack, type Phase
 } from '../status/errors.js'
 import type { BodyMeter } from './body.js'
+import { watchFlush } from './client-write.js'
 import type { Exchange } from './exchange.js'
 import { requestHeaders, responseHeaders, type HeaderRules } from './forward-headers.js'
 import type { SocketSink } from './sink.js'
@@ -39,11 +40,14 @@ export interface AttemptSettings {
   responseTimeoutMs: number
   bodyIdleTimeoutMs: number
   originWriteTimeoutMs: number
+  /** timeouts.client_write: how long the client may read none of the response. */
+  clientWriteTimeoutMs: number
   /** Always online for this route; null: off. */
   stale: StaleRoute | null
 }
 
-type TimerKind = 'response' | 'body' | 'write'
+/** The armed timer: the origin's response, its body, its reading of ours; or the client's reading of the response. */
+type TimerKind = 'response' | 'body' | 'write' | 'client'
 
 /** RFC 9112 reason-phrase: HTAB, SP, VCHAR, obs-text. Anything else cannot be relayed. */
 const INVALID_REASON = /[^\t\x20-\x7e\x80-\xff]/ // eslint-disable-line no-control-regex
@@ -82,6 +86,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   private admittedAt: number | null = null
   /** Waiting in adaptive concurrency's queue: what to cancel if the client leaves. */
   private queued: Promise<void> | null = null
+  /** The attempt counts in its client's share of the origin (client-share.ts). */
+  private inShare = false
 
   private readonly settings: AttemptSettings
 
@@ -96,21 +102,36 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     this.member.health.acquire()
     return new Promise(resolve => {
       this.settle = resolve
-      const limiter = this.member.adaptive
-      if (limiter === null) { this.start(); return }
-      // Adaptive concurrency: in when the origin is below its learned limit, else queued or shed (503).
-      const admitted = limiter.acquire()
-      if (admitted === true) { this.admitted(); return }
-      this.queued = admitted
-      admitted.then(() => {
-        this.queued = null
-        if (this.settle === null) { limiter.release(performance.now(), null); return }
-        this.admitted()
-      }, (err: Error) => {
-        this.queued = null
-        this.phase = 'queue'
-        this.finish(err)
-      })
+      const share = this.member.connections.transport.enterShare(this.member.connections, this.exchange.client.ip)
+      if (share === null) this.inClientShare()
+      else {
+        share.then(() => { this.inClientShare() }, (err: Error) => {
+          this.phase = 'queue'
+          this.finish(err)
+        })
+      }
+    })
+  }
+
+  /** Within its client's share of the origin: adaptive concurrency's gate, then a connection. */
+  private inClientShare (): void {
+    this.inShare = true
+    // The client left while its request waited for its share.
+    if (this.pendingAbort !== null) { this.finish(this.pendingAbort); return }
+    const limiter = this.member.adaptive
+    if (limiter === null) { this.start(); return }
+    // Adaptive concurrency: in when the origin is below its learned limit, else queued or shed (503).
+    const admitted = limiter.acquire()
+    if (admitted === true) { this.admitted(); return }
+    this.queued = admitted
+    admitted.then(() => {
+      this.queued = null
+      if (this.settle === null) { limiter.release(performance.now(), null); return }
+      this.admitted()
+    }, (err: Error) => {
+      this.queued = null
+      this.phase = 'queue'
+      this.finish(err)
     })
   }
 
@@ -244,15 +265,26 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     const sink = this.exchange.sink
     if (!sink.write(chunk)) {
       controller.pause()
-      this.resume ??= () => { this.controller?.resume() }
+      // While the client is not reading, the origin is not the one late: its body timer
+      // waits, and the client has timeouts.client_write to read.
+      this.arm('client', this.settings.clientWriteTimeoutMs)
+      this.resume ??= () => {
+        if (this.settle === null || this.controller === null) return
+        this.arm('body', this.settings.bodyIdleTimeoutMs)
+        this.controller.resume()
+      }
       sink.onDrain(this.resume)
     }
   }
 
   onResponseEnd (): void {
+    // The client was not reading the last of it: the rest waits in its stream, and the
+    // client still has timeouts.client_write to take it.
+    const stalled = this.timerKind === 'client' && this.timer !== null
     this.stopTimer()
     if (this.held === null) return
     if (!this.headersSent && !this.writeHead()) return
+    if (stalled) watchFlush(this.exchange, this.settings.clientWriteTimeoutMs)
     this.exchange.sink.end()
     this.copy?.commit()
     this.ok = true
@@ -342,6 +374,15 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     // A connection dialled for this request, the request sent, and nothing back: accepted
     // by the kernel but never by the origin, or queued behind work it cannot finish.
     if (this.timerKind === 'response' && this.fresh) this.member.health.condition.noResponse()
+    if (this.timerKind === 'client') {
+      // A slow reader: its stream is reset (its connection cut, over HTTP/1.x), the origin
+      // request cancelled, and the line is the client's (finish in answer.ts writes it).
+      const exchange = this.exchange
+      exchange.clientWriteTimedOut = s.clientWriteTimeoutMs
+      exchange.sink.cut()
+      this.controller?.abort(withoutStack(() => new ClientWriteTimeoutError(s.clientWriteTimeoutMs)))
+      return
+    }
     const err = withoutStack(() => this.timerKind === 'response'
       ? new ResponseTimeoutError(s.responseTimeoutMs)
       : this.timerKind === 'body'
@@ -365,6 +406,10 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     this.controller = null
     this.member.inFlight--
     if (this.admittedAt !== null) this.releaseSlot(err)
+    if (this.inShare) {
+      this.inShare = false
+      this.member.connections.transport.leaveShare(this.member.connections, this.exchange.client.ip)
+    }
     const c = this.lease
     if (c !== null) {
       this.lease = null
@@ -387,6 +432,7 @@ function originLatency (attempt: Attempt, err: Error | null, admittedAt: number)
 function expire (attempt: Attempt): void {
   attempt.timedOut()
 }
+
 
 /** The path the origin sees: the route's prefix removed when it says so, and the query. */
 function originPath (exchange: Exchange): string {

@@ -29,6 +29,12 @@ export class ClientConnection {
   private readonly waiting: Exchange[] = []
   private paused = false
   private closed = false
+  /** The active request is the last this connection serves (its answer closes it). */
+  private ending = false
+  /** Bytes after the requests read so far did not parse (client-errors.ts). */
+  private poisoned = false
+  /** Runs once no request is active or waiting. */
+  private idle: (() => void) | null = null
 
   private constructor (private readonly carrier: Carrier, private readonly serial: boolean,
     private readonly maxWaiting: number, private readonly runner: ExchangeRunner) {
@@ -51,7 +57,7 @@ export class ClientConnection {
 
   /** A new request on this connection: served now, or after the ones before it. */
   admit (exchange: Exchange): void {
-    if (this.closed) { this.runner.abandon(exchange); return }
+    if (this.closed || this.ending) { this.runner.abandon(exchange); return }
     if (!this.serial || this.active === null) {
       this.active = exchange
       this.runner.run(exchange)
@@ -64,6 +70,27 @@ export class ClientConnection {
     }
   }
 
+  /** The edge decided this connection closes after its active request: nothing after it is read. */
+  get closing (): boolean { return this.ending || this.closed }
+
+  /** Marks the connection's later bytes unparseable; false when it was already. */
+  poison (): boolean {
+    if (this.poisoned) return false
+    this.poisoned = true
+    return true
+  }
+
+  /** `run` once every request this connection sent has been answered (now, if none is left). */
+  whenIdle (run: () => void): void {
+    if (this.active === null && this.waiting.length === 0) run()
+    else this.idle = run
+  }
+
+  /** The active request's answer closes the connection: requests behind it are never served. */
+  last (): void {
+    this.ending = true
+  }
+
   /** An exchange is over: the next one in line starts. */
   done (exchange: Exchange): void {
     if (this.active !== exchange) return
@@ -73,9 +100,14 @@ export class ClientConnection {
       this.paused = false
       this.carrier.resume?.()
     }
-    if (next === undefined) return
+    if (next === undefined) {
+      const idle = this.idle
+      this.idle = null
+      idle?.()
+      return
+    }
     // The connection is going: its 'close' comes after the last response's.
-    if (this.closed || this.carrier.destroyed === true) { this.runner.abandon(next); return }
+    if (this.closed || this.ending || this.carrier.destroyed === true) { this.runner.abandon(next); return }
     this.active = next
     this.runner.run(next)
   }

@@ -14,8 +14,13 @@ import { linkOf } from './client-link.js'
 import { SERVER_NAME } from './forward-headers.js'
 import { newRayId } from './ray.js'
 
-export function statusForClientError (code: string | undefined): number {
+/** A well-formed request line with a version Node's parser does not speak (`HTTP/1.2`, `HTTP/3.0`). */
+const OTHER_VERSION = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ HTTP\/\d\.\d\r\n/
+
+export function statusForClientError (code: string | undefined, packet?: Buffer): number {
   switch (code) {
+    // RFC 9110 §15.6.6; a bare LF after the version fails the same way, and stays a 400.
+    case 'HPE_INVALID_VERSION': return packet !== undefined && OTHER_VERSION.test(packet.subarray(0, 8192).toString('latin1')) ? 505 : 400
     case 'HPE_HEADER_OVERFLOW': return 431
     case 'ERR_HTTP_REQUEST_TIMEOUT': return 408
     default: return 400
@@ -51,8 +56,18 @@ export function connectRefusal (opts: Omit<RefusalOptions, 'access'>, ray: strin
 export function clientErrorHandler (opts: RefusalOptions): (err: NodeJS.ErrnoException, socket: Socket) => void {
   return (err, socket) => {
     if (err.code === 'ECONNRESET') return
-    const status = statusForClientError(err.code)
-    const inflight = ClientConnection.peek(socket)?.active ?? null
+    const status = statusForClientError(err.code, (err as { rawPacket?: Buffer }).rawPacket)
+    const connection = ClientConnection.peek(socket)
+    // The edge closes this connection after the answer in flight (a 505, a refused body):
+    // the bytes behind it are not read as a request, so they get no answer either.
+    if (connection?.closing === true) return
+    const inflight = connection?.active ?? null
+    // The request in flight was read whole: the bytes that failed came after it. It was
+    // (or is being) forwarded and gets its own answer and line; the bytes get theirs.
+    if (connection !== undefined && inflight !== null && inflight.req.complete && inflight.clientError === null) {
+      afterServed(opts, connection, socket, status, err.code ?? 'client_error')
+      return
+    }
     const ray = inflight?.ray ?? newRayId()
     if (inflight !== null) {
       // The request already has its access line coming: make it say what the client got.
@@ -73,6 +88,30 @@ export function clientErrorHandler (opts: RefusalOptions): (err: NodeJS.ErrnoExc
     socket.end(rawResponse(status, answer.headers, answer.body))
   }
 }
+
+/**
+ * Bytes that do not parse, behind requests that did: a line of their own now, and their
+ * 400 once every request before them is answered (then the connection closes). Only the
+ * first failure counts: Node's parser fails again on every later chunk.
+ */
+function afterServed (opts: RefusalOptions, connection: ClientConnection, socket: Socket, status: number, code: string): void {
+  if (!connection.poison()) return
+  const ray = newRayId()
+  opts.access.refusal(refusedAccess(ray, status, code, '', '', socket), socket)
+  // Nothing more is read: the parser is past the point where it can frame a request.
+  socket.pause()
+  // A request that said `Connection: close` (or HTTP/1.0's default) has Node end the
+  // socket as its response finishes, before the 400 could follow: the end is this
+  // callback's to make.
+  socket.destroySoon = keepOpen
+  connection.whenIdle(() => {
+    if (!socket.writable || socket.destroyed) return
+    const answer = refusal(opts, status, ray)
+    socket.end(rawResponse(status, answer.headers, answer.body))
+  })
+}
+
+const keepOpen = (): void => {}
 
 /**
  * Fastify's router refuses paths whose percent-escapes are not UTF-8 (/x%ff): answered

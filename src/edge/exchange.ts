@@ -79,6 +79,8 @@ export class Exchange {
   refused: string | null = null
   /** Node's parser refused the rest of this request (e.g. a bad chunk): the status it got. */
   clientError: number | null = null
+  /** The client read none of its response for timeouts.client_write (ms): it was cut, and the line is the client's. */
+  clientWriteTimedOut: number | null = null
   /** The origin failed after the status was sent: the client got a cut connection. */
   truncated = false
   /** The client left before the response was complete. */

@@ -11,7 +11,7 @@
 // front door as streams (stream-request.ts); both take the same path.
 
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
-import type { ServerHttp2Stream } from 'node:http2'
+import { Http2ServerRequest, type ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -19,6 +19,8 @@ import { classify } from '../status/classify.js'
 import { refusalOf, unescapeSlashes, type Refusal } from './admit.js'
 import { answerError, finish, logFailure } from './answer.js'
 import { hasBody, meterBody } from './body.js'
+import { refusal, refusedAccess } from './client-errors.js'
+import { rawResponse } from '../page/raw-response.js'
 import { clientFacts } from './client-ip.js'
 import { ClientConnection, type ExchangeRunner } from './client-connection.js'
 import { linkOf } from './client-link.js'
@@ -42,15 +44,26 @@ export function runner (edge: EdgeRuntime): ExchangeRunner {
 
 /** A request Fastify routed to the edge (HTTP/1.1, or HTTP/2 through Node's compatible API). */
 export function handleRequest (edge: EdgeRuntime, run: ExchangeRunner, req: IncomingMessage, res: ServerResponse, id: string): void {
-  arrive(edge, run, req, new ResponseSink(res), id)
+  const sink = new ResponseSink(res)
+  try {
+    arrive(edge, run, req, sink, id)
+  } catch (err) {
+    arrivalFailed(edge, req, sink, id, err)
+  }
 }
 
 /** An Upgrade request: it has no ServerResponse, only its socket. */
 export function handleUpgrade (edge: EdgeRuntime, run: ExchangeRunner, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-  const exchange = arrive(edge, run, req, new SocketSink(socket), newRayId(), false)
-  exchange.upgradeAsked = String(req.headers.upgrade ?? '').trim().toLowerCase()
-  exchange.upgradeHead = head
-  exchange.connection.admit(exchange)
+  const sink = new SocketSink(socket)
+  const ray = newRayId()
+  try {
+    const exchange = arrive(edge, run, req, sink, ray, false)
+    exchange.upgradeAsked = String(req.headers.upgrade ?? '').trim().toLowerCase()
+    exchange.upgradeHead = head
+    exchange.connection.admit(exchange)
+  } catch (err) {
+    arrivalFailed(edge, req, sink, ray, err)
+  }
 }
 
 /** An HTTP/2 stream of the TLS front door, with its session's socket. */
@@ -60,7 +73,13 @@ export function handleStream (edge: EdgeRuntime, run: ExchangeRunner, stream: Se
   stream.on('error', ignore)
   // What Node's HTTP/1.1 server and its HTTP/2 compatibility API do: the body may come.
   if (!stream.endAfterHeaders && headers.expect !== undefined && CONTINUE.test(headers.expect)) stream.additionalHeaders({ ':status': 100 })
-  arrive(edge, run, new StreamRequest(stream, headers, rawHeaders, socket), new StreamSink(stream), '')
+  const req = new StreamRequest(stream, headers, rawHeaders, socket)
+  const sink = new StreamSink(stream)
+  try {
+    arrive(edge, run, req, sink, '')
+  } catch (err) {
+    arrivalFailed(edge, req, sink, '', err)
+  }
 }
 
 const CONTINUE = /^\s*100-continue\s*$/i
@@ -68,10 +87,13 @@ const ignore = (): void => {}
 
 function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: ClientRequest, sink: ClientSink, id: string, admit = true): Exchange {
   const ray = isRayId(id) ? id : newRayId()
-  const http2 = req.httpVersionMajor === 2
-  const carrier = http2 ? (req as unknown as { stream: ServerHttp2Stream }).stream.session as unknown as Duplex : req.socket
+  // What the request is, never what it says it is: an HTTP/1 request line may end in any
+  // version a client types (`HTTP/2.0`), and admit answers it 505.
+  const stream = streamOf(req)
+  const http2 = stream !== null
+  const carrier = http2 ? stream.session as unknown as Duplex : req.socket
   const connection = ClientConnection.of(carrier, !http2, edge.config.maxPipelined, run)
-  const client = clientFacts(req, edge.trust, linkOf(req.socket, req.httpVersion))
+  const client = clientFacts(req, edge.trust, linkOf(req.socket, http2 ? '2.0' : req.httpVersion === '1.0' ? '1.0' : '1.1'))
   const exchange = new Exchange(ray, req, sink, client, connection, splitTarget(req.url ?? '/'))
   sink.onClose(() => finish(edge, exchange))
   // An HTTP/2 stream reset before Fastify routed its request here (Node's compatibility
@@ -82,10 +104,41 @@ function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: ClientRequest, sin
   return exchange
 }
 
+/** The HTTP/2 stream behind a request: one the front door handed over, or one of Node's compatibility API. */
+function streamOf (req: ClientRequest): ServerHttp2Stream | null {
+  if (req instanceof StreamRequest) return req.stream
+  if (req instanceof Http2ServerRequest) return req.stream
+  return null
+}
+
+/**
+ * A bug of ours before the exchange existed: never swallowed. The error line has the ray
+ * id, the client gets a 502 that closes its connection (or a reset stream), and the
+ * access line says so.
+ */
+function arrivalFailed (edge: EdgeRuntime, req: ClientRequest, sink: ClientSink, id: string, err: unknown): void {
+  const ray = isRayId(id) ? id : newRayId()
+  edge.log.error({ ray_id: ray, err }, 'internal error while serving a request')
+  edge.access.refusal(refusedAccess(ray, 502, 'internal_error', req.method ?? '', String(req.headers.host ?? req.headers[':authority'] ?? ''), req.socket), req.socket, req.url ?? '')
+  const http1 = streamOf(req) === null
+  try {
+    if (!sink.started && !sink.gone) {
+      const headers = [edge.config.rayHeader, `${ray}-${edge.config.edgeName}`, 'content-type', 'text/plain; charset=utf-8']
+      if (http1) headers.push('connection', 'close')
+      sink.start(502, 'Bad Gateway', headers)
+      sink.end('502 Bad Gateway: the edge failed to serve this request\n')
+    } else sink.cut()
+  } catch {
+    sink.cut()
+  }
+  // Whatever the connection carries next was read by a parser the edge no longer trusts.
+  if (http1) req.socket?.destroySoon()
+}
+
 async function serve (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
   const req = exchange.req
   const config = edge.config
-  const refused = refusalOf(req, exchange.host, exchange.path, config.escapedSlashes, config)
+  const refused = refusalOf(req, exchange.client.http2, exchange.host, exchange.path, config.escapedSlashes, config)
   if (refused !== null) { refuse(edge, exchange, refused); return }
   if (config.escapedSlashes === 'unescape') exchange.path = unescapeSlashes(exchange.path)
 
@@ -110,8 +163,19 @@ async function serve (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
     // `Upgrade: h2c` would tunnel past every route and path check once answered 101.
     // Any other is dropped and the request proxied as plain HTTP; one with a body is
     // refused, since the socket is no longer framed by Node's parser.
+    // A body on an upgrade request is refused whether or not the upgrade is allowed: the
+    // tunnel would carry it unframed, and a refused upgrade's socket is no longer framed
+    // by Node's parser.
+    if (hasBody(req)) { refuse(edge, exchange, { status: 400, reason: 'upgrade_with_body' }); return }
     if (route.config.upgrades.includes(exchange.upgradeAsked)) exchange.upgrade = exchange.upgradeAsked
-    else if (hasBody(req)) { refuse(edge, exchange, { status: 400, reason: 'upgrade_with_body' }); return }
+    else if (exchange.upgradeHead !== null && exchange.upgradeHead.length > 0) {
+      // Node stops parsing at an Upgrade request: what came after it (a pipelined request)
+      // was never read as a request. Not tunnelled, the upgrade is answered on a socket
+      // that then closes; the bytes behind it get their own refusal and line.
+      refuseTrailing(edge, exchange)
+      refuse(edge, exchange, { status: 400, reason: 'upgrade_pipelined' })
+      return
+    }
   }
 
   if (req.headers[FAULT_HEADER] !== undefined && await injected(edge, exchange)) return
@@ -122,8 +186,21 @@ async function serve (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
 function refuse (edge: EdgeRuntime, exchange: Exchange, refusal: Refusal): void {
   exchange.refused = refusal.reason
   // Malformed is the client's error; over a limit is the edge's policy (RFC 9209 §2.3).
-  const proxyStatus = refusal.status === 400 ? 'http_request_error' : 'http_request_denied'
-  answerError(edge, exchange, { status: refusal.status, cause: null, proxyStatus, why: `the edge refused this request (${refusal.reason})` }, hasBody(exchange.req))
+  const proxyStatus = refusal.status === 400 || refusal.status === 501 || refusal.status === 505 ? 'http_request_error' : 'http_request_denied'
+  // A request the edge cannot frame or speak (a version, a transfer coding) leaves the
+  // connection's next bytes unframed too: it closes.
+  const close = hasBody(exchange.req) || refusal.status === 505 || refusal.status === 501
+  answerError(edge, exchange, { status: refusal.status, cause: null, proxyStatus, why: `the edge refused this request (${refusal.reason})` }, close)
+}
+
+/** The bytes pipelined behind a refused upgrade request: a 400 of their own, after its answer. */
+function refuseTrailing (edge: EdgeRuntime, exchange: Exchange): void {
+  const ray = newRayId()
+  const socket = exchange.req.socket
+  const answer = refusal({ rayHeader: edge.config.rayHeader, edgeName: edge.config.edgeName, proxyStatus: edge.proxyStatus }, 400, ray)
+  if ((exchange.sink as SocketSink).follow(rawResponse(400, answer.headers, answer.body))) {
+    edge.access.refusal(refusedAccess(ray, 400, 'pipelined_after_upgrade', '', '', socket), socket)
+  }
 }
 
 const NO_ROUTE = { status: 404, cause: null, proxyStatus: 'destination_not_found' as const, why: 'no route matches this host and path' }

@@ -110,6 +110,7 @@ export class EdgeRuntime {
           responseTimeoutMs: route.pool.responseTimeoutMs,
           bodyIdleTimeoutMs: this.config.bodyIdleTimeoutMs,
           originWriteTimeoutMs: this.config.originWriteTimeoutMs,
+          clientWriteTimeoutMs: this.config.clientWriteTimeoutMs,
           stale: staleRoute(route, this.cache, headers)
         }
       }
@@ -125,11 +126,12 @@ export class EdgeRuntime {
       connection: {
         keepAliveTimeoutMs: c.keepAliveTimeoutMs,
         maxResponseHeaderBytes: c.maxResponseHeaderBytes,
-        backstopMs: Math.max(pool.responseTimeoutMs, c.bodyIdleTimeoutMs) + UNDICI_BACKSTOP_MS
+        backstopMs: Math.max(pool.responseTimeoutMs, c.bodyIdleTimeoutMs, c.clientWriteTimeoutMs) + UNDICI_BACKSTOP_MS
       },
       reuse: pool.connections.reuse,
       maxConnections: pool.connections.maxPerOrigin,
       maxQueue: pool.connections.maxQueuePerOrigin,
+      maxPerClient: pool.connections.maxPerClient,
       queueTimeoutMs: pool.connectTimeoutMs,
       maxPendingConnects: pool.connections.maxPendingConnects,
       onStray: (set, info, err) => this.stray(pool, set, info, err)

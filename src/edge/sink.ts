@@ -161,6 +161,7 @@ export class SocketSink implements ClientSink {
   status = 0
   startedAt = 0
   completed = false
+  private next: string | null = null
 
   constructor (private readonly socket: Duplex) {
     socket.on('error', () => socket.destroy())
@@ -178,7 +179,22 @@ export class SocketSink implements ClientSink {
   onDrain (resume: () => void): void { this.socket.once('drain', resume) }
   end (body?: string): void {
     this.completed = true
-    this.socket.end(body)
+    if (this.next === null) this.socket.end(body)
+    else {
+      if (body !== undefined) this.socket.write(body)
+      this.socket.end(this.next)
+    }
+  }
+
+  /**
+   * A whole second answer, written after this one before the socket closes (bytes
+   * pipelined behind a refused upgrade); false when this answer would not be framed
+   * (it has started already, and may end at close).
+   */
+  follow (answer: string): boolean {
+    if (this.started || this.gone) return false
+    this.next = answer
+    return true
   }
 
   cut (): void { this.socket.destroy() }

@@ -10,6 +10,25 @@ import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
 import { ClientAbortError, withoutStack } from '../status/errors.js'
 
+const kProgress = Symbol('highproxy.requestProgress')
+
+/** Bytes of a session's frames that carried requests forward (header blocks, body data). */
+export interface Progress { bytes: number }
+
+/** Starts counting what moves the requests of `session` forward (front/frame-budget.ts reads it). */
+export function countProgress (session: object): Progress {
+  const progress: Progress = { bytes: 0 }
+  ;(session as { [kProgress]?: Progress })[kProgress] = progress
+  return progress
+}
+
+/** An upper bound of a header block's size on the wire: HPACK never makes it larger than its fields plus a few bytes each. */
+function headerBlockBytes (raw: string[]): number {
+  let n = 9 + 4 * raw.length
+  for (let i = 0; i < raw.length; i++) n += (raw[i] as string).length
+  return n
+}
+
 export class StreamRequest {
   readonly httpVersion = '2.0'
   readonly httpVersionMajor = 2
@@ -27,6 +46,8 @@ export class StreamRequest {
     this.url = (headers[':path'] as string | undefined) ?? ''
     this.socket = socket
     if (!stream.endAfterHeaders) stream.once('aborted', () => { this.abort() })
+    const progress = (stream.session as { [kProgress]?: Progress } | undefined)?.[kProgress]
+    if (progress !== undefined) progress.bytes += headerBlockBytes(rawHeaders)
   }
 
   /** Nothing more will come from the client: its body was read, or the stream is gone. */
@@ -35,7 +56,11 @@ export class StreamRequest {
   pipe<T extends Writable> (destination: T): T {
     this.body = destination
     if (this.stream.aborted) this.abort()
-    return this.stream.pipe(destination)
+    const piped = this.stream.pipe(destination)
+    // Counted as the edge reads it (after pipe: this listener never starts the flow).
+    const progress = (this.stream.session as { [kProgress]?: Progress } | undefined)?.[kProgress]
+    if (progress !== undefined) this.stream.on('data', (chunk: Buffer) => { progress.bytes += chunk.length + 9 })
+    return piped
   }
 
   /**

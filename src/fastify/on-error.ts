@@ -8,6 +8,7 @@
 // nothing. The phase comes from the dialer's typed error: whatever else failed, failed
 // after the connection was made.
 
+import { Http2ServerRequest } from 'node:http2'
 import type {
   FastifyBaseLogger, FastifyReply, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RouteGenericInterface
 } from 'fastify'
@@ -79,10 +80,12 @@ export function edgeOnError (options: EdgeOnErrorOptions = {}): (reply: AnyReply
     if (c.known) log.warn(record)
     else log.error(record)
 
-    const headers = edgeHeaders(ray, identity, request.raw.httpVersionMajor === 2)
+    // What the request is, not the version its request line typed (`GET / HTTP/2.0` over HTTP/1).
+    const http2 = request.raw instanceof Http2ServerRequest
+    const headers = edgeHeaders(ray, identity, http2)
     // The rest of the request body will never be read (the dispatcher destroyed it, as
     // undici's own does; edgeDispatcher's drains it): the connection cannot carry another request.
-    if (!request.raw.complete && request.raw.destroyed && request.raw.httpVersionMajor !== 2) headers.push('connection', 'close')
+    if (!request.raw.complete && request.raw.destroyed && !http2) headers.push('connection', 'close')
     headers.push('proxy-status', proxyStatus.forFailure(c, error, pool))
     const page = pages.build({
       status: c.status,

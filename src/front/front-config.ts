@@ -40,7 +40,8 @@ export function resolveFrontDoor (listen: ConfigInput['listen']): FrontDoor | nu
       maxConcurrentStreams: h2.max_concurrent_streams,
       idleTimeoutMs: durationMs(h2.idle_timeout),
       maxClientResets: h2.max_client_resets,
-      clientResetWindowMs: durationMs(h2.client_reset_window)
+      clientResetWindowMs: durationMs(h2.client_reset_window),
+      maxIdleFrames: h2.max_idle_frames
     }
   }
 }

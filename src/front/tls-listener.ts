@@ -17,6 +17,7 @@ import type { RefusalOptions } from '../edge/client-errors.js'
 import type { StreamHandler } from '../edge/plugin.js'
 import { refuseConnect } from './http2-connect.js'
 import { watchFirstRequest } from './first-request.js'
+import { FrameBudget } from './frame-budget.js'
 import { ResetGuard } from './reset-guard.js'
 
 /** What the HTTP/1 parser of an HTTP/2 server reads from the server object. */
@@ -68,6 +69,7 @@ export class TlsFront {
   private refusals: RefusalOptions | null = null
   private readonly sessions = new Set<Http2Session>()
   private readonly guard: ResetGuard
+  private readonly frames: FrameBudget
 
   /** Certificates obtained by ACME (front/acme.ts fills it); null: no ACME. */
   acme: AcmeCertificates | null = null
@@ -76,6 +78,7 @@ export class TlsFront {
     if (config.certificates.length === 0 && config.acme === null) throw new Error('TlsFront needs a certificate (make the self-signed one first) or ACME names')
     this.certificates = new CertificateSet(config.certificates, config.minVersion)
     this.guard = new ResetGuard(config.http2, log)
+    this.frames = new FrameBudget(config.http2.maxIdleFrames, log)
   }
 
   get http2 (): boolean { return this.config.http2.enabled }
@@ -139,6 +142,7 @@ export class TlsFront {
       this.sessions.add(session)
       session.once('close', () => this.sessions.delete(session))
       this.guard.watch(session)
+      this.frames.watch(session)
       watchFirstRequest(session, http1.headersTimeout, refusals)
     })
   }

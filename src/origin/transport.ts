@@ -25,6 +25,7 @@
 // instead of adding a SYN to a drowning origin's full accept queue.
 
 import { ConnectionLimitError, withoutStack } from '../status/errors.js'
+import { ClientShare } from './client-share.js'
 import { OriginConnection, type ConnectionEnd, type ConnectionOptions } from './connection.js'
 import { dial, type DialInfo, type DialOptions, type DialTarget } from './dial.js'
 import { PendingConnects } from './pending-connects.js'
@@ -38,6 +39,8 @@ export interface TransportOptions {
   /** Per origin of the pool. */
   maxConnections: number
   maxQueue: number
+  /** In-flight requests one client address may have at one origin (client-share.ts); 0: no share. */
+  maxPerClient: number
   /** How long a request may wait for a connection slot: the pool's connect timeout. */
   queueTimeoutMs: number
   /** Connects per origin with a SYN sent and no answer yet; 0: no cap. */
@@ -87,10 +90,14 @@ export class ConnectionSet {
   readonly waiting: Waiter[] = []
   /** The pending-connect cap of this origin; null when it is off. */
   readonly connects: PendingConnects | null
+  /** Each client's share of this origin; null: no share. */
+  readonly share: ClientShare | null
 
   constructor (readonly key: string, readonly target: DialTarget, readonly transport: Transport) {
-    const cap = transport.opts.maxPendingConnects
-    this.connects = cap > 0 ? new PendingConnects(cap, transport.opts.dial.connectTimeoutMs) : null
+    const o = transport.opts
+    this.connects = o.maxPendingConnects > 0 ? new PendingConnects(o.maxPendingConnects, o.dial.connectTimeoutMs) : null
+    // A share as large as the origin's whole limit changes nothing: no share then.
+    this.share = o.maxPerClient > 0 && o.maxPerClient < o.maxConnections ? new ClientShare(o.maxPerClient, o.queueTimeoutMs) : null
   }
 
   /** Idle connections (for metrics). */
@@ -110,6 +117,20 @@ export class Transport {
   /** The connections to one origin of this pool (the pool member keeps it). */
   set (originKey: string, target: DialTarget): ConnectionSet {
     return new ConnectionSet(originKey, target, this)
+  }
+
+  /**
+   * A request of `client` (its address) is about to take a connection to `set`'s origin: null when
+   * it is within its share (counted now, give it back with `leaveShare`); else a promise
+   * that resolves once it is counted, or rejects with ClientShareError.
+   */
+  enterShare (set: ConnectionSet, client: string): Promise<void> | null {
+    return set.share === null ? null : set.share.enter(client)
+  }
+
+  /** The request that entered the share is over. */
+  leaveShare (set: ConnectionSet, client: string): void {
+    set.share?.leave(client)
   }
 
   /** An idle connection this client connection may ride now, or null (then `open`). */

@@ -272,6 +272,36 @@ const entries: EdgeErrorEntry[] = [
     fix: "send fewer or smaller headers (clear this site's cookies)."
   },
   {
+    status: 501,
+    name: 'not_implemented',
+    title: 'Transfer coding not implemented',
+    category: 'edge',
+    retryAfter: null,
+    retryable: false,
+    ownerActionRequired: false,
+    failedHop: 'browser',
+    errorCode: 501,
+    whatHappened: 'The request body is sent with a transfer coding other than chunked (RFC 9112 §6.1), which the edge does not decode and will not pass on as if it were plain.',
+    visitorAction: 'Send the request without that transfer coding.',
+    ownerAction: 'No action needed.',
+    fix: "send the body with Content-Length or chunked only."
+  },
+  {
+    status: 505,
+    name: 'http_version_not_supported',
+    title: 'HTTP version not supported',
+    category: 'edge',
+    retryAfter: null,
+    retryable: false,
+    ownerActionRequired: false,
+    failedHop: 'browser',
+    errorCode: 505,
+    whatHappened: 'The request line names an HTTP version other than HTTP/1.0 or HTTP/1.1 (HTTP/2 is negotiated with TLS ALPN, never written on a request line).',
+    visitorAction: 'Use an up-to-date browser or HTTP client.',
+    ownerAction: 'No action needed.',
+    fix: "send HTTP/1.1 (or HTTP/2 negotiated over TLS)."
+  },
+  {
     status: 404,
     name: 'no_route',
     title: 'No route for this host',

@@ -66,6 +66,14 @@ export const RULES: readonly Rule[] = [
     why: 'the client went away before the response was complete'
   },
   {
+    codes: [code('HPX_ERR_CLIENT_WRITE_TIMEOUT')],
+    phases: ANY,
+    status: CLIENT_ABORT_STATUS,
+    cause: null,
+    proxyStatus: null,
+    why: 'the client stopped reading the response (timeouts.client_write): its failure, not the origin\'s'
+  },
+  {
     codes: [code('HPX_ERR_BODY_TOO_LARGE')],
     phases: ANY,
     status: 413,
@@ -121,6 +129,14 @@ export const RULES: readonly Rule[] = [
     cause: null,
     proxyStatus: 'connection_limit_reached',
     why: 'the origin has as many requests in flight as adaptive concurrency learned it serves well, and no slot freed within the queue timeout'
+  },
+  {
+    codes: [code('HPX_ERR_CLIENT_SHARE')],
+    phases: ['queue'],
+    status: 503,
+    cause: null,
+    proxyStatus: 'connection_limit_reached',
+    why: 'this client holds its share of the connections to this origin (connections.max_per_client); other clients are served'
   },
   {
     codes: ['EAI_AGAIN'],

@@ -26,6 +26,9 @@ export const ERROR_CODES = {
   HPX_ERR_HEALTH_CHECK: 'an active health check got another status than `expect_status`; when every origin of a pool fails it, requests get 502',
   HPX_ERR_INJECTED: 'a fault injected by `x-highproxy-fault`; it carries the real fault\'s code as its `cause`',
   HPX_ERR_CLIENT_ABORT: 'the client left; the origin request is cancelled (status 499 in the log)',
+  HPX_ERR_CLIENT_WRITE_TIMEOUT: 'the client read none of the response for `timeouts.client_write`: its stream is reset (or its connection cut), the origin request cancelled, status 499 in the log; never counted against the origin',
+  HPX_ERR_CLIENT_SHARE: 'one client address holds its share of an origin\'s connections (`connections.max_per_client`) and no slot of its own freed within the connect timeout (→ 503); other clients are not held up',
+  HPX_ERR_FRAME_FLOOD: 'an HTTP/2 client sent more than `listen.http2.max_idle_frames` frames a second that move no request forward (WINDOW_UPDATE, PING, SETTINGS, PRIORITY, empty DATA): its connection got GOAWAY ENHANCE_YOUR_CALM and was closed',
   HPX_ERR_BODY_TOO_LARGE: 'a chunked request body grew past the route\'s `max_body_size` while streaming (→ 413)',
   HPX_ERR_RESET_FLOOD: 'an HTTP/2 client reset more than `listen.http2.max_client_resets` streams within `client_reset_window` (rapid reset): its connection got GOAWAY and was closed',
   HPX_ERR_ACME: 'obtaining or renewing a certificate by ACME failed; the line carries the CA\'s problem document (`problem.type` like urn:ietf:params:acme:error:*, and its detail); retried with backoff, the certificate already served stays',
@@ -187,6 +190,20 @@ export function detailsOf (err: unknown): string | null {
     if (typeof d === 'string') return d
   }
   return null
+}
+
+/** The client read none of the response for `timeouts.client_write` (a slow reader). */
+export class ClientWriteTimeoutError extends EdgeError {
+  constructor (readonly timeoutMs: number) {
+    super('HPX_ERR_CLIENT_WRITE_TIMEOUT', `the client read none of the response for ${timeoutMs} ms`)
+  }
+}
+
+/** The client's own share of an origin's connections is in use. */
+export class ClientShareError extends EdgeError {
+  constructor (limit: number) {
+    super('HPX_ERR_CLIENT_SHARE', `this client already holds ${limit} connections to the origin (its share)`)
+  }
 }
 
 /** The origin stopped reading the request body. */

@@ -119,7 +119,8 @@ t.test('a client that leaves with requests still queued: each gets its access li
 
 t.test('max_per_origin: the origin never sees more connections; the rest wait their turn', async t => {
   const origin = await countingOrigin(100)
-  const proxy = await startProxy({ origin: origin.url, connections: { max_per_origin: 2 } })
+  // Every client here is 127.0.0.1: no per-client share (a quarter of 2), only the origin's limit.
+  const proxy = await startProxy({ origin: origin.url, connections: { max_per_origin: 2, max_per_client: 0 } })
   t.teardown(async () => { await proxy.close(); await origin.close() })
   const answers = await Promise.all(range(0, 6).map(i => new Promise<number>((resolve, reject) => {
     http.get(`${proxy.url}/n/${i}`, { agent: false }, res => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject)
