@@ -268,6 +268,7 @@ async function main () {
     if (file === undefined) throw new Error(`no .cpuprofile written in ${dir}`)
     const summary = summarize(JSON.parse(readFileSync(path.join(dir, file), 'utf8')), top, window)
     summary.windowSeconds = (window.toUs - window.fromUs) / 1e6
+    summary.window = window
     summary.load = measured
     const what = c.server === 'floor' ? `node floor${c.log ? ' + pino line' : ''}` : 'highproxy'
     const title = c.storm
