@@ -16,7 +16,8 @@
 //   node bench/profile.mjs --case handshake   highproxy over TLS, a new connection (full handshake) per request
 //   --seconds <s> (default 10), --top <n> (default 15), --out <dir> (default /tmp),
 //   --connections <n> (default 50), --highproxy-args "<args>" (appended to the highproxy start),
-//   --origin-server auto|nginx|node (default auto: nginx when installed, as in run.mjs)
+//   --origin-server auto|nginx|node (default auto: nginx when installed, as in run.mjs),
+//   --interval <µs> (default 1000: the sampling interval; 100 sees a single storm of 1,000 in detail)
 //
 // The load is the bench's: wrk -t1 when installed, else autocannon in this process. The
 // profile stays in <out>/highproxy-prof-<case>-<date>/; the summary is printed and
@@ -48,7 +49,8 @@ const { values: flags } = parseArgs({
     connections: { type: 'string', default: '50' },
     concurrency: { type: 'string', default: '1000' },
     'highproxy-args': { type: 'string', default: '' },
-    'origin-server': { type: 'string', default: 'auto' }
+    'origin-server': { type: 'string', default: 'auto' },
+    interval: { type: 'string', default: '1000' }
   },
   strict: true
 })
@@ -191,7 +193,7 @@ const saturate = opts => wrkBin !== null ? wrk(wrkBin, opts) : load(opts)
 
 /** The profiled process, started under --cpu-prof: highproxy (through its CLI) or the floor. */
 async function startProfiled (dir, tmp) {
-  const node = ['--cpu-prof', '--cpu-prof-dir', dir]
+  const node = ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', String(Number(flags.interval))]
   if (c.storm) {
     const { synDropOrigin } = await import(pathToFileURL(path.join(ROOT, 'dist', 'lab', 'faults.js')).href)
     const dead = await synDropOrigin()
@@ -268,6 +270,7 @@ async function main () {
     if (file === undefined) throw new Error(`no .cpuprofile written in ${dir}`)
     const summary = summarize(JSON.parse(readFileSync(path.join(dir, file), 'utf8')), top, window)
     summary.windowSeconds = (window.toUs - window.fromUs) / 1e6
+    summary.window = window
     summary.load = measured
     const what = c.server === 'floor' ? `node floor${c.log ? ' + pino line' : ''}` : 'highproxy'
     const title = c.storm

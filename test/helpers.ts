@@ -10,6 +10,7 @@ import type { Config } from '../src/config/schema.js'
 import { createLogger } from '../src/log.js'
 import { buildServer } from '../src/server.js'
 import { TlsFront } from '../src/front/tls-listener.js'
+import type { MemberHealth } from '../src/origin/pool.js'
 
 export type LogLine = Record<string, any>
 
@@ -25,6 +26,8 @@ export interface TestProxy {
   waitForLog: (match: (l: LogLine) => boolean, ms?: number) => Promise<LogLine>
   /** New routes and pools from a config-shaped object, as SIGHUP does. */
   reload: (raw: Record<string, unknown>) => void
+  /** Each origin's health and load now, as /origins reads it. */
+  health: () => MemberHealth[]
   close: () => Promise<void>
 }
 
@@ -53,8 +56,9 @@ export async function startProxy (raw: Record<string, unknown>, store?: StaleSto
   })
   const logger = createLogger('info', 'json', sink)
   let reload: ((edge: Config['edge']) => void) | null = null
+  let health: () => MemberHealth[] = () => []
   const front = config.front === null ? null : new TlsFront(config.front, logger)
-  const app = await buildServer({ ...config.edge, store, exposeReload: r => { reload = r } }, logger, config.client, front)
+  const app = await buildServer({ ...config.edge, store, exposeReload: r => { reload = r }, exposeHealth: h => { health = h } }, logger, config.client, front)
   await app.listen({ host: '127.0.0.1', port: 0, backlog: config.listen.backlog })
   const port = (app.server.address() as AddressInfo).port
   return {
@@ -73,6 +77,7 @@ export async function startProxy (raw: Record<string, unknown>, store?: StaleSto
       })
     },
     reload: next => reload?.(resolve(validate(next), false).edge),
+    health: () => health(),
     close: () => app.close()
   }
 }

@@ -88,6 +88,12 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   private queued: Promise<void> | null = null
   /** The attempt counts in its client's share of the origin (client-share.ts). */
   private inShare = false
+  /**
+   * Set by the pending-connect cap while this attempt's dial waits there (the attempt is
+   * the dial's GateOwner): called when the client leaves, the dial leaves the queue at
+   * once and never sends its SYN.
+   */
+  leave: (() => void) | null = null
 
   private readonly settings: AttemptSettings
 
@@ -140,6 +146,11 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     this.start()
   }
 
+  /** For the pending-connect cap: the client left (its connection closed, or its stream was reset). */
+  get released (): boolean {
+    return this.pendingAbort !== null || this.exchange.aborted || this.exchange.connection.owner.released
+  }
+
   private start (): void {
     const transport = this.member.connections.transport
     const owner = this.exchange.connection.owner
@@ -149,7 +160,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
       this.send(idle)
       return
     }
-    transport.open(this.member.connections, owner).then(c => {
+    transport.open(this.member.connections, owner, this).then(c => {
       this.fresh = true
       const ms = c.info.timings.connect_ms
       if (ms !== null) this.member.health.condition.connected(ms)
@@ -173,8 +184,17 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
       this.finish(reason)
       return
     }
-    if (this.controller === null) this.pendingAbort ??= reason
-    else this.controller.abort(reason)
+    if (this.controller === null) {
+      this.pendingAbort ??= reason
+      // Waiting at the pending-connect cap: out of its queue now, no SYN (the dial ends as a client abort).
+      const leave = this.leave
+      if (leave !== null) {
+        this.leave = null
+        leave()
+      }
+    } else {
+      this.controller.abort(reason)
+    }
   }
 
   private send (c: OriginConnection): void {

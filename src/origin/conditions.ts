@@ -68,7 +68,11 @@ const UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDO
 /** What a dial error says about the origin: refused or unreachable (down), timed out (drowning), or nothing (DNS, TLS). */
 function connectKind (err: unknown): ConnectKind | null {
   const dial = dialErrorIn(err)
-  if (dial instanceof ConnectTimeoutError) return 'timeout'
+  // A dial that waited at the pending-connect cap until its deadline sent no SYN: it is
+  // not a connect, and says nothing the connects it waited behind did not. (In a 522
+  // storm these are nearly all of the failures; judging the window for each was a sixth
+  // of the storm's CPU.)
+  if (dial instanceof ConnectTimeoutError) return dial.waitedBehind === null ? 'timeout' : null
   if (!(dial instanceof ConnectFailedError)) return null
   for (const e of causeChain(dial)) {
     const code = (e as { code?: unknown }).code
@@ -223,21 +227,28 @@ export class OriginCondition {
 
   /** Words for drowning, or null when the window does not (yet) show it. */
   private drowningEvidence (inFlight: number): string | null {
-    const window = this.recent60()
     const since = this.now() - WINDOW_MS
-    this.unanswered = this.unanswered.filter(at => at >= since)
-    const timeouts = window.filter(c => c.kind === 'timeout').length
-    const retransmits = window.filter(c => c.kind === 'retransmit')
+    if (this.unanswered.length > 0 && (this.unanswered[0] as number) < since) this.unanswered = this.unanswered.filter(at => at >= since)
+    // One pass over the window (at most 20 connects): this runs for every connect timeout.
+    let n = 0
+    let timeouts = 0
+    let retransmits = 0
+    for (const c of this.connects) {
+      if (c.at < since) continue
+      n++
+      if (c.kind === 'timeout') timeouts++
+      else if (c.kind === 'retransmit') retransmits++
+    }
     const slow = this.slowAnswers(inFlight)
     // One connect with no answer in the whole connect timeout is enough; one retransmit
     // could be a lost packet, two are a pattern.
-    if (timeouts === 0 && retransmits.length < 2 && this.unanswered.length < 2 && !slow) return null
+    if (timeouts === 0 && retransmits < 2 && this.unanswered.length < 2 && !slow) return null
     const parts: string[] = []
-    const n = window.length
     if (timeouts > 0) parts.push(`${timeouts} of its last ${plural(n, 'connect')} timed out`)
-    if (retransmits.length > 0) {
-      const steps = retransmits.map(c => retransmitStep(c.ms) as number)
-      const who = timeouts > 0 && timeouts + retransmits.length === n ? 'the rest' : `${retransmits.length} of ${plural(n, 'connect')}`
+    if (retransmits > 0) {
+      const steps: number[] = []
+      for (const c of this.connects) if (c.at >= since && c.kind === 'retransmit') steps.push(retransmitStep(c.ms) as number)
+      const who = timeouts > 0 && timeouts + retransmits === n ? 'the rest' : `${retransmits} of ${plural(n, 'connect')}`
       parts.push(`${who} took ${seconds(steps)}, which is the kernel retrying dropped SYNs`)
     }
     if (this.unanswered.length >= 2) parts.push(`${plural(this.unanswered.length, 'request')} on newly accepted connections got no response`)

@@ -22,8 +22,10 @@
 //
 // It only ever grants a permission to dial: the connection a waiter then gets is its own
 // dial's, so it holds under `reuse: never` and no response can reach another client. A
-// waiter whose client connection closed is dropped when a slot would reach it: it never
-// sends its SYN.
+// waiter whose client left never sends its SYN: an owner that can say so at once (the
+// edge's attempt: its client connection closed, or its HTTP/2 stream was reset) is given
+// `leave`, and calling it takes the waiter out of the queue there and then; any other
+// owner is checked for `released` when a slot would reach it.
 //
 // One timer serves the whole queue. Every waiter of a gate has the same connect timeout
 // and they queue in arrival order, so their deadlines are in order too: the timer is armed
@@ -41,8 +43,16 @@ export class GateTimeout {
 /** A waiting dial whose client connection closed: it leaves the queue without a SYN (the dialer types it: 499). */
 export class GateLeft {}
 
-/** Whose dial it is: the client connection, closed once `released`. */
-export interface GateOwner { readonly released: boolean }
+/**
+ * Whose dial it is: `released` once its client left. While the dial waits at the cap, the
+ * gate sets `leave` on an owner that has the field (one owner per dial: the connection
+ * owner an HTTP/2 session's streams share must not have it); calling it drops the waiter
+ * at once. The gate sets it back to null when the waiter leaves the queue any other way.
+ */
+export interface GateOwner {
+  readonly released: boolean
+  leave?: (() => void) | null
+}
 
 interface Waiter {
   /** performance.now() when its connect timeout runs out. */
@@ -90,10 +100,22 @@ export class PendingConnects {
       return this.connectTimeoutMs - (performance.now() - start)
     }
     return new Promise((resolve, reject) => {
-      this.waiting.push({ deadline: start + this.connectTimeoutMs, arrived: start, behind: this.pending, owner, resolve, reject })
+      const w: Waiter = { deadline: start + this.connectTimeoutMs, arrived: start, behind: this.pending, owner, resolve, reject }
+      this.waiting.push(w)
+      if (owner !== null && owner.leave !== undefined) owner.leave = () => { this.drop(w) }
       this.pump()
       this.arm()
     })
+  }
+
+  /** The waiter's client left: out of the queue now, without a SYN (its dial ends as GateLeft). */
+  private drop (w: Waiter): void {
+    const i = this.waiting.indexOf(w)
+    if (i === -1) return
+    this.waiting.splice(i, 1)
+    unhook(w)
+    inTurn(() => w.reject(new GateLeft()))
+    this.arm()
   }
 
   /** A connect ended: `answered` when the origin's host answered it (connected or refused), false when it timed out. */
@@ -119,12 +141,14 @@ export class PendingConnects {
       // Its client left while it waited: it goes without a SYN, and the slot to the next.
       if (w.owner?.released === true) {
         this.waiting.splice(i, 1)
+        unhook(w)
         inTurn(() => w.reject(new GateLeft()))
         continue
       }
       const left = w.deadline - now
       if (left <= 0 || (!this.answered && left < this.minDialMs)) { i++; continue }
       this.waiting.splice(i, 1)
+      unhook(w)
       this.pending++
       w.resolve(left)
     }
@@ -150,9 +174,17 @@ export class PendingConnects {
     while (n < this.waiting.length && (this.waiting[n] as Waiter).deadline <= now) n++
     const done = this.waiting.splice(0, n)
     // What each failure sets off waits its turn, as the dialer's own 522s do (turns.ts).
-    for (const w of done) inTurn(() => w.reject(new GateTimeout(w.behind, now - w.arrived)))
+    for (const w of done) {
+      unhook(w)
+      inTurn(() => w.reject(new GateTimeout(w.behind, now - w.arrived)))
+    }
     this.arm()
   }
+}
+
+/** The waiter left the queue: its owner's `leave` no longer applies. */
+function unhook (w: Waiter): void {
+  if (w.owner !== null && w.owner.leave !== undefined) w.owner.leave = null
 }
 
 function expire (gate: PendingConnects): void {

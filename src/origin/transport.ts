@@ -28,7 +28,7 @@ import { ConnectionLimitError, withoutStack } from '../status/errors.js'
 import { ClientShare } from './client-share.js'
 import { OriginConnection, type ConnectionEnd, type ConnectionOptions } from './connection.js'
 import { dial, type DialInfo, type DialOptions, type DialTarget } from './dial.js'
-import { PendingConnects } from './pending-connects.js'
+import { PendingConnects, type GateOwner } from './pending-connects.js'
 
 export type ReusePolicy = 'never' | 'safe' | 'always'
 
@@ -74,6 +74,8 @@ export class ConnectionOwner {
 /** A request waiting for a connection slot. */
 interface Waiter {
   owner: ConnectionOwner | null
+  /** Whose dial it will be at the pending-connect cap (dial.ts); null: the connection owner. */
+  gate: GateOwner | null
   target: DialTarget
   resolve: (c: OriginConnection) => void
   reject: (err: Error) => void
@@ -141,14 +143,18 @@ export class Transport {
   }
 
   /** A new connection: dialled now, or when a slot frees; rejects with a DialError or ConnectionLimitError. */
-  open (set: ConnectionSet, owner: ConnectionOwner | null): Promise<OriginConnection> {
+  /**
+   * @param gate whose dial it is at the pending-connect cap, when that is narrower than the
+   *   client connection (the edge's attempt: one request, which can leave on its own)
+   */
+  open (set: ConnectionSet, owner: ConnectionOwner | null, gate: GateOwner | null = null): Promise<OriginConnection> {
     if (set.live >= this.opts.maxConnections) this.evictFor(set, owner)
-    if (set.live < this.opts.maxConnections) return this.dial(set, owner)
+    if (set.live < this.opts.maxConnections) return this.dial(set, owner, gate)
     if (set.waiting.length >= this.opts.maxQueue) {
       return Promise.reject(withoutStack(() => new ConnectionLimitError(this.opts.maxConnections, 'queue full')))
     }
     return new Promise((resolve, reject) => {
-      const waiter: Waiter = { owner, target: set.target, resolve, reject, timer: null }
+      const waiter: Waiter = { owner, gate, target: set.target, resolve, reject, timer: null }
       waiter.timer = setTimeout(() => {
         const i = set.waiting.indexOf(waiter)
         if (i !== -1) set.waiting.splice(i, 1)
@@ -215,11 +221,11 @@ export class Transport {
     }
   }
 
-  private async dial (set: ConnectionSet, owner: ConnectionOwner | null): Promise<OriginConnection> {
+  private async dial (set: ConnectionSet, owner: ConnectionOwner | null, gate: GateOwner | null): Promise<OriginConnection> {
     set.live++
     let dialled
     try {
-      dialled = await dial(set.target, this.opts.dial, set.connects, owner)
+      dialled = await dial(set.target, this.opts.dial, set.connects, gate ?? owner)
     } catch (err) {
       set.live--
       this.pump(set)
@@ -270,7 +276,7 @@ export class Transport {
           this.take(c, w.owner)
           w.resolve(c)
         } else {
-          this.dial(set, w.owner).then(w.resolve, w.reject)
+          this.dial(set, w.owner, w.gate).then(w.resolve, w.reject)
         }
       }
     } finally {

@@ -6,13 +6,16 @@
 
 import { execFile, spawn } from 'node:child_process'
 import http from 'node:http'
+import http2 from 'node:http2'
 import net from 'node:net'
+import tls from 'node:tls'
 import { performance } from 'node:perf_hooks'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { drowningOrigin, refusedOrigin, synDropOrigin } from '../../src/lab/faults.js'
 import { get, rayOf, startProxy, type Got } from '../helpers.js'
 import { stallWatch } from '../timing.js'
+import { makePki } from '../tls-support.js'
 import { request as undiciRequest } from 'undici'
 
 const run = promisify(execFile)
@@ -167,6 +170,71 @@ t.test('pending-connect cap: a waiting request whose client left never dials', a
   t.equal(origin.accepted(), origin.fillers + 2, `the origin accepted the ${origin.fillers} queue fillers, A and C: B never dialled`)
   const line = await proxy.waitForLog(l => l.msg === 'access' && l.path === '/b')
   t.equal(line.status, 499, 'B is logged as a client that left')
+})
+
+t.test('pending-connect cap: a waiting request whose client left leaves the queue at once, over HTTP/1.1 and by an HTTP/2 stream reset', async t => {
+  const pki = await makePki()
+  t.teardown(() => pki.remove())
+  const cert = await pki.issue('edge', ['localhost'])
+  const origin = await lateOrigin(t)
+  const proxy = await startProxy({
+    listen: { tls: { cert: cert.certFile, key: cert.keyFile } },
+    connections: { max_pending_connects: 1 },
+    // Long enough that only leaving at once (not a slot, not the deadline) explains an early line.
+    routes: [{ origin: origin.url, connect_timeout: '8s' }]
+  })
+  t.teardown(() => proxy.close())
+  const base = `https://localhost:${proxy.port}`
+  const session = http2.connect(base, { ca: pki.ca.cert })
+  t.teardown(() => session.destroy())
+  session.on('error', () => {})
+  const h2get = (path: string): { stream: http2.ClientHttp2Stream, done: Promise<{ status: number, body: string }> } => {
+    const stream = session.request({ ':path': path })
+    const done = new Promise<{ status: number, body: string }>(resolve => {
+      let status = 0
+      let body = ''
+      stream.on('response', h => { status = Number(h[':status']) })
+      stream.setEncoding('utf8')
+      stream.on('data', (d: string) => { body += d })
+      stream.on('close', () => resolve({ status, body }))
+    })
+    return { stream, done }
+  }
+  // A holds the one slot: its SYN sits unanswered on the origin's full accept queue.
+  const a = h2get('/a')
+  await new Promise(resolve => setTimeout(resolve, 100))
+  // B waits on the same HTTP/2 session, C on a connection of its own (HTTP/1.1 over TLS).
+  const b = h2get('/b')
+  const cSocket = tls.connect({ host: '127.0.0.1', port: proxy.port, servername: 'localhost', ca: pki.ca.cert, ALPNProtocols: ['http/1.1'] })
+  cSocket.on('error', () => {})
+  await new Promise(resolve => cSocket.once('secureConnect', resolve))
+  cSocket.write('GET /c HTTP/1.1\r\nhost: localhost\r\n\r\n')
+  await new Promise(resolve => setTimeout(resolve, 300))
+  const waiting = (): number | undefined => proxy.health()[0]?.load.connects?.waiting
+  t.equal(waiting(), 2, 'B and C wait at the cap')
+  const left = performance.now()
+  // B's stream is reset (its session lives on, serving A); C's connection closes.
+  b.stream.close(http2.constants.NGHTTP2_CANCEL)
+  cSocket.destroy()
+  const [lineB, lineC] = await Promise.all([
+    proxy.waitForLog(l => l.msg === 'access' && l.path === '/b', 3000),
+    proxy.waitForLog(l => l.msg === 'access' && l.path === '/c', 3000)
+  ])
+  t.equal(lineB.status, 499, 'B is logged as a client that left')
+  t.equal(lineC.status, 499, 'C too')
+  // Until a slot frees or their 8 s deadline comes, only leaving at once empties the queue.
+  while (waiting() !== 0 && performance.now() - left < 3000) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal(waiting(), 0, `both left the queue when their clients left (${Math.round(performance.now() - left)} ms), while A's connect was still unanswered`)
+  t.equal(proxy.health()[0]?.load.connects?.pending, 1, 'A still holds the slot')
+  // D arrives after them: the queue holds only D.
+  const d = h2get('/d')
+  await new Promise(resolve => setTimeout(resolve, 100))
+  origin.start()
+  const [ga, gd] = await Promise.all([a.done, d.done])
+  t.same(ga, { status: 200, body: '/a' })
+  t.same(gd, { status: 200, body: '/d' }, 'D, which waited, was served once A connected')
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.equal(origin.accepted(), origin.fillers + 2, `the origin accepted the ${origin.fillers} queue fillers, A and D: B and C never dialled`)
 })
 
 t.test('retry budget: a pool of two dead origins under load retries at most 20% of its requests in flight', async t => {

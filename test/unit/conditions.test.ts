@@ -62,6 +62,19 @@ t.test('connect timeouts: drowning at the first; the evidence counts the window'
   t.equal(c.evidence, '1 of its last 8 connects timed out; 1 of 8 connects took 1 s, which is the kernel retrying dropped SYNs')
 })
 
+t.test('a dial that waited at the pending-connect cap sent no SYN: it is not a connect', async t => {
+  const { c, changes } = condition()
+  for (let i = 0; i < 3; i++) c.connected(0.5)
+  const waited = new ConnectTimeoutError(facts(3000), 3000, 64)
+  for (let i = 0; i < 50; i++) c.dialFailed(waited, 3000)
+  t.equal(c.condition, 'up', 'waiters alone say nothing about the origin')
+  t.same(changes, [])
+  c.dialFailed(timedOut, 3000)
+  for (let i = 0; i < 50; i++) c.dialFailed(waited, 3000)
+  t.equal(c.condition, 'drowning')
+  t.equal(c.evidence, '1 of its last 4 connects timed out', 'only the connect that sent its SYN is counted')
+})
+
 t.test('the issue\'s example: timeouts, the rest after retransmits', async t => {
   const { c } = condition()
   for (let i = 0; i < 14; i++) c.dialFailed(timedOut, 3000)

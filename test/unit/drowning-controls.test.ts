@@ -95,6 +95,25 @@ t.test('pending-connect gate: a waiter whose client left never gets the slot, an
   t.equal(gate.pending, 1)
 })
 
+t.test('pending-connect gate: an owner that can leave at once is taken out of the queue when it does, before any slot frees', async t => {
+  const gate = new PendingConnects(1, 5000)
+  const start = performance.now()
+  gate.enter(start)
+  const b = { released: false, leave: null as (() => void) | null }
+  const gone = settle(gate.enter(start, b) as Promise<number>)
+  const c = { released: false, leave: null as (() => void) | null }
+  const next = gate.enter(start, c) as Promise<number>
+  t.type(b.leave, 'function', 'the gate gave the waiting owner a way out')
+  t.same(gate.view(), { pending: 1, waiting: 2, cap: 1 })
+  b.leave?.()
+  t.same(gate.view(), { pending: 1, waiting: 1, cap: 1 }, 'out of the queue at once, no slot freed')
+  t.ok((await gone).error instanceof GateLeft, 'its dial ends as GateLeft (499, no SYN)')
+  gate.leave(true)
+  t.type(await next, 'number', 'the next waiter got the slot')
+  t.equal(c.leave, null, 'a waiter that got its slot has nothing left to leave')
+  t.equal(b.leave, null)
+})
+
 const budget = (requests: number, percent = 20, minRetries = 3): RetryBudget => {
   const b = new RetryBudget({ percent, minRetries })
   b.requests = requests

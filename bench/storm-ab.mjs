@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// Paired A/B of the 522 storm's CPU: two highproxy builds and the Node storm floor, each
+// stormed in turn, round by round, so that every round's ratios were taken under the same
+// load of a shared machine. The median of each ratio over the rounds is the figure.
+//
+//   node bench/storm-ab.mjs --base <dir of another checkout, built> [--rounds 7] [--concurrency 1000]
+//
+// <dir>/dist/cli.js is started as "base", this checkout's dist/cli.js as "this". Both get
+// the storm section's config (a /dead route to a SYN-dropping origin, connect timeout 2 s,
+// max_pending_connects 64) and log JSON to a file, as in `npm run bench -- --only storm`.
+
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { freePort, start, stopAll } from './lib/procs.mjs'
+import { cpuWindow } from './lib/cpu.mjs'
+import { runStorm } from './lib/storm.mjs'
+import { startNodeServer } from './lib/servers.mjs'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const { values: flags } = parseArgs({
+  options: {
+    base: { type: 'string' },
+    rounds: { type: 'string', default: '7' },
+    concurrency: { type: 'string', default: '1000' },
+    cap: { type: 'string', default: '64' }
+  },
+  strict: true
+})
+if (flags.base === undefined) { process.stderr.write('storm-ab: --base <dir> is required\n'); process.exit(2) }
+const rounds = Number(flags.rounds)
+const concurrency = Number(flags.concurrency)
+const TIMEOUT_MS = 2000
+
+const { synDropOrigin } = await import(pathToFileURL(path.join(ROOT, 'dist', 'lab', 'faults.js')).href)
+const dead = await synDropOrigin()
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'highproxy-storm-ab-'))
+const config = path.join(tmp, 'storm.yaml')
+writeFileSync(config, [
+  'routes:',
+  `  - { path: /dead, origin: "${dead.url}", strip_prefix: true, connect_timeout: 2s }`,
+  'timeouts:',
+  '  connect: 2s',
+  'connections:',
+  `  max_pending_connects: ${flags.cap}`,
+  ''
+].join('\n'))
+
+async function waitUp (port) {
+  for (let i = 0; i < 300; i++) {
+    try { await fetch(`http://127.0.0.1:${port}/healthz-none`); return } catch { await new Promise(resolve => setTimeout(resolve, 100)) }
+  }
+  throw new Error(`nothing answered on ${port}`)
+}
+
+async function proxy (name, root) {
+  const port = await freePort()
+  const fd = openSync(path.join(tmp, `${name}.log`), 'a')
+  try {
+    const proc = start(name, process.execPath, [path.join(root, 'dist', 'cli.js'), '--config', config, '--port', String(port),
+      '--admin-port', String(await freePort()), '--log-format', 'json'], { stdout: fd, raiseFdLimit: true })
+    await waitUp(port)
+    return { name, proc, port }
+  } finally { closeSync(fd) }
+}
+
+async function storm (target) {
+  let cpu
+  const r = await runStorm({
+    port: target.port, path: '/dead/x', concurrency, timeoutMs: TIMEOUT_MS,
+    beforeFire: () => { cpu = cpuWindow([target.proc.pid]) },
+    afterLast: () => cpu()[0]
+  })
+  const s = r.summary
+  return { cpu: r.after / concurrency, got522: s.got522, early: s.early, lost: s.lost, p99: s.lateness.p99 }
+}
+
+const median = xs => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+try {
+  const targets = [await proxy('base', path.resolve(flags.base)), await proxy('this', ROOT)]
+  const floor = await startNodeServer('floor', 'storm-floor.mjs', dead.url, [String(TIMEOUT_MS)])
+  targets.push({ name: 'floor', ...floor })
+  for (const t of targets) for (let i = 0; i < 3; i++) await storm(t) // warm-up
+  const rows = []
+  for (let r = 0; r < rounds; r++) {
+    const row = {}
+    // Rotate who goes first, so none always meets the machine right after the same neighbour.
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[(i + r) % targets.length]
+      row[t.name] = await storm(t)
+    }
+    rows.push(row)
+    const f = row.floor.cpu
+    process.stdout.write(`round ${r + 1}: µs/req base ${row.base.cpu.toFixed(0)} this ${row.this.cpu.toFixed(0)} floor ${f.toFixed(0)}; ` +
+      `base/floor ${(row.base.cpu / f).toFixed(2)} this/floor ${(row.this.cpu / f).toFixed(2)} this/base ${(row.this.cpu / row.base.cpu).toFixed(2)}; ` +
+      `p99 late base ${row.base.p99?.toFixed(0)} this ${row.this.p99?.toFixed(0)} floor ${row.floor.p99?.toFixed(0)} ms; ` +
+      `early/lost ${['base', 'this', 'floor'].map(n => `${row[n].early}/${row[n].lost}`).join(' ')}\n`)
+  }
+  process.stdout.write(`median over ${rounds} rounds: base/floor ${median(rows.map(r => r.base.cpu / r.floor.cpu)).toFixed(2)}, ` +
+    `this/floor ${median(rows.map(r => r.this.cpu / r.floor.cpu)).toFixed(2)}, this/base ${median(rows.map(r => r.this.cpu / r.base.cpu)).toFixed(2)}\n`)
+} finally {
+  await stopAll()
+  await dead.close()
+  rmSync(tmp, { recursive: true, force: true })
+}
