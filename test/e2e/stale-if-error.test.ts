@@ -204,7 +204,7 @@ t.test('serve_when_down: while the pool rests after failures, the copy answers w
     await o.close()
     const first = await get(`${proxy.url}/page`)
     t.equal(first.body, 'page v1', 'refused: the copy answers')
-    t.equal((await proxy.waitForLog(failureFor(rayOf(first)))).error.code, 'ECONNREFUSED', 'after a real dial')
+    t.equal((await proxy.waitForLog(failureFor(rayOf(first)))).error.code, 'HPX_ERR_CONNECT', 'after a real dial')
     // One failure marks it down; after the cool-down it is half-open: the next request is
     // its trial, unless serve_when_down answers it from the copy.
     await new Promise(resolve => setTimeout(resolve, 300))
@@ -215,7 +215,7 @@ t.test('serve_when_down: while the pool rests after failures, the copy answers w
     if (serveWhenDown) {
       t.equal(line.error.code, 'HPX_ERR_POOL_DOWN', 'serve_when_down: answered without trying the half-open origin')
     } else {
-      t.equal(line.error.code, 'ECONNREFUSED', 'without it, the request was the half-open trial')
+      t.equal(line.error.code, 'HPX_ERR_CONNECT', 'without it, the request was the half-open trial')
     }
     await proxy.close()
   }
