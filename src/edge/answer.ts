@@ -3,8 +3,7 @@
 // line of a failed attempt, and the one access line every request gets, whichever way
 // it ends.
 
-import { STATUS_CODES } from 'node:http'
-import type { UnknownErrorCause } from '../status/catalog.js'
+import { reasonPhrase, type UnknownErrorCause } from '../status/catalog.js'
 import { CLIENT_ABORT_STATUS, type Classification, type ProxyErrorType } from '../status/classify.js'
 import type { Phase } from '../status/errors.js'
 import type { Attempt } from './attempt.js'
@@ -56,7 +55,7 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
     clientIp: exchange.client.ip
   }, before)
   const wire = exchange.route?.config.statusRewrite.get(answer.status) ?? answer.status
-  sink.start(wire, STATUS_CODES[wire] ?? '', page.headers)
+  sink.start(wire, reasonPhrase(wire), page.headers)
   sink.end(exchange.method === 'HEAD' ? undefined : page.body)
 }
 
