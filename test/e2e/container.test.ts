@@ -19,6 +19,7 @@ import { parse as parseYaml, parseAllDocuments } from 'yaml'
 import { loadConfig } from '../../src/config/load.js'
 import { durationMs } from '../../src/config/duration.js'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
+import { refusedPort } from '../../src/lab/loopback.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SIDECAR = join(ROOT, 'docs', 'sidecar')
@@ -155,14 +156,8 @@ function imageEnv (env: Env): NodeJS.ProcessEnv {
   return { ...clean, ...IMAGE_ENV, ...env }
 }
 
-/** A port free a moment ago (bind, read, close). */
-async function freePort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>(resolve => server.listen({ host: '127.0.0.1', port: 0 }, () => resolve()))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
-}
+/** A port free now and outside the ephemeral range: no port-0 listener beside this test can take it. */
+const freePort = (): Promise<number> => refusedPort()
 
 interface Running {
   child: ChildProcess

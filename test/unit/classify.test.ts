@@ -1,5 +1,6 @@
 import net from 'node:net'
 import t from 'tap'
+import { refusedPort } from '../../src/lab/loopback.js'
 import { classify, RULES } from '../../src/status/classify.js'
 import { causeChain, ERROR_CODES } from '../../src/status/errors.js'
 import { CATALOG } from '../../src/status/catalog.js'
@@ -13,13 +14,8 @@ function connectError (opts: net.NetConnectOpts): Promise<NodeJS.ErrnoException>
   })
 }
 
-async function freePort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
-}
+/** A refused port no port-0 listener of a test beside this one can take. */
+const freePort = (): Promise<number> => refusedPort()
 
 t.test('a real refused connect is 521', async t => {
   const err = await connectError({ host: '127.0.0.1', port: await freePort() })
