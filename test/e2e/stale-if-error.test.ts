@@ -18,6 +18,7 @@ import { synDropOrigin } from '../../src/lab/faults.js'
 import { writeFileSync } from 'node:fs'
 import { startWorkers } from '../cli-process.js'
 import { accessFor, failureFor, get, rayOf, startProxy, type Got } from '../helpers.js'
+import { listenFixedPort } from '../../src/lab/loopback.js'
 
 // A collection on demand, so that memory is measured without the garbage of the traffic.
 setFlagsFromString('--expose-gc')
@@ -68,7 +69,10 @@ async function origin (port = 0): Promise<Origin> {
       res.end()
     }
   })
-  await new Promise<void>(resolve => server.listen({ host: '127.0.0.1', port }, resolve))
+  // Tests close it to make it refuse: on a port outside the ephemeral range, so that no
+  // listener on port 0 beside this test can be given the port once it is closed.
+  if (port === 0) await listenFixedPort(server)
+  else await new Promise<void>(resolve => server.listen({ host: '127.0.0.1', port }, resolve))
   const bound = (server.address() as AddressInfo).port
   return {
     url: `http://127.0.0.1:${bound}`,
