@@ -16,6 +16,7 @@ import type { RefusalOptions } from '../edge/client-errors.js'
 import type { StreamHandler } from '../edge/plugin.js'
 import { refuseConnect } from './http2-connect.js'
 import { watchFirstRequest } from './first-request.js'
+import { answerPlainHttpOn } from './plain-http.js'
 import { ResetGuard } from './reset-guard.js'
 
 /** What the HTTP/1 parser of an HTTP/2 server reads from the server object. */
@@ -91,6 +92,7 @@ export class TlsFront {
     this.refusals = refusals
     Object.assign(server, http1)
     server.on('secureConnection', (socket: TLSSocket) => stampTls(socket))
+    answerPlainHttpOn(server, refusals)
     if (!this.http2) return
     server.on('session', (session: Http2Session) => {
       this.sessions.add(session)
