@@ -2,6 +2,7 @@
 // TLS is on when a default certificate is given (cert and key) or `selfsigned` asks for
 // one; the other keys only mean something then, and saying otherwise is an error.
 
+import { createSecureContext } from 'node:tls'
 import { durationMs } from '../config/duration.js'
 import type { ConfigInput, FrontDoor } from '../config/schema.js'
 import { ConfigError } from '../status/errors.js'
@@ -27,6 +28,7 @@ export function resolveFrontDoor (listen: ConfigInput['listen']): FrontDoor | nu
     certificates,
     selfsigned: tls.selfsigned,
     minVersion: tls.min_version,
+    ciphers: checkedCiphers(tls.ciphers),
     hsts: tls.hsts ?? null,
     redirect: tls.redirect === undefined
       ? null
@@ -39,4 +41,14 @@ export function resolveFrontDoor (listen: ConfigInput['listen']): FrontDoor | nu
       clientResetWindowMs: durationMs(h2.client_reset_window)
     }
   }
+}
+
+/** A cipher list OpenSSL accepts and that leaves at least one suite; otherwise exit 2 naming the key. */
+function checkedCiphers (ciphers: string): string {
+  try {
+    createSecureContext({ ciphers })
+  } catch (err) {
+    throw new ConfigError('listen.tls.ciphers', `OpenSSL accepts no cipher in "${ciphers}" (${(err as Error).message})`)
+  }
+  return ciphers
 }

@@ -34,11 +34,11 @@ class CertificateSet {
   private readonly exact = new Map<string, SecureContext>()
   private readonly wildcard = new Map<string, SecureContext>()
 
-  constructor (certificates: readonly ServerCertificate[], minVersion: FrontDoor['minVersion']) {
+  constructor (certificates: readonly ServerCertificate[], minVersion: FrontDoor['minVersion'], ciphers: string) {
     // The first is the server's default context; the others are what SNI can pick. A
     // name on two certificates goes to the first that has it.
     for (const c of certificates.slice(1)) {
-      const context = createSecureContext({ cert: c.cert, key: c.key, minVersion })
+      const context = createSecureContext({ cert: c.cert, key: c.key, minVersion, ciphers })
       for (const name of c.names) {
         const [map, key] = name.startsWith('*.') ? [this.wildcard, name.slice(1)] : [this.exact, name]
         if (!map.has(key)) map.set(key, context)
@@ -62,7 +62,7 @@ export class TlsFront {
 
   constructor (private config: FrontDoor, private readonly log: Logger) {
     if (config.certificates.length === 0) throw new Error('TlsFront needs a certificate (make the self-signed one first)')
-    this.certificates = new CertificateSet(config.certificates, config.minVersion)
+    this.certificates = new CertificateSet(config.certificates, config.minVersion, config.ciphers)
     this.guard = new ResetGuard(config.http2, log)
   }
 
@@ -125,7 +125,7 @@ export class TlsFront {
   reload (config: FrontDoor): void {
     const server = this.server
     if (server === null) return
-    this.certificates = new CertificateSet(config.certificates, config.minVersion)
+    this.certificates = new CertificateSet(config.certificates, config.minVersion, config.ciphers)
     // Session tickets issued before the reload still resume.
     server.setSecureContext({ ...contextOf(config), ticketKeys: server.getTicketKeys() })
     this.config = config
@@ -138,8 +138,8 @@ export class TlsFront {
   }
 }
 
-/** The default certificate and protocol floor; Node's default ciphers, session tickets on. */
-function contextOf (config: FrontDoor): { cert: string, key: string, minVersion: FrontDoor['minVersion'] } {
+/** The default certificate, protocol floor and cipher list (listen.tls.ciphers); session tickets on. */
+function contextOf (config: FrontDoor): { cert: string, key: string, minVersion: FrontDoor['minVersion'], ciphers: string } {
   const first = config.certificates[0] as ServerCertificate
-  return { cert: first.cert, key: first.key, minVersion: config.minVersion }
+  return { cert: first.cert, key: first.key, minVersion: config.minVersion, ciphers: config.ciphers }
 }
