@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { CONFIG_SETTING, SETTINGS, loadConfig } from './config/load.js'
+import { nearest } from './config/nearest.js'
 import type { Config, FrontDoor } from './config/schema.js'
 import { startDemo, type Demo } from './demo.js'
 import cluster from 'node:cluster'
@@ -64,8 +65,19 @@ function parse (argv: string[]): ReturnType<typeof parseArgs<{ options: typeof O
   try {
     return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
   } catch (err) {
-    return fail(`${(err as Error).message.split('\n')[0]} (see --help)`, EXIT_CONFIG)
+    return fail(`${parseProblem(err as NodeJS.ErrnoException)} (see --help)`, EXIT_CONFIG)
   }
+}
+
+/**
+ * One line for what parseArgs refused. Its own text for an unknown flag has a hint about
+ * `--` and unbalanced quotes; name the flag and the nearest known one instead.
+ */
+function parseProblem (err: NodeJS.ErrnoException): string {
+  const unknown = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec(err.message)?.[1] : undefined
+  if (unknown === undefined) return err.message.split('\n')[0] as string
+  const near = nearest(unknown.replace(/^-+/, '').split('=')[0] as string, Object.keys(OPTIONS))
+  return `unknown flag ${unknown}${near === null ? '' : `; did you mean --${near}?`}`
 }
 
 function loadOrExit (flags: Record<string, string | boolean | undefined>): Config {

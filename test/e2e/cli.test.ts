@@ -169,6 +169,13 @@ t.test('--help, --version and an unknown flag', async t => {
     t.equal(lines(bogus.stderr).length, 1, bogus.stderr)
     t.match(bogus.stderr, /^highproxy: .*--bogus/)
     t.match(bogus.stderr, /--help/)
+    t.equal(bogus.stderr.split("'").length % 2, 1, 'quotes balanced')
+  })
+
+  t.test('a misspelt flag: one line naming it and the nearest known one', async t => {
+    const typo = await run(['--orign', 'http://127.0.0.1:1'])
+    t.equal(typo.code, 2)
+    t.equal(typo.stderr, 'highproxy: unknown flag --orign; did you mean --origin? (see --help)\n')
   })
 })
 
