@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { CONFIG_SETTING, SETTINGS, loadConfig } from './config/load.js'
 import { nearest } from './config/nearest.js'
+import { keysNeedingRestart } from './config/restart-keys.js'
 import type { Config, FrontDoor } from './config/schema.js'
 import { startDemo, type Demo } from './demo.js'
 import cluster from 'node:cluster'
@@ -92,17 +93,14 @@ function loadOrExit (flags: Record<string, string | boolean | undefined>): Confi
 function printDemo (config: Config, demo: Demo, base: string): void {
   // A self-signed certificate is trusted by nobody: curl needs -k.
   const curl = base.startsWith('https:') ? 'curl -ik' : 'curl -i'
+  // Short enough, with the one start-up line, for a 24-row terminal.
   const lines = [
-    '',
     `highproxy demo: the proxy on ${base} in front of a built-in origin and a real fault lab`,
-    `connect timeout ${config.connectTimeoutMs} ms, response timeout ${config.responseTimeoutMs} ms`,
-    '',
-    'Try:',
+    `(connect timeout ${config.connectTimeoutMs} ms, response timeout ${config.responseTimeoutMs} ms). Try:`,
     ...demo.links.map(l => `${`  ${curl} ${base}${l.path}`.padEnd(48)}  ` +
       `${l.status ?? 200}  ${l.available ? l.description : `unavailable here: ${l.reason ?? ''}`}`),
     `  ${curl} -H 'accept: application/json' ${base}/lab/522`,
-    `  open ${base}/lab in a browser for the list`,
-    ''
+    `  open ${base}/lab in a browser for the list`
   ]
   process.stderr.write(lines.join('\n') + '\n')
 }
@@ -114,7 +112,7 @@ type Flags = Record<string, string | boolean | undefined>
  * and the old config kept — also one that routes nothing (empty, or caught half-written
  * during a deploy), which would answer every request 404.
  */
-function reloader (flags: Flags, logger: Logger, reload: (edge: Config['edge']) => void,
+function reloader (flags: Flags, logger: Logger, started: Config, reload: (edge: Config['edge']) => void,
   reloadFront: (front: FrontDoor | null) => void): () => void {
   return () => {
     try {
@@ -126,7 +124,9 @@ function reloader (flags: Flags, logger: Logger, reload: (edge: Config['edge']) 
       }
       reload(next.edge)
       reloadFront(next.front)
-      logger.info({ routes: describeRoutes(next) }, 'config reloaded')
+      const restart = keysNeedingRestart(started, next)
+      if (restart.length === 0) logger.info({ routes: describeRoutes(next), restart_needed: [] }, 'config reloaded')
+      else logger.warn({ routes: describeRoutes(next), restart_needed: restart }, `config reloaded, except what needs a restart (not applied): ${restart.join(', ')}`)
     } catch (err) {
       const e = err as { code?: string, message: string }
       logger.error({ error: e.message }, e.code === 'HPX_ERR_CONFIG' ? 'config reload rejected, old config kept' : 'config reload failed, old config kept')
@@ -212,11 +212,15 @@ async function serve (flags: Flags): Promise<void> {
     await front.listenRedirect(address.port, config.edge).catch(err =>
       failListen(' (redirect)', config.front?.redirect?.host ?? '', config.front?.redirect?.port ?? 0, err))
   }
-  if (demo !== null && cluster.isPrimary) printDemo(config, demo, base)
+  // The pretty format shows this line as one short line (pretty-log.ts); the routes and
+  // certificates are for JSON readers, and for a person at debug level.
   logger.info({ listen: base, admin: admin?.url ?? null, redirect: front?.redirectUrl ?? null, pid: process.pid, routes: describeRoutes(config), ...front?.describe() }, 'highproxy listening')
+  logger.debug({ routes: describeRoutes(config), ...front?.describe() }, 'highproxy configuration')
+  // Last, so that on a terminal the list of things to try is what stays on screen.
+  if (demo !== null && cluster.isPrimary) printDemo(config, demo, base)
   if (cluster.isWorker) tellPrimary('listening')
 
-  onShutdown({ graceMs: config.shutdownGraceMs, logger, hangup, reload: reloader(flags, logger, reload, next => front?.reload(next)) }, async ({ signal, err }) => {
+  onShutdown({ graceMs: config.shutdownGraceMs, logger, hangup, reload: reloader(flags, logger, config, reload, next => front?.reload(next)) }, async ({ signal, err }) => {
     draining = true
     if (cluster.isWorker) tellPrimary('draining')
     if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')
