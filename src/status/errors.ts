@@ -33,6 +33,9 @@ export const ERROR_CODES = {
   HPX_ERR_BODY_TOO_LARGE: 'a chunked request body grew past the route\'s `max_body_size` while streaming (→ 413)',
   HPX_ERR_RESET_FLOOD: 'an HTTP/2 client reset more than `listen.http2.max_client_resets` streams within `client_reset_window` (rapid reset): its connection got GOAWAY and was closed',
   HPX_ERR_CONFIG: 'a configuration value is wrong (exit code 2)',
+  HPX_ERR_LAB_UNKNOWN_FAULT: '`startLab` was asked for a fault the lab does not have (a TypeError naming the known ones)',
+  HPX_ERR_LAB_UNAVAILABLE: '`startLab` was asked for a fault this machine cannot make (523 without CAP_NET_ADMIN); `reason` says why',
+  HPX_ERR_LAB_START: 'a lab fault failed to start (its error is the `cause`); what had started is closed again',
   HPX_ERR_UNCLASSIFIED: 'a failure no row of the classification table matched (→ 502, `classified: false`)'
 } as const
 
