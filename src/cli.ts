@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import { CONFIG_SETTING, SETTINGS, loadConfig } from './config/load.js'
 import { nearest } from './config/nearest.js'
 import { keysNeedingRestart } from './config/restart-keys.js'
+import { endOfLifeWarning } from './runtime-check.js'
 import type { Config, FrontDoor } from './config/schema.js'
 import { startDemo, type Demo } from './demo.js'
 import cluster from 'node:cluster'
@@ -145,6 +146,8 @@ const describeRoutes = (config: Config): string[] =>
 async function serve (flags: Flags): Promise<void> {
   let config = loadOrExit(flags)
   const logger = createLogger(config.log.level, config.log.format)
+  const eol = cluster.isPrimary ? endOfLifeWarning(process.version) : null
+  if (eol !== null) logger.warn(eol)
   const hangup = hangupMeans((flags[CONFIG_SETTING.flag] as string | undefined) ?? process.env[CONFIG_SETTING.env],
     config.front !== null && !config.front.selfsigned)
   if (config.workers > 1 && cluster.isPrimary) {
