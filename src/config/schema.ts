@@ -36,10 +36,11 @@ const CertificatePair = Type.Object({
  * Mozilla's "intermediate" server profile (ssl-config.mozilla.org, version 5.7): TLS 1.3's
  * three suites, and for TLS 1.2 only forward-secret AEAD suites (GCM, ChaCha20-Poly1305).
  * Node's own default list also offers TLS 1.2 CBC suites, which scanners flag (LUCKY13).
- * The DHE suites are offered only if a DH group is configured (Node sets none).
+ * The DHE suites are offered only if a DH group is configured (Node sets none). TLS 1.3's
+ * suites keep Node's default order (AES-256 first), which newer OpenSSL servers follow.
  */
 export const INTERMEDIATE_CIPHERS = [
-  'TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256',
+  'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256',
   'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
   'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
   'DHE-RSA-AES128-GCM-SHA256', 'DHE-RSA-AES256-GCM-SHA384', 'DHE-RSA-CHACHA20-POLY1305'
