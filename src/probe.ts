@@ -92,7 +92,9 @@ export async function probe (rawUrl: string, config: Config): Promise<ProbeRepor
     // undici expects the connector to answer asynchronously, as a real dial does.
     connect: (_opts, callback) => { process.nextTick(callback, null, socket) },
     headersTimeout: config.responseTimeoutMs,
-    maxHeaderSize: config.edge.maxResponseHeaderBytes
+    maxHeaderSize: config.edge.maxResponseHeaderBytes,
+    // As the proxy dials (origin/connection.ts): HTTP/1.1, whatever undici's default.
+    allowH2: false
   })
   const sent = performance.now()
   try {
