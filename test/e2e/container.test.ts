@@ -293,6 +293,12 @@ t.test('the Dockerfile', async t => {
   t.same(START, ['node', 'dist/cli.js'], 'ENTRYPOINT + CMD, exec form (node is PID 1 and gets the signals)')
   t.same(HEALTHCHECK, ['node', 'docker/healthcheck.mjs'], 'HEALTHCHECK, exec form, no curl or wget')
   t.match(readFileSync(join(ROOT, 'docker', 'healthcheck.mjs'), 'utf8'), /HIGHPROXY_ADMIN_PORT \|\| '9090'/, 'the healthcheck defaults to port 9090')
+  // A supported LTS line (Node 20 is end-of-life since 2026-04-30): the image and the examples.
+  t.match(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'), /^ARG NODE_IMAGE=node:24-bookworm-slim$/m, 'the image is built on Node 24')
+  for (const example of ['docker-compose.yaml', 'kubernetes.yaml']) {
+    const text = readFileSync(join(ROOT, 'docs', 'sidecar', example), 'utf8')
+    t.notMatch(text, /node:(1\d|20|21|23)\b/, `${example}: no end-of-life Node image`)
+  }
 
   t.test('every COPY source from the build context exists and is not in .dockerignore', async t => {
     const fromContext = stages.flatMap(s => copiesOf(s)).filter(c => c.from === undefined).flatMap(c => c.sources)
