@@ -11,7 +11,8 @@
 # With neither an origin nor a config file the image runs the demo (built-in origin and
 # fault lab). See docs/deploying.md for configuration, probes, shutdown and reload.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24: the LTS line CI tests (README, Requirements); Node 20 is end-of-life.
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: install everything, compile src/ to dist/, then drop dev dependencies ----
 FROM ${NODE_IMAGE} AS build

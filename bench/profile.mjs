@@ -29,7 +29,8 @@ import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { HOST, freePort, stopAll } from './lib/procs.mjs'
+import { refusedPort } from '../dist/lab/loopback.js'
+import { HOST, stopAll } from './lib/procs.mjs'
 import { load } from './lib/load.mjs'
 import { wrk } from './lib/wrk.mjs'
 import { cpuWindow } from './lib/cpu.mjs'
@@ -204,7 +205,7 @@ async function startProfiled (dir, tmp) {
     const hp = await startHighproxy('highproxy', ['--config', config], { node, extra, raiseFdLimit: true, readyPath: '/ready' })
     return { ...hp, close: () => dead.close() }
   }
-  const upstream = c.refused ? { url: `http://${HOST}:${await freePort()}` } : await startOrigin(flags['origin-server'], tmp)
+  const upstream = c.refused ? { url: `http://${HOST}:${await refusedPort()}` } : await startOrigin(flags['origin-server'], tmp)
   const started = c.server === 'floor'
     ? await startNodeServer('node floor', 'node-floor.mjs', upstream.url, c.log ? ['--log'] : [], { node })
     : await startHighproxy('highproxy', ['--origin', upstream.url], { node, extra, tls: c.tls === undefined ? null : benchCertificate(tmp) })

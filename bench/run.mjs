@@ -27,7 +27,7 @@ import { fixedLoad } from './lib/rate.mjs'
 import { TICK_US, cpuWindow, processTree } from './lib/cpu.mjs'
 import { runStorm } from './lib/storm.mjs'
 import { parseVariant, splitArgs } from './lib/args.mjs'
-import { CLI, highproxyHelp, startHaproxy, startHighproxy, startNginxProxy, startNodeServer, startOrigin, which } from './lib/servers.mjs'
+import { CLI, highproxyHelp, nodeBin, startHaproxy, startHighproxy, startNginxProxy, startNodeServer, startOrigin, useNode, which } from './lib/servers.mjs'
 import { evaluateTargets, markdown, printTables } from './lib/report.mjs'
 import { tlsSection } from './lib/tls.mjs'
 import { drowningSection } from './lib/drowning.mjs'
@@ -51,6 +51,10 @@ const USAGE = `Usage: npm run bench -- [options]
                            own default, 64; 0: no cap, the behaviour before issue 22)
   --highproxy-args "<a>"   extra arguments appended to every highproxy start
   --variant name="<a>"     one more highproxy row with these extra arguments (repeatable)
+  --node <path>            run every Node row (highproxy, the Node floor, the Node peers) on this
+                           node binary instead of the one running the bench
+  --compare-node <path>    healthy section: also a highproxy row and a Node floor row on this other
+                           node binary, measured in the same interleaved rounds (paired ratios)
   --no-write               do not write bench/results/
   --help                   this text
 `
@@ -78,6 +82,8 @@ const { values: flags } = (() => {
         'highproxy-args': { type: 'string' },
         variant: { type: 'string', multiple: true },
         only: { type: 'string' },
+        node: { type: 'string' },
+        'compare-node': { type: 'string' },
         'no-write': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' }
       },
@@ -114,6 +120,18 @@ try {
   variants = (flags.variant ?? []).map(parseVariant)
 } catch (err) { fail(err.message) }
 if (new Set(variants.map(v => v.name)).size !== variants.length) fail('two --variant rows have the same name')
+
+/** `<bin> --version`, or exit 2 naming the flag. */
+const nodeVersion = (flag, bin) => {
+  try {
+    const v = execFileSync(bin, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim()
+    if (/^v\d+\./.test(v)) return v
+  } catch {}
+  return fail(`--${flag} ${bin}: not a node binary (\`${bin} --version\` failed)`)
+}
+if (flags.node !== undefined) useNode(path.resolve(flags.node))
+const NODE_VERSION = flags.node === undefined ? process.version : nodeVersion('node', nodeBin())
+const COMPARE = flags['compare-node'] === undefined ? null : { bin: path.resolve(flags['compare-node']), version: nodeVersion('compare-node', path.resolve(flags['compare-node'])) }
 
 const wrkBin = which('wrk')
 const generator = oneOf('generator', flags.generator, ['auto', 'wrk', 'autocannon'])
@@ -280,6 +298,11 @@ async function startTargets (origin, notes, tmp) {
     // client connections) costs against nginx's and Envoy's behaviour.
     [REUSE_ALWAYS, 'highproxy', () => hp(REUSE_ALWAYS, ['--origin', origin.url, '--config', reuseAlwaysConfig(tmp)])],
     ...P.variants.map(v => [`highproxy (${v.name})`, 'highproxy', () => hp(`highproxy (${v.name})`, ['--origin', origin.url], { extra: v.args })]),
+    // --compare-node: the same two rows on another node binary, in the same rounds.
+    ...(COMPARE === null ? [] : [
+      [`${FLOOR} @ node ${COMPARE.version}`, 'floor', () => startNodeServer(`${FLOOR} @ node ${COMPARE.version}`, 'node-floor.mjs', origin.url, [], { bin: COMPARE.bin })],
+      [`highproxy @ node ${COMPARE.version}`, 'highproxy', () => hp(`highproxy @ node ${COMPARE.version}`, ['--origin', origin.url], { bin: COMPARE.bin })]
+    ]),
     ['@fastify/http-proxy', 'peer', () => startNodeServer('@fastify/http-proxy', 'fastify-http-proxy.mjs', origin.url)],
     ['http-proxy', 'peer', () => startNodeServer('http-proxy', 'node-http-proxy.mjs', origin.url)]
   ]
@@ -697,7 +720,11 @@ function machine () {
     cores: cpus.length,
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
+    // The Node rows' node (--node), and the bench's own when it differs.
+    node: NODE_VERSION,
+    nodeBinary: nodeBin(),
+    ...(NODE_VERSION === process.version ? {} : { harnessNode: process.version }),
+    ...(COMPARE === null ? {} : { compareNode: COMPARE.version, compareNodeBinary: COMPARE.bin }),
     commit,
     versions: {
       ...Object.fromEntries(['fastify', 'undici', 'pino', '@fastify/http-proxy', 'http-proxy', 'autocannon'].map(n => [n, version(n)])),
@@ -736,6 +763,7 @@ async function main () {
   let originP = null
   const ctx = { tmp, origin: () => (originP ??= startOrigin(P.originServer, tmp)) }
   log(`${P.mode} run: ${P.connections} connections, ${P.rounds} rounds of ${P.duration} s, throughput by ${P.generator}, on ${results.machine.cores} × ${results.machine.cpu}`)
+  log(`Node rows on node ${NODE_VERSION} (${nodeBin()})${COMPARE === null ? '' : `; compared with node ${COMPARE.version} (${COMPARE.bin})`}`)
   if (P.highproxyArgs.length) log(`every highproxy start gets: ${P.highproxyArgs.join(' ')}`)
   if (!dryRun) {
     const busy = await busyCores(1000, results.machine.cores)

@@ -5,6 +5,9 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { CONFIG_SETTING, SETTINGS, loadConfig } from './config/load.js'
+import { nearest } from './config/nearest.js'
+import { keysNeedingRestart } from './config/restart-keys.js'
+import { endOfLifeWarning } from './runtime-check.js'
 import type { Config, FrontDoor } from './config/schema.js'
 import { startDemo, type Demo } from './demo.js'
 import cluster from 'node:cluster'
@@ -66,8 +69,19 @@ function parse (argv: string[]): ReturnType<typeof parseArgs<{ options: typeof O
   try {
     return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
   } catch (err) {
-    return fail(`${(err as Error).message.split('\n')[0]} (see --help)`, EXIT_CONFIG)
+    return fail(`${parseProblem(err as NodeJS.ErrnoException)} (see --help)`, EXIT_CONFIG)
   }
+}
+
+/**
+ * One line for what parseArgs refused. Its own text for an unknown flag has a hint about
+ * `--` and unbalanced quotes; name the flag and the nearest known one instead.
+ */
+function parseProblem (err: NodeJS.ErrnoException): string {
+  const unknown = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec(err.message)?.[1] : undefined
+  if (unknown === undefined) return err.message.split('\n')[0] as string
+  const near = nearest(unknown.replace(/^-+/, '').split('=')[0] as string, Object.keys(OPTIONS))
+  return `unknown flag ${unknown}${near === null ? '' : `; did you mean --${near}?`}`
 }
 
 function loadOrExit (flags: Record<string, string | boolean | undefined>): Config {
@@ -82,17 +96,14 @@ function loadOrExit (flags: Record<string, string | boolean | undefined>): Confi
 function printDemo (config: Config, demo: Demo, base: string): void {
   // A self-signed certificate is trusted by nobody: curl needs -k.
   const curl = base.startsWith('https:') ? 'curl -ik' : 'curl -i'
+  // Short enough, with the one start-up line, for a 24-row terminal.
   const lines = [
-    '',
     `highproxy demo: the proxy on ${base} in front of a built-in origin and a real fault lab`,
-    `connect timeout ${config.connectTimeoutMs} ms, response timeout ${config.responseTimeoutMs} ms`,
-    '',
-    'Try:',
+    `(connect timeout ${config.connectTimeoutMs} ms, response timeout ${config.responseTimeoutMs} ms). Try:`,
     ...demo.links.map(l => `${`  ${curl} ${base}${l.path}`.padEnd(48)}  ` +
       `${l.status ?? 200}  ${l.available ? l.description : `unavailable here: ${l.reason ?? ''}`}`),
     `  ${curl} -H 'accept: application/json' ${base}/lab/522`,
-    `  open ${base}/lab in a browser for the list`,
-    ''
+    `  open ${base}/lab in a browser for the list`
   ]
   process.stderr.write(lines.join('\n') + '\n')
 }
@@ -104,7 +115,7 @@ type Flags = Record<string, string | boolean | undefined>
  * and the old config kept — also one that routes nothing (empty, or caught half-written
  * during a deploy), which would answer every request 404.
  */
-function reloader (flags: Flags, logger: Logger, reload: (edge: Config['edge']) => void,
+function reloader (flags: Flags, logger: Logger, started: Config, reload: (edge: Config['edge']) => void,
   reloadFront: (front: FrontDoor | null) => void): () => void {
   return () => {
     try {
@@ -116,7 +127,9 @@ function reloader (flags: Flags, logger: Logger, reload: (edge: Config['edge']) 
       }
       reload(next.edge)
       reloadFront(next.front)
-      logger.info({ routes: describeRoutes(next) }, 'config reloaded')
+      const restart = keysNeedingRestart(started, next)
+      if (restart.length === 0) logger.info({ routes: describeRoutes(next), restart_needed: [] }, 'config reloaded')
+      else logger.warn({ routes: describeRoutes(next), restart_needed: restart }, `config reloaded, except what needs a restart (not applied): ${restart.join(', ')}`)
     } catch (err) {
       const e = err as { code?: string, message: string }
       logger.error({ error: e.message }, e.code === 'HPX_ERR_CONFIG' ? 'config reload rejected, old config kept' : 'config reload failed, old config kept')
@@ -135,6 +148,8 @@ const describeRoutes = (config: Config): string[] =>
 async function serve (flags: Flags): Promise<void> {
   let config = loadOrExit(flags)
   const logger = createLogger(config.log.level, config.log.format)
+  const eol = cluster.isPrimary ? endOfLifeWarning(process.version) : null
+  if (eol !== null) logger.warn(eol)
   const hangup = hangupMeans((flags[CONFIG_SETTING.flag] as string | undefined) ?? process.env[CONFIG_SETTING.env],
     config.front !== null && !config.front.selfsigned)
   if (config.workers > 1 && cluster.isPrimary) {
@@ -206,11 +221,15 @@ async function serve (flags: Flags): Promise<void> {
       failListen(' (redirect)', config.front?.redirect?.host ?? '', config.front?.redirect?.port ?? 0, err))
   }
   front?.startAcme({ onFailure: metrics.acmeFailure })
-  if (demo !== null && cluster.isPrimary) printDemo(config, demo, base)
+  // The pretty format shows this line as one short line (pretty-log.ts); the routes and
+  // certificates are for JSON readers, and for a person at debug level.
   logger.info({ listen: base, admin: admin?.url ?? null, redirect: front?.redirectUrl ?? null, pid: process.pid, routes: describeRoutes(config), ...front?.describe() }, 'highproxy listening')
+  logger.debug({ routes: describeRoutes(config), ...front?.describe() }, 'highproxy configuration')
+  // Last, so that on a terminal the list of things to try is what stays on screen.
+  if (demo !== null && cluster.isPrimary) printDemo(config, demo, base)
   if (cluster.isWorker) tellPrimary('listening')
 
-  onShutdown({ graceMs: config.shutdownGraceMs, logger, hangup, reload: reloader(flags, logger, reload, next => front?.reload(next)) }, async ({ signal, err }) => {
+  onShutdown({ graceMs: config.shutdownGraceMs, logger, hangup, reload: reloader(flags, logger, config, reload, next => front?.reload(next)) }, async ({ signal, err }) => {
     draining = true
     if (cluster.isWorker) tellPrimary('draining')
     if (err !== undefined) logger.error({ err }, 'fatal error, shutting down')

@@ -1,6 +1,9 @@
 // `npm start` with nothing configured: the proxy in front of a built-in origin, plus
 // every fault of the lab behind /lab/<status>, with timeouts short enough to try by hand.
 
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { resolve, validate } from './config/load.js'
 import type { Config } from './config/schema.js'
 import type { LabLink } from './lab/healthy-origin.js'
@@ -25,11 +28,21 @@ export async function startDemo (base: Config): Promise<Demo> {
   const lab = await startLab({ healthy: { rayHeader: base.edge.rayHeader, labLinks: () => links } })
   const seen = new Set<string>()
   const routes: Array<Record<string, unknown>> = []
+  // The certificates the lab's CA issued (expired, wrong name) are checked against that CA,
+  // so each shows its own defect; untrusted, both would fail as "unknown issuer" first.
+  const dir = await mkdtemp(join(tmpdir(), 'highproxy-demo-'))
   for (const f of FAULT_NAMES.map(name => lab.origins[name])) {
     const path = pathFor(f.key, !seen.has(String(f.status)))
     seen.add(String(f.status))
     links.push({ path, status: f.status, description: f.description, available: f.available, reason: f.reason })
-    if (f.available) routes.push({ name: `lab-${f.key}`, path, origin: f.url, strip_prefix: true })
+    if (!f.available) continue
+    let tls: { ca_file: string } | undefined
+    if (f.ca !== undefined && f.key !== '526') {
+      const caFile = join(dir, `${f.key}-ca.pem`)
+      await writeFile(caFile, f.ca)
+      tls = { ca_file: caFile }
+    }
+    routes.push({ name: `lab-${f.key}`, path, origin: f.url, strip_prefix: true, ...(tls === undefined ? {} : { tls }) })
   }
   // Longer paths first: /lab/520/empty must not be taken by /lab/520.
   routes.sort((a, b) => String(b.path).length - String(a.path).length)
@@ -44,6 +57,9 @@ export async function startDemo (base: Config): Promise<Demo> {
       responseTimeoutMs: demo.responseTimeoutMs
     },
     links,
-    close: lab.close
+    close: async () => {
+      await lab.close()
+      await rm(dir, { recursive: true, force: true })
+    }
   }
 }

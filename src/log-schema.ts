@@ -16,7 +16,7 @@
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox'
 import { CONDITIONS } from './origin/conditions.js'
 import { UNKNOWN_ERROR_CAUSES } from './status/catalog.js'
-import { PHASES } from './status/errors.js'
+import { ERROR_CODES, PHASES, type ErrorCode } from './status/errors.js'
 
 const oneOf = <T extends string>(values: readonly T[], description: string): TUnion<Array<TLiteral<T>>> =>
   Type.Union(values.map(v => Type.Literal(v)), { description })
@@ -61,8 +61,12 @@ export const FailureRecordSchema = Type.Object({
     port: orNull(Type.Integer(), 'its port')
   }),
   error: Type.Object({
-    code: orNull(Type.String(), 'a stable HPX_ERR_* code, or the system error code'),
-    message: Type.String()
+    code: oneOf(Object.keys(ERROR_CODES) as ErrorCode[], 'a documented HPX_ERR_* code (README, Error codes)'),
+    message: Type.String(),
+    cause: orNull(Type.Object({
+      code: Type.String({ description: 'the system or library code: ECONNREFUSED, ENOTFOUND, DEPTH_ZERO_SELF_SIGNED_CERT, UND_ERR_SOCKET, HPE_INVALID_CONSTANT…' }),
+      message: Type.String()
+    }), 'the system or library error underneath; null when the edge decided it alone (a connect timeout)')
   }),
   timings: TimingsSchema,
   attempt: Type.Integer({ minimum: 0, description: 'which attempt of the request (1, or 2 after a retry)' }),
@@ -92,7 +96,7 @@ export const AccessRecordSchema = Type.Object({
   route: orNull(Type.String(), 'route name'),
   edge_status: orNull(Type.Integer(), 'set when the edge answered rather than the origin'),
   ttfb_ms: ms("arrival to the origin's response headers"),
-  connect_ms: ms('TCP connect of the origin connection, when this request opened it'),
+  connect_ms: ms("TCP connect of the origin connection, when this request opened it; for a failed dial the last attempt's time spent connecting, as on its failure line"),
   pool: orNull(Type.String(), 'pool name'),
   origin: orNull(Type.String(), "the last attempt's origin"),
   refused: Type.Optional(Type.String({ description: 'the rule that refused the request before any origin saw it' })),
@@ -119,7 +123,7 @@ export const HighproxyFactsSchema = Type.Object({
   refused: orNull(Type.String(), 'the rule that refused the request before any origin saw it'),
   phase: orNull(oneOf(PHASES, ''), 'where the failed attempt was when it failed'),
   why: orNull(Type.String(), 'why the edge status, in words'),
-  error_code: orNull(Type.String(), "the failure's stable code"),
+  error_code: orNull(Type.String(), "the failure's stable HPX_ERR_* code"),
   cause: Cause,
   dialled: Dialled
 })

@@ -79,6 +79,31 @@ function failureLine (r: FailureRecord, colors: Colors): string {
     `${flags.length > 0 ? ` (${flags.join(', ')})` : ''} ${colors.gray(`· attempt ${r.attempt} · ray ${r.ray_id}`)}`
 }
 
+interface ListeningLine {
+  listen: string
+  admin: string | null
+  redirect: string | null
+  routes?: string[]
+  tls?: { certificates: Array<{ names: string[] }>, http2: boolean, min_version: string }
+}
+
+/**
+ * Start-up at a terminal: what listens where, how many routes, where to look; one line.
+ * The routes and certificates stay on the JSON line and the debug line.
+ */
+function listeningLine (r: ListeningLine, colors: Colors): string {
+  const routes = r.routes?.length ?? 0
+  const parts = [`highproxy listening on ${colors.bold(r.listen)}`, `${routes} route${routes === 1 ? '' : 's'}`]
+  if (r.tls !== undefined) {
+    const names = r.tls.certificates.flatMap(c => c.names)
+    parts.push(`TLS ${r.tls.min_version}+${r.tls.http2 ? ', HTTP/2' : ''}, certificate for ${names.slice(0, 3).join(' ')}${names.length > 3 ? ' …' : ''}`)
+  }
+  if (r.redirect !== null) parts.push(`redirect ${r.redirect}`)
+  parts.push(r.admin === null ? 'admin off' : `admin ${r.admin} (/healthz /metrics /rays/<ray id>)`)
+  parts.push(colors.gray('details: log.level debug'))
+  return parts.join(' · ')
+}
+
 /**
  * The line of an access or failure record. The record's fields are then taken off the
  * object, a fresh parse of that one line that pino-pretty prints nothing else from
@@ -87,9 +112,12 @@ function failureLine (r: FailureRecord, colors: Colors): string {
 const messageFormat: MessageFormatFunc = (log, messageKey, _levelLabel, { colors }) => {
   const line = log.msg === 'access'
     ? accessLine('RayID' in log ? fromLogpush(log as unknown as LogpushRecord) : log as unknown as AccessRecord, colors)
-    : log.msg === 'origin failure' ? failureLine(log as unknown as FailureRecord, colors) : null
+    : log.msg === 'origin failure'
+      ? failureLine(log as unknown as FailureRecord, colors)
+      : log.msg === 'highproxy listening' ? listeningLine(log as unknown as ListeningLine, colors) : null
   if (line === null) return String(log[messageKey] ?? '')
-  for (const key of Object.keys(log)) if (key !== 'level' && key !== 'time') delete log[key]
+  // The pid stays: it is what a person signals (kill -HUP).
+  for (const key of Object.keys(log)) if (key !== 'level' && key !== 'time' && key !== 'pid') delete log[key]
   return line
 }
 

@@ -40,7 +40,11 @@ function sentence (c: Classification, phase: Phase, err: DialError | null, url: 
       : `connected to ${at} and sent the request, then the origin failed (${c.code ?? 'error'})`,
     body: `the response body from ${at} broke off (${c.code ?? 'error'})`
   }
-  return `${lead[phase]}: ${c.why} → ${c.status}`
+  // For a 522 and a 524 the lead already says what happened, with the address and the
+  // time: only the table's explanation after it is added, not its restatement.
+  const restated = (phase === 'connect' && c.status === 522) || (phase === 'response' && c.status === 524)
+  const why = restated ? c.why.split(': ').slice(1).join(': ') : c.why
+  return why === '' ? `${lead[phase]} → ${c.status}` : `${lead[phase]}: ${why} → ${c.status}`
 }
 
 export async function probe (rawUrl: string, config: Config): Promise<ProbeReport> {
@@ -88,7 +92,9 @@ export async function probe (rawUrl: string, config: Config): Promise<ProbeRepor
     // undici expects the connector to answer asynchronously, as a real dial does.
     connect: (_opts, callback) => { process.nextTick(callback, null, socket) },
     headersTimeout: config.responseTimeoutMs,
-    maxHeaderSize: config.edge.maxResponseHeaderBytes
+    maxHeaderSize: config.edge.maxResponseHeaderBytes,
+    // As the proxy dials (origin/connection.ts): HTTP/1.1, whatever undici's default.
+    allowH2: false
   })
   const sent = performance.now()
   try {

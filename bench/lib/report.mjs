@@ -122,8 +122,14 @@ function render (table, align) {
   return [line(table.header), `| ${widths.map(w => '-'.repeat(align ? w : 3)).join(' | ')} |`, ...table.rows.map(line)].join('\n')
 }
 
+/** Which node the Node rows ran on (--node), the bench's own when it differs, and --compare-node's. */
+function nodeLine (m) {
+  return `Node rows on node ${m.node}${m.harnessNode ? ` (the bench itself on ${m.harnessNode})` : ''}` +
+    `${m.compareNode ? `, compared with node ${m.compareNode}` : ''}`
+}
+
 export function printTables (results, stream) {
-  const lines = [`\nhighproxy bench (${results.mode}) — ${results.machine.cores} × ${results.machine.cpu}, node ${results.machine.node}\n`]
+  const lines = [`\nhighproxy bench (${results.mode}) — ${results.machine.cores} × ${results.machine.cpu}, ${nodeLine(results.machine)}\n`]
   for (const t of tables(results)) lines.push(`${t.title}\n\n${render(t, true)}\n`)
   for (const n of results.notes ?? []) lines.push(`note: ${n}`)
   stream.write(lines.join('\n') + '\n')
@@ -134,7 +140,7 @@ export function markdown (results) {
   const lines = [
     `# highproxy bench, ${results.date} (${results.mode})`,
     '',
-    `Machine: ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, ${m.kernel}, node ${m.node}${m.commit ? `, commit ${m.commit}` : ''}.`,
+    `Machine: ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, ${m.kernel}, ${nodeLine(m)}${m.commit ? `, commit ${m.commit}` : ''}.`,
     `Versions: ${Object.entries(m.versions).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
     `Run took ${results.seconds.toFixed(0)} s, loopback only; every server in its own process, all on the same ${m.cores} cores.` +
       (results.params?.highproxyArgs?.length ? ` Every highproxy start had \`${results.params.highproxyArgs.join(' ')}\` appended.` : '') +

@@ -11,7 +11,12 @@ import { HOST, freePort, start, waitHttp, waitHttps } from './procs.mjs'
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const CLI = path.join(ROOT, 'dist', 'cli.js')
 const SERVERS = path.join(ROOT, 'bench', 'servers')
-const NODE = process.execPath
+// The node binary every Node row runs on: this one, or `--node <path>` (useNode).
+let NODE = process.execPath
+
+/** Runs every Node row (highproxy, the Node floor, the Node peers and origin) on `bin`. */
+export function useNode (bin) { NODE = bin }
+export const nodeBin = () => NODE
 
 export function which (cmd) {
   try { return execFileSync('which', [cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null } catch { return null }
@@ -102,12 +107,12 @@ export function highproxyHelp () {
  * what the harness sets: node's parseArgs keeps the last value of a repeated flag.
  * `node` holds arguments for node itself (e.g. --cpu-prof).
  */
-export async function startHighproxy (name, args, { extra = [], node = [], stdout = 'ignore', raiseFdLimit = false, readyPath = '/', tls = null } = {}) {
+export async function startHighproxy (name, args, { extra = [], node = [], stdout = 'ignore', raiseFdLimit = false, readyPath = '/', tls = null, bin = NODE } = {}) {
   const port = await freePort()
   // A side listener on a fixed default port would collide between runs: give it a free one.
   const admin = /--admin-port\b/.test(await highproxyHelp()) ? ['--admin-port', String(await freePort())] : []
   const tlsArgs = tls === null ? [] : ['--tls-cert', tls.cert, '--tls-key', tls.key]
-  const proc = start(name, NODE, [...node, CLI, ...args, ...tlsArgs, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
+  const proc = start(name, bin, [...node, CLI, ...args, ...tlsArgs, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
   if (tls === null) await waitHttp(proc, port, readyPath)
   else await waitHttps(proc, port)
   return { proc, port }
@@ -124,10 +129,10 @@ export function benchCertificate (tmp) {
 }
 
 /** A Node server of bench/servers/: `node <file> <port> <upstream> ...args`; with `tls`, `--tls <cert> <key>` too. */
-export async function startNodeServer (name, file, upstream, args = [], { node = [], tls = null } = {}) {
+export async function startNodeServer (name, file, upstream, args = [], { node = [], tls = null, bin = NODE } = {}) {
   const port = await freePort()
   const tlsArgs = tls === null ? [] : ['--tls', tls.cert, tls.key]
-  const proc = start(name, NODE, [...node, path.join(SERVERS, file), String(port), upstream, ...args, ...tlsArgs])
+  const proc = start(name, bin, [...node, path.join(SERVERS, file), String(port), upstream, ...args, ...tlsArgs])
   if (tls === null) await waitHttp(proc, port)
   else await waitHttps(proc, port)
   return { proc, port }

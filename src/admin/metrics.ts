@@ -122,6 +122,8 @@ export const TTFB_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 
 /** Failures whose timings describe a dial of their own (nothing was sent yet). */
 const DIAL_PHASES = new Set(['dns', 'connect', 'tls'])
+/** Edge statuses of a dial that failed: refused, timed out, unreachable, TLS failed. */
+const DIAL_FAILURE_STATUSES = new Set([521, 522, 523, 525, 526, 530])
 
 type RequestLabels = 'status' | 'route'
 type DurationLabels = 'route' | 'status_class'
@@ -348,7 +350,11 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     observeCell(durations.get(route, Math.trunc(record.status / 100)), TTFB_BUCKETS, record.duration_ms / 1000)
     const origin = record.origin ?? null
     if (origin !== null) originRequests.get(record.pool ?? '', originLabel(origin)).value++
-    if (record.connect_ms !== null) observeCell(connect, CONNECT_BUCKETS, record.connect_ms / 1000)
+    // An edge answer for a failed dial carries that dial's connect time, which its failure
+    // record counts already (with the failed dials of earlier attempts).
+    if (record.connect_ms !== null && !DIAL_FAILURE_STATUSES.has(record.edge_status ?? 0)) {
+      observeCell(connect, CONNECT_BUCKETS, record.connect_ms / 1000)
+    }
     if (record.ttfb_ms !== null) observeCell(ttfb, TTFB_BUCKETS, record.ttfb_ms / 1000)
   }
 

@@ -18,7 +18,7 @@
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply } from 'fastify'
 import type { Logger } from 'pino'
-import { isRayId } from '../edge/ray.js'
+import { rayIdIn } from '../edge/ray.js'
 import type { AdminView, Reply } from './view.js'
 
 export interface AdminOptions {
@@ -59,8 +59,8 @@ export async function startAdmin (opts: AdminOptions): Promise<AdminServer> {
   app.get('/metrics', async (_req, reply) => reply.type(view.contentType).send(await view.metrics()))
 
   app.get<{ Params: { id: string } }>('/rays/:id', async (req, reply) => {
-    const id = req.params.id
-    if (!isRayId(id)) return reply.code(400).send({ error: 'not a ray id: expected 16 lowercase hex digits' })
+    const id = rayIdIn(req.params.id)
+    if (id === null) return reply.code(400).send({ error: 'not a ray id: expected 16 lowercase hex digits, alone or as the cf-ray value (<id>-HPX)' })
     return send(reply, await view.ray(id))
   })
 

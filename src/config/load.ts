@@ -11,6 +11,7 @@ import proxyaddr from '@fastify/proxy-addr'
 import { checkRules } from './rules.js'
 import { durationMs } from './duration.js'
 import { resolveFrontDoor } from '../front/front-config.js'
+import { nearest } from './nearest.js'
 import {
   AdaptiveKnobs, ConfigSchema, type AdaptiveConfig, type Config, type ConfigInput, type HealthConfig, type PoolConfig, type PoolInput, type RouteConfig,
   type RouteInput, type TlsConfig, type TlsInput
@@ -90,10 +91,21 @@ function readFile (file: string): Tree {
   return doc as Tree
 }
 
-function describe (schema: TSchema & { errorMessage?: string, format?: string }, message: string): string {
+type Described = TSchema & { errorMessage?: string, format?: string, anyOf?: Array<{ const?: unknown }>, properties?: Record<string, unknown> }
+
+function describe (schema: Described, message: string, key: string): string {
   if (schema.errorMessage !== undefined) return `expected ${schema.errorMessage}`
   if (schema.format === 'origin-url') return 'expected an http:// or https:// URL'
-  if (message === 'Unexpected property') return 'unknown key'
+  if (message === 'Unexpected property') {
+    // TypeBox reports the object that has no such key: its keys are the candidates.
+    const near = nearest(key.slice(key.lastIndexOf('.') + 1), Object.keys(schema.properties ?? {}))
+    return near === null ? 'unknown key' : `unknown key; did you mean ${key.slice(0, key.lastIndexOf('.') + 1)}${near}?`
+  }
+  // A choice between fixed values (log.format, log.level…): name them.
+  const choices = schema.anyOf?.map(s => s.const)
+  if (choices !== undefined && choices.length > 0 && choices.every(c => typeof c === 'string' || typeof c === 'number')) {
+    return `expected one of ${choices.join(', ')}`
+  }
   return message.charAt(0).toLowerCase() + message.slice(1)
 }
 
@@ -121,7 +133,7 @@ export function validate (raw: Tree, origins: ReadonlyMap<string, string> = new 
     const from = origins.get(path)
     const key = (path || '(top level)') + (from === undefined ? '' : ` (from ${from})`)
     const shown = first.value === undefined ? '' : ` (got ${JSON.stringify(first.value)})`
-    throw new ConfigError(key, describe(first.schema, first.message) + shown)
+    throw new ConfigError(key, describe(first.schema as Described, first.message, path) + shown)
   }
   return converted as ConfigInput
 }
@@ -184,7 +196,8 @@ function validateAdaptive (raw: Record<string, unknown>, key: string): Static<ty
   const first = Value.Errors(AdaptiveKnobs, knobs).First()
   if (first !== undefined) {
     const shown = first.value === undefined ? '' : ` (got ${JSON.stringify(first.value)})`
-    throw new ConfigError(`${key}${first.path.replaceAll('/', '.')}`, describe(first.schema, first.message) + shown)
+    const at = `${key}${first.path.replaceAll('/', '.')}`
+    throw new ConfigError(at, describe(first.schema, first.message, at) + shown)
   }
   return knobs as Static<typeof AdaptiveKnobs>
 }

@@ -52,6 +52,19 @@ const AcmeSchema = Type.Object({
     hmac: Type.String({ minLength: 1, description: 'base64url HMAC key the CA gave' })
   }, { additionalProperties: false, description: 'for CAs that need an existing account (RFC 8555 §7.3.4)' }))
 }, { additionalProperties: false })
+/**
+ * Mozilla's "intermediate" server profile (ssl-config.mozilla.org, version 5.7): TLS 1.3's
+ * three suites, and for TLS 1.2 only forward-secret AEAD suites (GCM, ChaCha20-Poly1305).
+ * Node's own default list also offers TLS 1.2 CBC suites, which scanners flag (LUCKY13).
+ * The DHE suites are offered only if a DH group is configured (Node sets none). TLS 1.3's
+ * suites keep Node's default order (AES-256 first), which newer OpenSSL servers follow.
+ */
+export const INTERMEDIATE_CIPHERS = [
+  'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+  'DHE-RSA-AES128-GCM-SHA256', 'DHE-RSA-AES256-GCM-SHA384', 'DHE-RSA-CHACHA20-POLY1305'
+].join(':')
 
 const ListenTlsSchema = Type.Object({
   cert: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the default certificate (clients without SNI, or with a name no other certificate has); turns TLS on' })),
@@ -59,6 +72,7 @@ const ListenTlsSchema = Type.Object({
   sni: Type.Array(CertificatePair, { default: [], description: 'more certificates, each chosen by SNI for the names it carries' }),
   selfsigned: Type.Boolean({ default: false, description: 'make a throwaway self-signed certificate for localhost at start (trying HTTPS locally)' }),
   min_version: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { default: 'TLSv1.2', description: 'oldest TLS version a client may use' }),
+  ciphers: Type.String({ minLength: 1, default: INTERMEDIATE_CIPHERS, description: 'OpenSSL cipher list offered to clients, TLS 1.3 suites (TLS_*) included; default Mozilla\'s intermediate profile (AEAD only)' }),
   hsts: Type.Optional(Type.String({ minLength: 1, description: 'Strict-Transport-Security value added to every answer over TLS, e.g. max-age=63072000' })),
   redirect: Type.Optional(Type.Object({
     port: Type.Integer({ minimum: 0, maximum: 65535, description: 'a plain-HTTP listener that answers 308 to https:// (same host, path and query)' }),
@@ -462,6 +476,8 @@ export interface FrontDoor {
   certificates: ServerCertificate[]
   selfsigned: boolean
   minVersion: 'TLSv1.2' | 'TLSv1.3'
+  /** OpenSSL cipher list (listen.tls.ciphers). */
+  ciphers: string
   hsts: string | null
   redirect: { port: number, host: string, acmeDir: string | null } | null
   http2: Http2Limits

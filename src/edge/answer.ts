@@ -3,8 +3,7 @@
 // line of a failed attempt, and the one access line every request gets, whichever way
 // it ends.
 
-import { STATUS_CODES } from 'node:http'
-import type { UnknownErrorCause } from '../status/catalog.js'
+import { reasonPhrase, type UnknownErrorCause } from '../status/catalog.js'
 import { CLIENT_ABORT_STATUS, type Classification, type ProxyErrorType } from '../status/classify.js'
 import type { ErrorCode, Phase } from '../status/errors.js'
 import type { OriginCondition } from '../origin/conditions.js'
@@ -64,7 +63,7 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
     ownerNote: condition === null ? null : `The origin appears to be ${condition.condition}: ${condition.evidence}.`
   }, before)
   const wire = exchange.route?.config.statusRewrite.get(answer.status) ?? answer.status
-  sink.start(wire, STATUS_CODES[wire] ?? '', page.headers)
+  sink.start(wire, reasonPhrase(wire), page.headers)
   sink.end(exchange.method === 'HEAD' ? undefined : page.body)
   // A client that reads nothing (an HTTP/2 window of 0) must not hold the page for ever.
   if (!sink.completed) watchFlush(exchange, edge.config.clientWriteTimeoutMs)

@@ -23,6 +23,18 @@ export function isRayId (value: string): boolean {
   return RAY_ID.test(value)
 }
 
+// The `cf-ray` value as a visitor copies it: the id, a dash and the edge's name (`edge.name`).
+const RAY_HEADER = /^([0-9a-f]{16})-[A-Za-z0-9]{1,8}$/
+
+/**
+ * The ray id in what someone looks up: the bare id, or the whole `cf-ray` header value
+ * (`<id>-HPX`, whatever the edge is named). Null when it is neither.
+ */
+export function rayIdIn (value: string): string | null {
+  if (RAY_ID.test(value)) return value
+  return RAY_HEADER.exec(value)?.[1] ?? null
+}
+
 /** The header value: `<16 hex>-<EDGE>`, Cloudflare's `cf-ray` shape. */
 export function rayHeaderValue (ray: string, edge: string): string {
   return `${ray}-${edge}`

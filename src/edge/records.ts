@@ -76,7 +76,11 @@ export function failureLine (ctx: FailureContext, err: unknown, phase: Phase, c:
       address: dialErr?.address ?? info?.address ?? null,
       port: dialErr?.port ?? info?.port ?? null
     },
-    error: { code: c.code, message: messageFor(err, c.code) },
+    error: {
+      code: c.errorCode,
+      message: messageFor(err, c.errorCode),
+      cause: c.causeCode === null ? null : { code: c.causeCode, message: messageFor(err, c.causeCode) }
+    },
     timings: {
       dns_ms: dialTimings?.dns_ms ?? null,
       connect_ms: extra.connectMs ?? dialTimings?.connect_ms ?? null,
@@ -114,11 +118,22 @@ export function accessRecord (exchange: Exchange, status: number): AccessRecord 
     route: exchange.route?.config.name ?? null,
     edge_status: exchange.edgeStatus,
     ttfb_ms: orNull(attempt?.ttfbMs ?? null),
-    connect_ms: attempt?.fresh === true ? attempt.connection?.info.timings.connect_ms ?? null : null,
+    connect_ms: connectMsOf(attempt),
     pool: exchange.pool?.config.name ?? null,
     origin: attempt?.member.origin ?? null,
     client: exchange.client.log
   }
   if (exchange.refused !== null) record.refused = exchange.refused
   return record
+}
+
+/**
+ * The connect time of the last attempt, as its failure line has it: the new connection's,
+ * or, when the dial itself failed (refused, timed out, a bad certificate), the time the
+ * dial spent connecting. Null for a reused connection or when nothing was dialled.
+ */
+function connectMsOf (attempt: Attempt | null): number | null {
+  if (attempt === null) return null
+  if (attempt.fresh) return attempt.connection?.info.timings.connect_ms ?? null
+  return dialErrorIn(attempt.error)?.timings.connect_ms ?? null
 }

@@ -173,6 +173,8 @@ export function edgeDispatcher (options: EdgeDispatcherOptions = {}): Dispatcher
   }
   const responseTimeoutMs = msOption(FN, 'headersTimeout', headersTimeout)
   return new EdgeAgent({
+    // HTTP/1.1 to origins unless the caller asks otherwise (undici 8's default is HTTP/2).
+    allowH2: false,
     ...agent,
     connections,
     maxHeaderSize,

@@ -20,6 +20,7 @@ import { failureLine } from '../edge/records.js'
 import { typedUndiciError } from '../origin/connection.js'
 import { ErrorPages } from '../page/respond.js'
 import { ProxyStatus } from '../page/proxy-status.js'
+import { reasonPhrase } from '../status/catalog.js'
 import { classify } from '../status/classify.js'
 import { causeChain, dialErrorIn } from '../status/errors.js'
 import { originOf } from './dispatcher.js'
@@ -97,6 +98,8 @@ export function edgeOnError (options: EdgeOnErrorOptions = {}): (reply: AnyReply
       clientIp: request.ip ?? reply.raw.socket?.remoteAddress ?? ''
     }, headers)
     for (let i = 0; i < page.headers.length; i += 2) reply.header(page.headers[i] as string, page.headers[i + 1])
+    // Node would send `522 unknown`: the edge status's own name instead.
+    reply.raw.statusMessage = reasonPhrase(c.status)
     reply.code(c.status).send(page.body)
   }
 }

@@ -3,6 +3,7 @@
 // one, or `acme` names domains to obtain certificates for; the other keys only mean
 // something then, and saying otherwise is an error.
 
+import { createSecureContext } from 'node:tls'
 import { durationMs } from '../config/duration.js'
 import type { ConfigInput, FrontDoor } from '../config/schema.js'
 import { ConfigError } from '../status/errors.js'
@@ -30,6 +31,7 @@ export function resolveFrontDoor (listen: ConfigInput['listen']): FrontDoor | nu
     certificates,
     selfsigned: tls.selfsigned,
     minVersion: tls.min_version,
+    ciphers: checkedCiphers(tls.ciphers),
     hsts: tls.hsts ?? null,
     redirect: tls.redirect === undefined
       ? null
@@ -44,4 +46,14 @@ export function resolveFrontDoor (listen: ConfigInput['listen']): FrontDoor | nu
       maxIdleFrames: h2.max_idle_frames
     }
   }
+}
+
+/** A cipher list OpenSSL accepts and that leaves at least one suite; otherwise exit 2 naming the key. */
+function checkedCiphers (ciphers: string): string {
+  try {
+    createSecureContext({ ciphers })
+  } catch (err) {
+    throw new ConfigError('listen.tls.ciphers', `OpenSSL accepts no cipher in "${ciphers}" (${(err as Error).message})`)
+  }
+  return ciphers
 }

@@ -18,6 +18,7 @@ import type { StreamHandler } from '../edge/plugin.js'
 import { refuseConnect } from './http2-connect.js'
 import { watchFirstRequest } from './first-request.js'
 import { FrameBudget } from './frame-budget.js'
+import { answerPlainHttpOn } from './plain-http.js'
 import { ResetGuard } from './reset-guard.js'
 
 /** What the HTTP/1 parser of an HTTP/2 server reads from the server object. */
@@ -37,12 +38,12 @@ class CertificateSet {
   /** The default certificate's own names (exact, and wildcards as `.example.com`). */
   private readonly defaultNames = new Set<string>()
 
-  constructor (certificates: readonly ServerCertificate[], minVersion: FrontDoor['minVersion']) {
+  constructor (certificates: readonly ServerCertificate[], minVersion: FrontDoor['minVersion'], ciphers: string) {
     for (const name of certificates[0]?.names ?? []) this.defaultNames.add(name.startsWith('*.') ? name.slice(1) : name)
     // The first is the server's default context; the others are what SNI can pick. A
     // name on two certificates goes to the first that has it.
     for (const c of certificates.slice(1)) {
-      const context = secureContextOf(c, minVersion)
+      const context = secureContextOf(c, minVersion, ciphers)
       for (const name of c.names) {
         const [map, key] = name.startsWith('*.') ? [this.wildcard, name.slice(1)] : [this.exact, name]
         if (!map.has(key)) map.set(key, context)
@@ -76,7 +77,7 @@ export class TlsFront {
 
   constructor (private config: FrontDoor, private readonly log: Logger) {
     if (config.certificates.length === 0 && config.acme === null) throw new Error('TlsFront needs a certificate (make the self-signed one first) or ACME names')
-    this.certificates = new CertificateSet(config.certificates, config.minVersion)
+    this.certificates = new CertificateSet(config.certificates, config.minVersion, config.ciphers)
     this.guard = new ResetGuard(config.http2, log)
     this.frames = new FrameBudget(config.http2.maxIdleFrames, log)
   }
@@ -129,7 +130,7 @@ export class TlsFront {
   }
 
   /** A context for a certificate, with the listener's protocol floor (ACME's certificates). */
-  contextFor (c: { cert: string, key: string }): SecureContext { return secureContextOf(c, this.config.minVersion) }
+  contextFor (c: { cert: string, key: string }): SecureContext { return secureContextOf(c, this.config.minVersion, this.config.ciphers) }
 
   /** Once the server exists: stamps, HTTP/1 settings, sessions. */
   attach (server: Http2SecureServer, http1: Http1Settings, refusals: RefusalOptions): void {
@@ -137,6 +138,7 @@ export class TlsFront {
     this.refusals = refusals
     Object.assign(server, http1)
     server.on('secureConnection', (socket: TLSSocket) => stampTls(socket))
+    answerPlainHttpOn(server, refusals)
     if (!this.http2) return
     server.on('session', (session: Http2Session) => {
       this.sessions.add(session)
@@ -170,7 +172,7 @@ export class TlsFront {
   reload (config: FrontDoor): void {
     const server = this.server
     if (server === null) return
-    this.certificates = new CertificateSet(config.certificates, config.minVersion)
+    this.certificates = new CertificateSet(config.certificates, config.minVersion, config.ciphers)
     // Session tickets issued before the reload still resume.
     server.setSecureContext({ ...contextOf(config), ticketKeys: server.getTicketKeys() })
     this.config = config
@@ -183,16 +185,17 @@ export class TlsFront {
   }
 }
 
-function secureContextOf (c: { cert: string, key: string }, minVersion: FrontDoor['minVersion']): SecureContext {
-  return createSecureContext({ cert: c.cert, key: c.key, minVersion })
+function secureContextOf (c: { cert: string, key: string }, minVersion: FrontDoor['minVersion'], ciphers: string): SecureContext {
+  return createSecureContext({ cert: c.cert, key: c.key, minVersion, ciphers })
 }
 
 /**
- * The default certificate and protocol floor; Node's default ciphers, session tickets on.
+ * The default certificate, protocol floor and cipher list (listen.tls.ciphers); session tickets on.
  * With ACME names alone there is no default certificate: a client without SNI, or with
  * a name the edge has no certificate for, fails its handshake.
  */
-function contextOf (config: FrontDoor): { cert?: string, key?: string, minVersion: FrontDoor['minVersion'] } {
+function contextOf (config: FrontDoor): { cert?: string, key?: string, minVersion: FrontDoor['minVersion'], ciphers: string } {
   const first = config.certificates[0]
-  return first === undefined ? { minVersion: config.minVersion } : { cert: first.cert, key: first.key, minVersion: config.minVersion }
+  const base = { minVersion: config.minVersion, ciphers: config.ciphers }
+  return first === undefined ? base : { cert: first.cert, key: first.key, ...base }
 }

@@ -16,9 +16,13 @@ export async function runLab (json: boolean): Promise<void> {
   if (json) {
     process.stdout.write(JSON.stringify(table) + '\n')
   } else {
-    process.stdout.write('highproxy fault lab (Ctrl-C to stop)\n\nstatus  key           url                            the fault\n')
+    // Columns as wide as their longest value, two spaces apart: the 530 fault's URL is
+    // longer than any other, and must not run into its description.
+    const keyWidth = Math.max('key'.length, ...table.map(r => r.key.length)) + 2
+    const urlWidth = Math.max('url'.length, ...table.map(r => r.url.length)) + 2
+    process.stdout.write(`highproxy fault lab (Ctrl-C to stop)\n\n${'status'.padEnd(8)}${'key'.padEnd(keyWidth)}${'url'.padEnd(urlWidth)}the fault\n`)
     for (const row of table) {
-      process.stdout.write(`${String(row.status).padEnd(8)}${row.key.padEnd(14)}${row.url.padEnd(31)}` +
+      process.stdout.write(`${String(row.status).padEnd(8)}${row.key.padEnd(keyWidth)}${row.url.padEnd(urlWidth)}` +
         `${row.available ? row.description : `unavailable: ${row.reason ?? ''}`}\n`)
     }
   }

@@ -4,7 +4,7 @@
 
 import net from 'node:net'
 import { randomInt } from 'node:crypto'
-import { LOOPBACK, listenLoopback, serveOnLoopback, type LabOrigin } from './loopback.js'
+import { LOOPBACK, refusedPort, serveOnLoopback, type LabOrigin } from './loopback.js'
 import { startTethered } from './tethered-child.js'
 
 const noop = async (): Promise<void> => {}
@@ -28,11 +28,9 @@ function afterRequest (socket: net.Socket, ms: number, then: () => void): void {
   })
 }
 
-/** 521: a port nobody listens on (bound to learn a free one, then closed). */
+/** 521: a port nobody listens on, outside the ephemeral range so no port-0 listener takes it. */
 export async function refusedOrigin (): Promise<LabOrigin> {
-  const server = net.createServer()
-  const port = await listenLoopback(server)
-  await new Promise<void>(resolve => server.close(() => resolve()))
+  const port = await refusedPort()
   return { key: '521', status: 521, description: 'port with no listener: the kernel answers the SYN with RST', url: `http://${LOOPBACK}:${port}`, available: true, close: noop }
 }
 

@@ -4,7 +4,7 @@
 
 import http from 'node:http'
 import type net from 'node:net'
-import { serveOnLoopback, type LabOrigin } from './loopback.js'
+import { listenFixedPort, serveOnLoopback, type LabOrigin } from './loopback.js'
 
 export interface SlowKnobs {
   /** How long after the request the response headers come. Default 2000. */
@@ -101,5 +101,6 @@ export function refuseAfterOrigin ({ requests = 3 }: RefuseAfterKnobs = {}): Pro
     key: '521-after',
     status: 521,
     description: `answers ${requests} request(s), then stops listening: new connections are refused (RST)`
-  })
+  // Once closed, its port must stay refused: no listener on port 0 may be given it.
+  }, listenFixedPort)
 }

@@ -5,6 +5,7 @@ import { labAuthority } from './certificates.js'
 import { FAULT_NAMES, STARTERS, type FaultKnobs, type FaultName, type StartContext } from './catalog.js'
 import { healthyOrigin, type HealthyOriginOptions } from './healthy-origin.js'
 import type { LabOrigin } from './loopback.js'
+import type { ErrorCode } from '../status/errors.js'
 
 export { FAULT_NAMES, type FaultKnobs, type FaultName, type NoKnobs } from './catalog.js'
 export { UNRESOLVABLE_HOST, drowningOrigin, type DrowningKnobs, type HugeHeadersKnobs, type ResetKnobs, type SilentKnobs } from './faults.js'
@@ -36,7 +37,11 @@ export interface Lab<F extends FaultName = FaultName> {
 }
 
 /** The `code` startLab rejects with when a fault named in `faults` cannot be made here (`reason` says why). */
-export const LAB_UNAVAILABLE = 'HPX_ERR_LAB_UNAVAILABLE'
+export const LAB_UNAVAILABLE = 'HPX_ERR_LAB_UNAVAILABLE' satisfies ErrorCode
+/** The `code` of startLab's TypeError for a fault the lab does not have. */
+export const LAB_UNKNOWN_FAULT = 'HPX_ERR_LAB_UNKNOWN_FAULT' satisfies ErrorCode
+/** The `code` startLab rejects with when a fault failed to start (its error is the `cause`). */
+export const LAB_START = 'HPX_ERR_LAB_START' satisfies ErrorCode
 
 const once = <T>(start: () => Promise<T>): () => Promise<T> => {
   let started: Promise<T> | undefined
@@ -48,7 +53,9 @@ function entries (faults: FaultSelection | undefined): Array<[FaultName, unknown
     ? ((faults ?? FAULT_NAMES) as readonly string[]).map(name => [name, {}])
     : Object.entries(faults).map(([name, knobs]) => [name, knobs === true ? {} : knobs])
   for (const [name] of list) {
-    if (!Object.hasOwn(STARTERS, name)) throw new TypeError(`unknown lab fault "${name}"; the lab has ${FAULT_NAMES.join(', ')}`)
+    if (!Object.hasOwn(STARTERS, name)) {
+      throw Object.assign(new TypeError(`unknown lab fault "${name}"; the lab has ${FAULT_NAMES.join(', ')}`), { code: LAB_UNKNOWN_FAULT })
+    }
   }
   return list as Array<[FaultName, unknown]>
 }
@@ -61,17 +68,25 @@ function entries (faults: FaultSelection | undefined): Array<[FaultName, unknown
 export async function startLab<const S extends FaultSelection = readonly FaultName[]> (options: LabOptions<S> = {}): Promise<Lab<Selected<S>>> {
   const wanted = entries(options.faults)
   const ctx: StartContext = { authority: once(labAuthority) }
-  const start = (name: FaultName, knobs: unknown): Promise<LabOrigin> =>
-    (STARTERS[name] as (knobs: unknown, ctx: StartContext) => Promise<LabOrigin>)(knobs, ctx)
+  // Async, so that a starter that throws at once (bad knobs) rejects like one that fails
+  // later, and what had started is closed again.
+  const start = async (name: FaultName, knobs: unknown): Promise<LabOrigin> =>
+    await (STARTERS[name] as (knobs: unknown, ctx: StartContext) => Promise<LabOrigin>)(knobs, ctx)
   const settled = await Promise.allSettled([healthyOrigin(options.healthy), ...wanted.map(([name, knobs]) => start(name, knobs))])
   const started = settled.flatMap(s => s.status === 'fulfilled' ? [s.value] : [])
   const close = once(async () => { await Promise.all(started.map(o => o.close())) })
 
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
+  const failedAt = settled.findIndex(s => s.status === 'rejected')
+  const failed = settled[failedAt] as PromiseRejectedResult | undefined
   const missing = options.faults === undefined ? undefined : started.find(o => !o.available)
   if (failed !== undefined || missing !== undefined) {
     await close()
-    if (failed !== undefined) throw failed.reason
+    if (failed !== undefined) {
+      const name = failedAt === 0 ? 'healthy' : (wanted[failedAt - 1] as [FaultName, unknown])[0]
+      const reason = failed.reason as { message?: unknown }
+      throw Object.assign(new Error(`lab fault ${name} could not start: ${String(reason?.message ?? reason)}`, { cause: failed.reason }),
+        { code: LAB_START, fault: name })
+    }
     throw Object.assign(new Error(`lab fault ${missing?.key ?? ''} cannot be made here: ${missing?.reason ?? ''}`),
       { code: LAB_UNAVAILABLE, reason: missing?.reason })
   }

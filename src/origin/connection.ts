@@ -67,6 +67,9 @@ export class OriginConnection {
         }, (err: Error) => callback(err, null))
       },
       pipelining: 1,
+      // HTTP/1.1 to origins, said outright: undici 8 turns HTTP/2 on by default, and the
+      // classification of 520s (and connection reuse) is built on HTTP/1.1's failures.
+      allowH2: false,
       keepAliveTimeout: opts.keepAliveTimeoutMs,
       maxHeaderSize: opts.maxResponseHeaderBytes,
       headersTimeout: opts.backstopMs,

@@ -2,10 +2,10 @@
 // a ServerResponse — an upgrade request, a connection refused at the door, a request
 // Node's parser gave up on. Every such answer closes its connection.
 
-import { STATUS_CODES } from 'node:http'
+import { reasonPhrase } from '../status/catalog.js'
 
 /** The status line and headers of an answer on a raw socket; `bodyBytes` null: the body ends at close. */
-export function rawHead (status: number, headers: readonly string[], bodyBytes: number | null, text = STATUS_CODES[status] ?? ''): string {
+export function rawHead (status: number, headers: readonly string[], bodyBytes: number | null, text = reasonPhrase(status)): string {
   let head = `HTTP/1.1 ${status} ${text}\r\n`
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
   if (bodyBytes !== null) head += `content-length: ${bodyBytes}\r\n`

@@ -2,6 +2,8 @@
 // pages so that users' clients and runbooks keep working; nothing here may expose
 // origin internals (addresses, error text), because it is shown to visitors.
 
+import { STATUS_CODES } from 'node:http'
+
 export type ErrorCategory = 'origin' | 'ssl' | 'dns' | 'edge'
 
 /** Which hop of the You — Edge — Host diagram failed. */
@@ -323,6 +325,27 @@ export const CATALOG: ReadonlyMap<number, EdgeErrorEntry> = new Map(entries.map(
 /** The statuses a real origin fault can produce (what the lab and fault injection offer). */
 export const ORIGIN_FAULT_STATUSES = [520, 521, 522, 523, 524, 525, 526, 530] as const
 export type OriginFaultStatus = typeof ORIGIN_FAULT_STATUSES[number]
+
+/**
+ * HTTP/1.1 reason phrases for the edge statuses Node's table does not have (it sends an
+ * empty phrase for them, or "unknown"): the names these statuses are known by, so that
+ * clients, logs and `curl -v` read `522 Connection Timed Out`. HTTP/2 has no phrase.
+ */
+export const EDGE_REASON_PHRASES: Readonly<Record<number, string>> = {
+  520: 'Web Server Returned an Unknown Error',
+  521: 'Web Server Is Down',
+  522: 'Connection Timed Out',
+  523: 'Origin Is Unreachable',
+  524: 'A Timeout Occurred',
+  525: 'SSL Handshake Failed',
+  526: 'Invalid SSL Certificate',
+  530: 'Origin DNS Error'
+}
+
+/** The reason phrase for a status the edge sends itself: Node's, or the edge's own. */
+export function reasonPhrase (status: number): string {
+  return STATUS_CODES[status] ?? EDGE_REASON_PHRASES[status] ?? ''
+}
 
 export function catalogEntry (status: number): EdgeErrorEntry {
   const entry = CATALOG.get(status)

@@ -35,6 +35,11 @@ export interface Rule {
   proxyStatus: ProxyErrorType | null
   /** Why, in words an operator reads in the log and in `highproxy probe`. */
   why: string
+  /**
+   * The documented code a log line reports for this row, when the error chain carries none
+   * of the row's own HPX_ERR_* codes (undici's and Node's errors carry only theirs).
+   */
+  error: ErrorCode
 }
 
 export interface Classification {
@@ -43,6 +48,10 @@ export interface Classification {
   proxyStatus: ProxyErrorType | null
   /** The code that decided it, or null when nothing matched. */
   code: string | null
+  /** The documented HPX_ERR_* code a log line reports (README, Error codes). */
+  errorCode: ErrorCode
+  /** The system or library code underneath (ECONNREFUSED, UND_ERR_SOCKET…); null when there is none. */
+  causeCode: string | null
   why: string
   /** False when no row matched and the 502 fallback was used. */
   known: boolean
@@ -63,7 +72,8 @@ export const RULES: readonly Rule[] = [
     status: CLIENT_ABORT_STATUS,
     cause: null,
     proxyStatus: null,
-    why: 'the client went away before the response was complete'
+    why: 'the client went away before the response was complete',
+    error: 'HPX_ERR_CLIENT_ABORT'
   },
   {
     codes: [code('HPX_ERR_CLIENT_WRITE_TIMEOUT')],
@@ -71,7 +81,8 @@ export const RULES: readonly Rule[] = [
     status: CLIENT_ABORT_STATUS,
     cause: null,
     proxyStatus: null,
-    why: 'the client stopped reading the response (timeouts.client_write): its failure, not the origin\'s'
+    why: 'the client stopped reading the response (timeouts.client_write): its failure, not the origin\'s',
+    error: 'HPX_ERR_CLIENT_WRITE_TIMEOUT'
   },
   {
     codes: [code('HPX_ERR_BODY_TOO_LARGE')],
@@ -79,7 +90,8 @@ export const RULES: readonly Rule[] = [
     status: 413,
     cause: null,
     proxyStatus: 'http_request_denied',
-    why: 'the client sent a request body over the route\'s limit'
+    why: 'the client sent a request body over the route\'s limit',
+    error: 'HPX_ERR_BODY_TOO_LARGE'
   },
   {
     codes: [code('HPX_ERR_POOL_DOWN')],
@@ -87,7 +99,8 @@ export const RULES: readonly Rule[] = [
     status: null,
     cause: null,
     proxyStatus: 'destination_unavailable',
-    why: 'every origin of the pool is marked down: answered from the last failure without dialling'
+    why: 'every origin of the pool is marked down: answered from the last failure without dialling',
+    error: 'HPX_ERR_POOL_DOWN'
   },
   {
     codes: [code('HPX_ERR_INJECTED')],
@@ -95,7 +108,8 @@ export const RULES: readonly Rule[] = [
     status: null,
     cause: null,
     proxyStatus: null,
-    why: 'injected by x-highproxy-fault'
+    why: 'injected by x-highproxy-fault',
+    error: 'HPX_ERR_INJECTED'
   },
   {
     codes: [code('HPX_ERR_HEALTH_CHECK')],
@@ -103,7 +117,8 @@ export const RULES: readonly Rule[] = [
     status: 502,
     cause: null,
     proxyStatus: 'destination_unavailable',
-    why: 'the origin failed its active health check'
+    why: 'the origin failed its active health check',
+    error: 'HPX_ERR_HEALTH_CHECK'
   },
   {
     codes: [code('HPX_ERR_ORIGIN_5XX')],
@@ -112,7 +127,8 @@ export const RULES: readonly Rule[] = [
     cause: null,
     // Not the edge's error: Proxy-Status says received-status instead.
     proxyStatus: null,
-    why: 'the origin answered with a server error; this route replaces origin errors with the edge\'s page'
+    why: 'the origin answered with a server error; this route replaces origin errors with the edge\'s page',
+    error: 'HPX_ERR_ORIGIN_5XX'
   },
   {
     codes: [code('HPX_ERR_CONNECTION_LIMIT')],
@@ -120,7 +136,8 @@ export const RULES: readonly Rule[] = [
     status: 503,
     cause: null,
     proxyStatus: 'connection_limit_reached',
-    why: 'every connection the edge may open to this origin is busy and no slot freed in time'
+    why: 'every connection the edge may open to this origin is busy and no slot freed in time',
+    error: 'HPX_ERR_CONNECTION_LIMIT'
   },
   {
     codes: [code('HPX_ERR_OVERLOADED')],
@@ -128,7 +145,8 @@ export const RULES: readonly Rule[] = [
     status: 503,
     cause: null,
     proxyStatus: 'connection_limit_reached',
-    why: 'the origin has as many requests in flight as adaptive concurrency learned it serves well, and no slot freed within the queue timeout'
+    why: 'the origin has as many requests in flight as adaptive concurrency learned it serves well, and no slot freed within the queue timeout',
+    error: 'HPX_ERR_OVERLOADED'
   },
   {
     codes: [code('HPX_ERR_CLIENT_SHARE')],
@@ -136,7 +154,8 @@ export const RULES: readonly Rule[] = [
     status: 503,
     cause: null,
     proxyStatus: 'connection_limit_reached',
-    why: 'this client holds its share of the connections to this origin (connections.max_per_client); other clients are served'
+    why: 'this client holds its share of the connections to this origin (connections.max_per_client); other clients are served',
+    error: 'HPX_ERR_CLIENT_SHARE'
   },
   {
     codes: ['EAI_AGAIN'],
@@ -144,7 +163,8 @@ export const RULES: readonly Rule[] = [
     status: 530,
     cause: null,
     proxyStatus: 'dns_timeout',
-    why: 'the origin host name did not resolve: the resolver did not answer in time'
+    why: 'the origin host name did not resolve: the resolver did not answer in time',
+    error: 'HPX_ERR_DNS'
   },
   {
     codes: [code('HPX_ERR_DNS'), 'ENOTFOUND', 'EAI_NONAME', 'EAI_FAIL', 'EAI_NODATA', 'ENODATA', 'ESERVFAIL'],
@@ -152,7 +172,8 @@ export const RULES: readonly Rule[] = [
     status: 530,
     cause: null,
     proxyStatus: 'dns_error',
-    why: 'the origin host name did not resolve'
+    why: 'the origin host name did not resolve',
+    error: 'HPX_ERR_DNS'
   },
   {
     codes: [code('HPX_ERR_CONNECT_TIMEOUT'), 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT'],
@@ -160,7 +181,8 @@ export const RULES: readonly Rule[] = [
     status: 522,
     cause: null,
     proxyStatus: 'connection_timeout',
-    why: 'SYN sent and no answer within the connect timeout: a firewall dropping packets or an accept queue that is full'
+    why: 'SYN sent and no answer within the connect timeout: a firewall dropping packets or an accept queue that is full',
+    error: 'HPX_ERR_CONNECT_TIMEOUT'
   },
   {
     codes: ['ECONNREFUSED'],
@@ -168,7 +190,8 @@ export const RULES: readonly Rule[] = [
     status: 521,
     cause: null,
     proxyStatus: 'connection_refused',
-    why: 'connection refused at once: nothing listens on that port, or a firewall rejects it'
+    why: 'connection refused at once: nothing listens on that port, or a firewall rejects it',
+    error: 'HPX_ERR_CONNECT'
   },
   {
     codes: ['EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EHOSTDOWN', 'ENETDOWN'],
@@ -176,7 +199,8 @@ export const RULES: readonly Rule[] = [
     status: 523,
     cause: null,
     proxyStatus: 'destination_ip_unroutable',
-    why: 'no route to the origin address'
+    why: 'no route to the origin address',
+    error: 'HPX_ERR_CONNECT'
   },
   {
     codes: [
@@ -189,7 +213,8 @@ export const RULES: readonly Rule[] = [
     status: 526,
     cause: null,
     proxyStatus: 'tls_certificate_error',
-    why: 'the origin certificate did not verify (self-signed, expired, wrong name or unknown CA)'
+    why: 'the origin certificate did not verify (self-signed, expired, wrong name or unknown CA)',
+    error: 'HPX_ERR_TLS_CERT'
   },
   {
     codes: ['ERR_SSL_*ALERT*'],
@@ -197,15 +222,17 @@ export const RULES: readonly Rule[] = [
     status: 525,
     cause: null,
     proxyStatus: 'tls_alert_received',
-    why: 'the origin ended the TLS handshake with an alert (no common protocol or cipher, or it refused the server name)'
+    why: 'the origin ended the TLS handshake with an alert (no common protocol or cipher, or it refused the server name)',
+    error: 'HPX_ERR_TLS_HANDSHAKE'
   },
   {
-    codes: ['*'],
+    codes: [code('HPX_ERR_TLS_TIMEOUT'), code('HPX_ERR_TLS_HANDSHAKE'), '*'],
     phases: ['tls'],
     status: 525,
     cause: null,
     proxyStatus: 'tls_protocol_error',
-    why: 'the TLS handshake with the origin failed (no TLS on that port, no common protocol or cipher, or a stall)'
+    why: 'the TLS handshake with the origin failed (no TLS on that port, no common protocol or cipher, or a stall)',
+    error: 'HPX_ERR_TLS_HANDSHAKE'
   },
   {
     codes: [code('HPX_ERR_WRITE_TIMEOUT')],
@@ -213,7 +240,8 @@ export const RULES: readonly Rule[] = [
     status: 524,
     cause: null,
     proxyStatus: 'connection_write_timeout',
-    why: 'connected, but the origin stopped reading the request body: the rest of it was not sent'
+    why: 'connected, but the origin stopped reading the request body: the rest of it was not sent',
+    error: 'HPX_ERR_WRITE_TIMEOUT'
   },
   {
     codes: [code('HPX_ERR_RESPONSE_TIMEOUT'), 'UND_ERR_HEADERS_TIMEOUT'],
@@ -221,7 +249,8 @@ export const RULES: readonly Rule[] = [
     status: 524,
     cause: null,
     proxyStatus: 'http_response_timeout',
-    why: 'connected and sent the request, but no response headers arrived within the response timeout'
+    why: 'connected and sent the request, but no response headers arrived within the response timeout',
+    error: 'HPX_ERR_RESPONSE_TIMEOUT'
   },
   {
     codes: ['UND_ERR_HEADERS_OVERFLOW', 'HPE_HEADER_OVERFLOW'],
@@ -229,7 +258,8 @@ export const RULES: readonly Rule[] = [
     status: 520,
     cause: 'headers_too_large',
     proxyStatus: 'http_response_header_section_size',
-    why: 'the origin sent response headers over the size limit'
+    why: 'the origin sent response headers over the size limit',
+    error: 'HPX_ERR_HEADERS_TOO_LARGE'
   },
   {
     codes: ['HPE_*', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', code('HPX_ERR_BAD_RESPONSE'), code('HPX_ERR_STRAY_RESPONSE')],
@@ -237,7 +267,8 @@ export const RULES: readonly Rule[] = [
     status: 520,
     cause: 'invalid',
     proxyStatus: 'http_protocol_error',
-    why: 'the origin answered with something that is not valid HTTP'
+    why: 'the origin answered with something that is not valid HTTP',
+    error: 'HPX_ERR_BAD_RESPONSE'
   },
   {
     codes: ['ECONNRESET', 'EPIPE'],
@@ -245,7 +276,8 @@ export const RULES: readonly Rule[] = [
     status: 520,
     cause: 'reset',
     proxyStatus: 'connection_terminated',
-    why: 'the origin reset the connection'
+    why: 'the origin reset the connection',
+    error: 'HPX_ERR_ORIGIN_RESET'
   },
   {
     codes: ['UND_ERR_SOCKET', 'UND_ERR_CLOSED'],
@@ -253,7 +285,8 @@ export const RULES: readonly Rule[] = [
     status: 520,
     cause: 'empty',
     proxyStatus: 'http_response_incomplete',
-    why: 'the origin closed the connection without a complete response'
+    why: 'the origin closed the connection without a complete response',
+    error: 'HPX_ERR_EMPTY_RESPONSE'
   },
   {
     codes: [code('HPX_ERR_BODY_IDLE'), 'UND_ERR_BODY_TIMEOUT'],
@@ -261,7 +294,8 @@ export const RULES: readonly Rule[] = [
     status: 520,
     cause: 'empty',
     proxyStatus: 'http_response_incomplete',
-    why: 'the origin stopped sending the response body'
+    why: 'the origin stopped sending the response body',
+    error: 'HPX_ERR_BODY_IDLE'
   }
 ]
 
@@ -296,24 +330,49 @@ export function classify (err: unknown, phase: Phase): Classification {
     const rule = RULES.find(r => r.status === null && r.codes.includes(own)) as Rule
     const { cause, causePhase } = err as StandIn
     const stood = classify(cause, causePhase)
-    return { ...stood, proxyStatus: rule.proxyStatus ?? stood.proxyStatus, code: own, why: `${rule.why}: ${stood.why}` }
+    return {
+      ...stood,
+      proxyStatus: rule.proxyStatus ?? stood.proxyStatus,
+      code: own,
+      errorCode: own as ErrorCode,
+      // What it stands for: the real fault's code (an injected one's) or the last failure's.
+      causeCode: stood.code,
+      why: `${rule.why}: ${stood.why}`
+    }
   }
   const codes = codesOf(err)
   for (const rule of RULES) {
     if (rule.status === null || !rule.phases.includes(phase)) continue
     const found = codes.find(c => rule.codes.some(pattern => matches(pattern, c)))
     if (found === undefined && !(rule.codes.includes('*') && codes.length === 0)) continue
-    return { status: rule.status, cause: rule.cause, proxyStatus: rule.proxyStatus, code: found ?? null, why: rule.why, known: true }
+    // Our own code when the chain has one the row names (a TLS timeout, a stray response),
+    // the outermost first; otherwise the row's: a line never reports a bare system code.
+    const ours = codes.findLast(c => c.startsWith(OWN_PREFIX) && rule.codes.includes(c)) as ErrorCode | undefined
+    return {
+      status: rule.status,
+      cause: rule.cause,
+      proxyStatus: rule.proxyStatus,
+      code: found ?? null,
+      errorCode: ours ?? rule.error,
+      causeCode: found === undefined || found.startsWith(OWN_PREFIX) ? null : found,
+      why: rule.why,
+      known: true
+    }
   }
+  const ours = codes.findLast(c => c.startsWith(OWN_PREFIX)) as ErrorCode | undefined
   return {
     status: FALLBACK_STATUS,
     cause: null,
     proxyStatus: 'proxy_internal_error',
     code: codes[codes.length - 1] ?? null,
+    errorCode: ours ?? 'HPX_ERR_UNCLASSIFIED',
+    causeCode: codes.find(c => !c.startsWith(OWN_PREFIX)) ?? null,
     why: `unclassified failure in the ${phase} phase`,
     known: false
   }
 }
+
+const OWN_PREFIX = 'HPX_ERR_'
 
 /** The message of the error whose code decided the classification, not a wrapper's text. */
 export function messageFor (err: unknown, decided: string | null): string {

@@ -1,7 +1,9 @@
 // Every error highproxy raises: one class per failure, each with a stable `code` (like
 // undici's UND_ERR_* codes). The codes and what each one means live in one table,
 // ERROR_CODES; the classes take their code from it, classification keys on it, and the
-// README's list is checked against it by a test, so none of them can drift.
+// README's list is checked against it by a test, so none of them can drift. A failure
+// line's `error.code` is always one of these; the system or library code underneath
+// (ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT, UND_ERR_SOCKET…) is its `error.cause.code`.
 
 import type { DialAttempt } from '../log-schema.js'
 
@@ -18,7 +20,10 @@ export const ERROR_CODES = {
   HPX_ERR_OVERLOADED: 'adaptive concurrency: the origin has as many requests in flight as its learned limit, and no slot freed within `queue_timeout` (→ 503, or the route\'s stale copy)',
   HPX_ERR_WRITE_TIMEOUT: 'the origin stopped reading the request body for `timeouts.origin_write` (→ 524)',
   HPX_ERR_RESPONSE_TIMEOUT: 'connected and sent the request, no response headers within the response timeout (→ 524)',
-  HPX_ERR_BAD_RESPONSE: 'the origin\'s status line or headers cannot be relayed: a control character in the reason phrase, an invalid header (→ 520 `invalid`)',
+  HPX_ERR_BAD_RESPONSE: 'the origin answered with something that is not valid HTTP, or a status line or headers that cannot be relayed: a control character in the reason phrase, an invalid header (→ 520 `invalid`)',
+  HPX_ERR_HEADERS_TOO_LARGE: 'the origin\'s response headers passed the size limit (→ 520 `headers_too_large`)',
+  HPX_ERR_ORIGIN_RESET: 'the origin reset the connection (ECONNRESET, EPIPE) after the request was sent (→ 520 `reset`)',
+  HPX_ERR_EMPTY_RESPONSE: 'the origin closed the connection without a complete response (→ 520 `empty`)',
   HPX_ERR_BODY_IDLE: 'the origin\'s response body paused longer than `timeouts.body_idle`; the client\'s connection is cut (truncated)',
   HPX_ERR_STRAY_RESPONSE: 'the origin sent bytes on a connection with no request outstanding: the connection is closed and logged (→ 520 `invalid` for the request they corrupt, if any)',
   HPX_ERR_ORIGIN_5XX: 'the origin answered 5xx on a route with `origin_errors: replace` (→ 502 page)',
@@ -33,7 +38,11 @@ export const ERROR_CODES = {
   HPX_ERR_RESET_FLOOD: 'an HTTP/2 client reset more than `listen.http2.max_client_resets` streams within `client_reset_window` (rapid reset): its connection got GOAWAY and was closed',
   HPX_ERR_ACME: 'obtaining or renewing a certificate by ACME failed; the line carries the CA\'s problem document (`problem.type` like urn:ietf:params:acme:error:*, and its detail); retried with backoff, the certificate already served stays',
   HPX_ERR_ACME_PENDING: 'a TLS client asked for an ACME name whose first certificate is not there yet: its handshake fails with an alert, never another name\'s certificate',
-  HPX_ERR_CONFIG: 'a configuration value is wrong (exit code 2)'
+  HPX_ERR_CONFIG: 'a configuration value is wrong (exit code 2)',
+  HPX_ERR_LAB_UNKNOWN_FAULT: '`startLab` was asked for a fault the lab does not have (a TypeError naming the known ones)',
+  HPX_ERR_LAB_UNAVAILABLE: '`startLab` was asked for a fault this machine cannot make (523 without CAP_NET_ADMIN); `reason` says why',
+  HPX_ERR_LAB_START: 'a lab fault failed to start (its error is the `cause`); what had started is closed again',
+  HPX_ERR_UNCLASSIFIED: 'a failure no row of the classification table matched (→ 502, `classified: false`)'
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -18,7 +18,8 @@ t.test('a refused port answers 521 at once, with the failure logged', async t =>
 
   const failure = await proxy.waitForLog(failureFor(rayOf(res)))
   t.equal(failure.edge_status, 521)
-  t.equal(failure.error.code, 'ECONNREFUSED')
+  t.equal(failure.error.code, 'HPX_ERR_CONNECT')
+  t.equal(failure.error.cause.code, 'ECONNREFUSED')
   t.equal(failure.origin.url, origin.url)
   t.equal(failure.origin.address, '127.0.0.1')
   t.equal(failure.phase, 'connect')

@@ -44,7 +44,8 @@ t.test('a self-signed certificate under strict verification answers 526', async 
   const failure = await proxy.waitForLog(failureFor(rayOf(res)))
   t.equal(failure.edge_status, 526)
   t.equal(failure.phase, 'tls')
-  t.equal(failure.error.code, 'DEPTH_ZERO_SELF_SIGNED_CERT')
+  t.equal(failure.error.code, 'HPX_ERR_TLS_CERT')
+  t.equal(failure.error.cause.code, 'DEPTH_ZERO_SELF_SIGNED_CERT')
   t.type(failure.timings.tls_ms, 'number')
   t.equal(failure.timings.ttfb_ms, null)
   t.equal(failure.origin.port, originPort)
@@ -86,7 +87,8 @@ t.test('a server name the certificate does not cover answers 526 even with the C
   t.equal((JSON.parse(res.body) as ErrorBody).error_name, 'invalid_ssl_certificate')
   const failure = await proxy.waitForLog(failureFor(rayOf(res)))
   t.equal(failure.phase, 'tls')
-  t.equal(failure.error.code, 'ERR_TLS_CERT_ALTNAME_INVALID')
+  t.equal(failure.error.code, 'HPX_ERR_TLS_CERT')
+  t.equal(failure.error.cause.code, 'ERR_TLS_CERT_ALTNAME_INVALID')
 
   // Control: the right name with the same CA verifies.
   const good = await startProxy({ timeouts: TIMEOUTS, routes: [route(origin.url, { ca_file: caFile, servername: 'localhost' })] })

@@ -67,7 +67,8 @@ t.test('admin listener: health, readiness, metrics and ray lookup for a 521', as
     t.equal(attempt.edge_status, 521)
     t.equal(attempt.phase, 'connect')
     t.equal(attempt.attempt, 1)
-    t.equal(attempt.error.code, 'ECONNREFUSED')
+    t.equal(attempt.error.code, 'HPX_ERR_CONNECT')
+    t.equal(attempt.error.cause?.code, 'ECONNREFUSED')
     t.equal(attempt.origin.url, origin.url)
     t.equal(attempt.origin.address, '127.0.0.1')
     t.equal(attempt.origin.port, Number(new URL(origin.url).port))
@@ -97,11 +98,18 @@ t.test('admin listener: health, readiness, metrics and ray lookup for a 521', as
     t.ok(lines.some(l => l.startsWith('highproxy_process_resident_memory_bytes ')), 'default process metrics')
   })
 
+  await t.test('GET /rays/<cf-ray value>: the header as a visitor copies it finds the same record', async t => {
+    const bare = await get(`${admin.url}/rays/${ray}`)
+    const copied = await get(`${admin.url}/rays/${ray}-HPX`)
+    t.equal(copied.status, 200)
+    t.same(JSON.parse(copied.body), JSON.parse(bare.body))
+  })
+
   await t.test('unknown and malformed ray ids', async t => {
     const unknown = await get(`${admin.url}/rays/${ray === 'ffffffffffffffff' ? '0000000000000000' : 'ffffffffffffffff'}`)
     t.equal(unknown.status, 404)
     t.same(JSON.parse(unknown.body), { error: 'unknown ray id' })
-    for (const bad of [`${ray}-HPX`, ray.toUpperCase(), ray.slice(1), `${ray}0`, 'zzzzzzzzzzzzzzzz']) {
+    for (const bad of [`${ray}-`, `${ray}-NINECHARS`, `${ray}-HP X`, ray.toUpperCase(), ray.slice(1), `${ray}0`, 'zzzzzzzzzzzzzzzz']) {
       const res = await get(`${admin.url}/rays/${encodeURIComponent(bad)}`)
       t.equal(res.status, 400, `${bad} → 400`)
     }

@@ -12,6 +12,7 @@ import { Agent, request } from 'undici'
 import { SETTINGS } from '../../src/config/load.js'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
 import { synDropOrigin } from '../../src/lab/faults.js'
+import { refusedPort } from '../../src/lab/loopback.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const CLI = join(ROOT, 'dist', 'cli.js')
@@ -128,14 +129,8 @@ async function busyPort (t: Test): Promise<number> {
   return (server.address() as net.AddressInfo).port
 }
 
-/** A port free a moment ago (bind, read, close). */
-async function freePort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>(resolve => server.listen({ host: '127.0.0.1', port: 0 }, () => resolve()))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
-}
+/** A port free now and outside the ephemeral range: no port-0 listener beside this test can take it. */
+const freePort = (): Promise<number> => refusedPort()
 
 /** Runs `jobs` two at a time (each start of the CLI costs half a second of CPU). */
 async function twoAtATime<T> (jobs: Array<() => Promise<T>>): Promise<T[]> {
@@ -174,6 +169,13 @@ t.test('--help, --version and an unknown flag', async t => {
     t.equal(lines(bogus.stderr).length, 1, bogus.stderr)
     t.match(bogus.stderr, /^highproxy: .*--bogus/)
     t.match(bogus.stderr, /--help/)
+    t.equal(bogus.stderr.split("'").length % 2, 1, 'quotes balanced')
+  })
+
+  t.test('a misspelt flag: one line naming it and the nearest known one', async t => {
+    const typo = await run(['--orign', 'http://127.0.0.1:1'])
+    t.equal(typo.code, 2)
+    t.equal(typo.stderr, 'highproxy: unknown flag --orign; did you mean --origin? (see --help)\n')
   })
 })
 

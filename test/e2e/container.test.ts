@@ -19,6 +19,7 @@ import { parse as parseYaml, parseAllDocuments } from 'yaml'
 import { loadConfig } from '../../src/config/load.js'
 import { durationMs } from '../../src/config/duration.js'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
+import { refusedPort } from '../../src/lab/loopback.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SIDECAR = join(ROOT, 'docs', 'sidecar')
@@ -155,14 +156,8 @@ function imageEnv (env: Env): NodeJS.ProcessEnv {
   return { ...clean, ...IMAGE_ENV, ...env }
 }
 
-/** A port free a moment ago (bind, read, close). */
-async function freePort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>(resolve => server.listen({ host: '127.0.0.1', port: 0 }, () => resolve()))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
-}
+/** A port free now and outside the ephemeral range: no port-0 listener beside this test can take it. */
+const freePort = (): Promise<number> => refusedPort()
 
 interface Running {
   child: ChildProcess
@@ -298,6 +293,12 @@ t.test('the Dockerfile', async t => {
   t.same(START, ['node', 'dist/cli.js'], 'ENTRYPOINT + CMD, exec form (node is PID 1 and gets the signals)')
   t.same(HEALTHCHECK, ['node', 'docker/healthcheck.mjs'], 'HEALTHCHECK, exec form, no curl or wget')
   t.match(readFileSync(join(ROOT, 'docker', 'healthcheck.mjs'), 'utf8'), /HIGHPROXY_ADMIN_PORT \|\| '9090'/, 'the healthcheck defaults to port 9090')
+  // A supported LTS line (Node 20 is end-of-life since 2026-04-30): the image and the examples.
+  t.match(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'), /^ARG NODE_IMAGE=node:24-bookworm-slim$/m, 'the image is built on Node 24')
+  for (const example of ['docker-compose.yaml', 'kubernetes.yaml']) {
+    const text = readFileSync(join(ROOT, 'docs', 'sidecar', example), 'utf8')
+    t.notMatch(text, /node:(1\d|20|21|23)\b/, `${example}: no end-of-life Node image`)
+  }
 
   t.test('every COPY source from the build context exists and is not in .dockerignore', async t => {
     const fromContext = stages.flatMap(s => copiesOf(s)).filter(c => c.from === undefined).flatMap(c => c.sources)

@@ -129,6 +129,25 @@ t.test('GET /lab/522 answers 522 after the demo\'s 3 s connect timeout', async t
   t.ok(res.ms >= 2900 && res.ms < 8000, `in ${res.ms.toFixed(0)} ms`)
 })
 
+t.test('each 526 case shows what its label says, not an unknown issuer', async t => {
+  for (const [path, label, code] of [
+    ['/lab/526', /self-signed/, 'DEPTH_ZERO_SELF_SIGNED_CERT'],
+    ['/lab/526/expired', /expired/, 'CERT_HAS_EXPIRED'],
+    ['/lab/526/name', /wrong-host\.example only/, 'ERR_TLS_CERT_ALTNAME_INVALID']
+  ] as const) {
+    t.match(stderr.split('\n').find(l => l.includes(`${base}${path} `)), label, `${path} is labelled ${String(label)}`)
+    const res = await get(`${base}${path}`, { headers: { accept: 'application/json' } })
+    t.equal(res.status, 526, path)
+    const ray = String(res.headers['cf-ray']).slice(0, 16)
+    const deadline = Date.now() + 5000
+    let failure: Line | undefined
+    while ((failure = logs.find(l => l.msg === 'origin failure' && l.ray_id === ray)) === undefined && Date.now() < deadline) {
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    t.match(failure, { edge_status: 526, error: { code: 'HPX_ERR_TLS_CERT', cause: { code } } }, `${path}: ${code}`)
+  }
+})
+
 t.test('SIGTERM: exit 0, and no lab child or route left behind', async t => {
   t.ok(synDrop !== undefined, 'the 522 lab child was running')
   if (synDrop !== undefined) t.ok(alive(synDrop.pid), `pid ${synDrop.pid} alive before`)

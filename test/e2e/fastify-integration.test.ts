@@ -68,7 +68,7 @@ t.test('a refused origin is 521 (not 500), with the edge page, headers and failu
     edge_status: 521,
     phase: 'connect',
     origin: { url: lab.urls['521'], address: '127.0.0.1', port: Number(new URL(lab.urls['521']).port) },
-    error: { code: 'ECONNREFUSED' },
+    error: { code: 'HPX_ERR_CONNECT', cause: { code: 'ECONNREFUSED' } },
     classified: true,
     reqId: String
   })
@@ -101,7 +101,7 @@ t.test('a self-signed origin is 526: certificates are verified (reply-from turns
   const app = await proxied(t, lab.urls['526'])
   const res = await get(`${app.url}/`)
   t.equal(res.status, 526)
-  t.match(failureLine(app.logs, rayOf(res)), { phase: 'tls', error: { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' } })
+  t.match(failureLine(app.logs, rayOf(res)), { phase: 'tls', error: { code: 'HPX_ERR_TLS_CERT', cause: { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' } } })
 
   const trusting = await proxied(t, lab.urls['526'], { ca: lab.origins['526'].ca })
   const trusted = await get(`${trusting.url}/`)

@@ -9,6 +9,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { refusedPort } from '../../src/lab/loopback.js'
 import { CLI, listening, start } from '../cli-process.js'
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -31,11 +32,8 @@ async function gone (pid: number, withinMs: number): Promise<boolean> {
   return !alive(pid)
 }
 
-function freePort (): Promise<number> {
-  return new Promise(resolve => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as net.AddressInfo; s.close(() => resolve(port)) })
-  })
-}
+/** A port free now and outside the ephemeral range: no port-0 listener beside this test can take it. */
+const freePort = (): Promise<number> => refusedPort()
 
 /** The CLI at a pseudo-terminal of its own; resolves once it listens on `port`, with its pid. */
 async function atTerminal (t: Test, args: string[], port: number): Promise<{ script: ChildProcess, pid: number }> {

@@ -109,3 +109,30 @@ t.test('highproxy lab --json lists every fault on loopback and stops on SIGTERM'
   })
   t.equal(after, 'ECONNREFUSED', 'the healthy origin is gone with it')
 })
+
+t.test('highproxy lab (the table): each URL stands apart from its description, the 530 one too', async t => {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HIGHPROXY_')))
+  const child = spawn(process.execPath, [CLI, 'lab'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGTERM')
+    const gone = await Promise.race([exited(child), new Promise(resolve => setTimeout(resolve, 6000, null))])
+    if (gone === null) { child.kill('SIGKILL'); await exited(child) }
+  })
+  let out = ''
+  await within(new Promise<void>(resolve => {
+    child.stdout?.on('data', (c: Buffer) => { out += c.toString(); if (/keepalive-cut .*\n/.test(out)) resolve() })
+  }), 15_000, 'the table of `lab`')
+  const rows = out.split('\n').filter(l => /^\d{3} /.test(l))
+  t.ok(rows.length >= 17, `${rows.length} rows`)
+  const header = out.split('\n').find(l => l.startsWith('status'))
+  const urlColumn = header?.indexOf('url') ?? -1
+  const faultColumn = header?.indexOf('the fault') ?? -1
+  for (const row of rows) {
+    t.match(row, /^\d{3} +\S+ {2,}(https?:\/\/\S+) {2,}\S/, row)
+    t.equal(row.indexOf('http'), urlColumn, `the URL in its column: ${row}`)
+    t.ok(row.slice(faultColumn - 2, faultColumn) === '  ' && row[faultColumn] !== ' ', `the fault in its column, two spaces after the URL at least: ${row}`)
+  }
+  const dns = rows.find(r => r.includes('.invalid'))
+  t.match(dns, /\.invalid {2,}host name under \.invalid/, 'the 530 URL and its description apart')
+})

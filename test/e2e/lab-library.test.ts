@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { request } from 'undici'
 import { STARTERS } from '../../src/lab/catalog.js'
-import { FAULT_NAMES, LAB_UNAVAILABLE, startLab } from '../../src/lab/index.js'
+import { FAULT_NAMES, LAB_START, LAB_UNAVAILABLE, LAB_UNKNOWN_FAULT, startLab } from '../../src/lab/index.js'
 import { client } from '../helpers.js'
 import { childrenOf, isSynDropChild } from '../leftovers.js'
 
@@ -44,7 +44,16 @@ t.test('every fault by default; the catalog lists each once, in status order', a
 })
 
 t.test('an unknown fault is refused, naming the known ones', async t => {
-  await t.rejects(startLab({ faults: ['599' as never] }), { name: 'TypeError', message: /unknown lab fault "599".*520-reset/ })
+  await t.rejects(startLab({ faults: ['599' as never] }), { name: 'TypeError', code: LAB_UNKNOWN_FAULT, message: /unknown lab fault "599".*520-reset/ })
+})
+
+t.test('every error startLab throws has a code: a fault that fails to start', async t => {
+  t.equal(LAB_UNKNOWN_FAULT, 'HPX_ERR_LAB_UNKNOWN_FAULT')
+  t.equal(LAB_START, 'HPX_ERR_LAB_START')
+  // Knobs the starter cannot read: it throws, and startLab rejects with a code, naming the fault.
+  const err = await startLab({ faults: { '520-reset': null as never } }).then(() => null, (e: unknown) => e as { code?: string, fault?: string, message: string, cause?: unknown })
+  t.match(err, { code: LAB_START, fault: '520-reset', message: /lab fault 520-reset could not start/ })
+  t.type(err?.cause, Error, 'the starter\'s own error is the cause')
 })
 
 t.test('close() closes every origin and the 522 child, and may be called twice', async t => {

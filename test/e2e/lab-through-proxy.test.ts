@@ -83,7 +83,7 @@ t.test('526-expired and 526-name: 526 even with the lab CA trusted, each with it
     const res = await get(`${proxy.url}${path}`, { headers: { accept: 'application/json' } })
     t.equal(res.status, 526, path)
     const failure = await proxy.waitForLog(failureFor(rayOf(res)))
-    t.match(failure, { phase: 'tls', error: { code } }, `${path}: ${code}`)
+    t.match(failure, { phase: 'tls', error: { code: 'HPX_ERR_TLS_CERT', cause: { code } } }, `${path}: ${code}`)
   }
 })
 

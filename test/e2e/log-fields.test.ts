@@ -160,7 +160,7 @@ t.test('log.fields: cloudflare — edge answers from real faults carry the failu
     t.equal(line.OriginIP, '127.0.0.1', 'the address dialled')
     t.equal(line.OriginSSLProtocol, 'unknown', 'no origin connection')
     t.ok(line.EdgeTimeToFirstByteMs >= 0 && Number.isInteger(line.EdgeTimeToFirstByteMs), "the edge page's first byte")
-    t.match(line.highproxy, { edge_status: 521, phase: 'connect', error_code: 'ECONNREFUSED', attempt: 1 })
+    t.match(line.highproxy, { edge_status: 521, phase: 'connect', error_code: 'HPX_ERR_CONNECT', attempt: 1 })
     t.type(line.highproxy.why, 'string')
     t.equal(line.highproxy.dialled[0]?.code, 'ECONNREFUSED', 'the dialled addresses with their errors')
   }

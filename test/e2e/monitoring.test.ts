@@ -17,6 +17,7 @@ import { healthyOrigin } from '../../src/lab/healthy-origin.js'
 import { startWorkers } from '../cli-process.js'
 import { accessFor, get, rayOf } from '../helpers.js'
 import { samples, types } from '../prometheus-text.js'
+import { listenFixedPort } from '../../src/lab/loopback.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const MONITORING = join(ROOT, 'deploy', 'monitoring')
@@ -61,7 +62,8 @@ t.test('monitoring assets against a live --workers 2 proxy', async t => {
   const refused = await refusedOrigin()
   // An origin that goes away once its page is stored: Always online's answers.
   const going = http.createServer((_req, res) => { res.end('kept') })
-  await new Promise<void>(resolve => going.listen({ host: '127.0.0.1', port: 0 }, resolve))
+  // Outside the ephemeral range: once it is gone, no port-0 listener can answer in its place.
+  await listenFixedPort(going)
   t.teardown(async () => { await healthy.close(); await refused.close(); going.close() })
   const file = `${t.testdir({})}/config.yaml`
   writeFileSync(file, [

@@ -51,6 +51,6 @@ t.test('a reload keeps the health of origins that are still configured', async t
 
   proxy.reload({ pools: [{ name: 'other', origins: [refused.url], health: { failures: 1 } }], routes: [{ pool: 'other' }] })
   const renamed = await getWithin(`${proxy.url}/`, 2000)
-  t.match(await proxy.waitForLog(failureFor(rayOf(renamed))), { error: { code: 'ECONNREFUSED' } },
+  t.match(await proxy.waitForLog(failureFor(rayOf(renamed))), { error: { code: 'HPX_ERR_CONNECT', cause: { code: 'ECONNREFUSED' } } },
     'a pool of another name starts with its own health: dialled')
 })

@@ -70,7 +70,7 @@ const linesWith = (text: string, ray: string): string[] => plain(text).split(/\r
 
 t.test('at a terminal: one line per request, one more for an origin failure, colored', { skip: hasScript ? false : 'util-linux script is not installed' }, async t => {
   const term = atTerminal(t, ['--config', await origins(t), '--port', '0', '--admin-port', '0'], {})
-  const listen = (await term.waitFor(/listen: "(http:\/\/[^"]+)"/))[1] as string
+  const listen = (await term.waitFor(/highproxy listening on (http:\/\/[0-9.:]+)/))[1] as string
   const ok = await get(`${listen}/ok/hello?x=1`)
   const down = await get(`${listen}/down/checkout`)
   t.equal(ok.status, 200)
@@ -95,7 +95,7 @@ t.test('at a terminal: one line per request, one more for an origin failure, col
 
 t.test('NO_COLOR: the same lines without colors', { skip: hasScript ? false : 'util-linux script is not installed' }, async t => {
   const term = atTerminal(t, ['--config', await origins(t), '--port', '0', '--admin-port', '0'], { NO_COLOR: '1' })
-  const listen = (await term.waitFor(/listen: "(http:\/\/[^"]+)"/))[1] as string
+  const listen = (await term.waitFor(/highproxy listening on (http:\/\/[0-9.:]+)/))[1] as string
   const down = await get(`${listen}/down/x`)
   await term.waitFor(new RegExp(`521 web_server_down .*${rayOf(down)}`))
   t.notMatch(term.output(), ANSI, 'no escape sequences')

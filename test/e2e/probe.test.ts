@@ -103,6 +103,8 @@ t.test('probe: SYN dropped → 522 after the connect timeout', async t => {
   t.equal(r.verdict.phase, 'connect')
   t.ok(r.verdict.sentence.startsWith(`SYN sent to 127.0.0.1:${portOf(origin.url)} and no answer in 400 ms`), r.verdict.sentence)
   t.match(r.verdict.sentence, /→ 522$/)
+  t.equal(r.verdict.sentence.split('SYN sent').length, 2, 'says "SYN sent" once, not again in the explanation')
+  t.equal(r.verdict.sentence.split('no answer').length, 2, 'says "no answer" once')
   t.same(r.tcp.attempts.map(a => a.code), ['ETIMEDOUT'])
   const onTime = (x: Timed<ProbeReport & { ms: number }>): boolean =>
     x.ms <= 550 + x.late && x.tcp.ms !== null && x.tcp.ms <= 500 + x.late
@@ -132,6 +134,7 @@ t.test('probe: silent origin → 524', async t => {
   t.equal(r.verdict.phase, 'response')
   t.equal(r.http, null)
   t.match(r.verdict.sentence, `connected to 127.0.0.1:${portOf(origin.url)} and sent the request, no response headers in 500 ms`)
+  t.equal(r.verdict.sentence.split('sent the request').length, 2, 'says it once')
   // undici's headersTimeout runs on a coarse (499 ms) clock: bounded loosely.
   t.ok(r.total_ms >= 490 && r.total_ms < 2000, `total ${r.total_ms} ms`)
 })

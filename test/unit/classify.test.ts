@@ -1,7 +1,8 @@
 import net from 'node:net'
 import t from 'tap'
+import { refusedPort } from '../../src/lab/loopback.js'
 import { classify, RULES } from '../../src/status/classify.js'
-import { causeChain } from '../../src/status/errors.js'
+import { causeChain, ERROR_CODES } from '../../src/status/errors.js'
 import { CATALOG } from '../../src/status/catalog.js'
 
 /** A real system error from a real socket (loopback only). */
@@ -13,18 +14,13 @@ function connectError (opts: net.NetConnectOpts): Promise<NodeJS.ErrnoException>
   })
 }
 
-async function freePort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
-}
+/** A refused port no port-0 listener of a test beside this one can take. */
+const freePort = (): Promise<number> => refusedPort()
 
 t.test('a real refused connect is 521', async t => {
   const err = await connectError({ host: '127.0.0.1', port: await freePort() })
   t.equal(err.code, 'ECONNREFUSED')
-  t.same(classify(err, 'connect'), { status: 521, cause: null, proxyStatus: 'connection_refused', code: 'ECONNREFUSED', why: RULES.find(r => r.status === 521)?.why, known: true })
+  t.same(classify(err, 'connect'), { status: 521, cause: null, proxyStatus: 'connection_refused', code: 'ECONNREFUSED', errorCode: 'HPX_ERR_CONNECT', causeCode: 'ECONNREFUSED', why: RULES.find(r => r.status === 521)?.why, known: true })
 })
 
 t.test("Node's happy-eyeballs AggregateError (empty message) is unpacked", async t => {
@@ -102,7 +98,16 @@ t.test('messages never decide', async t => {
 
 t.test('unknown failures fall back to 502, marked unclassified', async t => {
   const c = classify({ code: 'SOMETHING_NEW' }, 'response')
-  t.same(c, { status: 502, cause: null, proxyStatus: 'proxy_internal_error', code: 'SOMETHING_NEW', why: 'unclassified failure in the response phase', known: false })
+  t.same(c, {
+    status: 502,
+    cause: null,
+    proxyStatus: 'proxy_internal_error',
+    code: 'SOMETHING_NEW',
+    errorCode: 'HPX_ERR_UNCLASSIFIED',
+    causeCode: 'SOMETHING_NEW',
+    why: 'unclassified failure in the response phase',
+    known: false
+  })
   t.equal(classify(null, 'connect').known, false)
 })
 
@@ -127,4 +132,15 @@ t.test('TLS alerts from the origin, and the write timeout', async t => {
   t.match(classify({ code: 'ERR_SSL_WRONG_VERSION_NUMBER' }, 'tls'), { status: 525, proxyStatus: 'tls_protocol_error' })
   t.match(classify({ code: 'HPX_ERR_WRITE_TIMEOUT' }, 'request'), { status: 524, proxyStatus: 'connection_write_timeout' })
   t.match(classify({ code: 'HPX_ERR_CONNECTION_LIMIT' }, 'queue'), { status: 503, proxyStatus: 'connection_limit_reached' })
+})
+
+t.test('every row reports a documented code, with the system code as the cause', async t => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+  t.match(classify(refused, 'connect'), { status: 521, errorCode: 'HPX_ERR_CONNECT', causeCode: 'ECONNREFUSED' })
+  t.match(classify({ code: 'UND_ERR_SOCKET' }, 'response'), { status: 520, errorCode: 'HPX_ERR_EMPTY_RESPONSE', causeCode: 'UND_ERR_SOCKET' })
+  t.match(classify({ code: 'HPE_INVALID_CONSTANT' }, 'response'), { status: 520, errorCode: 'HPX_ERR_BAD_RESPONSE', causeCode: 'HPE_INVALID_CONSTANT' })
+  t.match(classify({ code: 'UND_ERR_HEADERS_TIMEOUT' }, 'response'), { status: 524, errorCode: 'HPX_ERR_RESPONSE_TIMEOUT', causeCode: 'UND_ERR_HEADERS_TIMEOUT' })
+  t.match(classify({ code: 'HPX_ERR_TLS_TIMEOUT' }, 'tls'), { status: 525, errorCode: 'HPX_ERR_TLS_TIMEOUT', causeCode: null })
+  t.match(classify({ code: 'HPX_ERR_CONNECT_TIMEOUT' }, 'connect'), { status: 522, errorCode: 'HPX_ERR_CONNECT_TIMEOUT', causeCode: null })
+  for (const rule of RULES) t.ok(Object.hasOwn(ERROR_CODES, rule.error), `${rule.why}: ${rule.error} is documented`)
 })

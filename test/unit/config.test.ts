@@ -234,10 +234,14 @@ fault_injection: false
 
 t.test('unknown keys', async t => {
   t.equal(configError(t, { config: file(t, 'colour: blue\n') }).key, 'colour', 'top level')
-  t.equal(configError(t, { config: file(t, 'timeouts:\n  conect: 5s\n') }).key, 'timeouts.conect', 'nested')
+  const nested = configError(t, { config: file(t, 'timeouts:\n  conect: 5s\n') })
+  t.equal(nested.key, 'timeouts.conect', 'nested')
+  t.match(nested.problem, /^unknown key; did you mean timeouts\.connect\?/, 'with the nearest known key')
+  t.match(configError(t, { config: file(t, 'listen:\n  prot: 80\n') }).problem, /did you mean listen\.port\?/, 'two letters swapped')
+  t.equal(configError(t, { config: file(t, 'colour: blue\n') }).problem, 'unknown key (got "blue")', 'nothing near: no guess')
   const route = configError(t, { config: file(t, `routes:\n  - origin: ${ORIGIN}\n    timeout: 5s\n`) })
   t.equal(route.key, 'routes.0.timeout', 'in a route')
-  t.match(route.problem, /unknown key/)
+  t.match(route.problem, /^unknown key/)
   t.equal(configError(t, { config: file(t, `routes:\n  - origin: ${ORIGIN}\n    tls:\n      verfy: false\n`) }).key,
     'routes.0.tls.verfy', 'in a route tls block')
 })
@@ -359,6 +363,7 @@ t.test('bad log format', async t => {
   const err = configError(t, { 'log-format': 'xml' })
   t.equal(err.key, 'log.format (from --log-format)')
   t.match(err.problem, /"xml"/)
+  t.equal(err.problem, 'expected one of auto, json, pretty (got "xml")', 'the allowed values, not "union value"')
   t.equal(configError(t, {}, { HIGHPROXY_LOG_FORMAT: 'text' }).key, 'log.format (from HIGHPROXY_LOG_FORMAT)')
   t.equal(configError(t, { config: file(t, 'log:\n  format: xml\n') }).key, 'log.format')
 })

@@ -34,7 +34,7 @@ function failure (over: Partial<FailureRecord> = {}): FailureRecord {
     edge_status: 521,
     ray_id: '0123456789abcdef',
     origin: { url: 'http://127.0.0.1:1', address: '127.0.0.1', port: 1 },
-    error: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' },
+    error: { code: 'HPX_ERR_CONNECT', message: 'TCP connection to the origin failed', cause: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' } },
     timings: { dns_ms: null, connect_ms: 0.3, tls_ms: null, ttfb_ms: null, total_ms: 0.6 },
     attempt: 1,
     phase: 'connect',

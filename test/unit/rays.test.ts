@@ -13,7 +13,7 @@ function record (ray: string, attempt = 1, status = 521): FailureRecord {
     edge_status: status,
     ray_id: ray,
     origin: { url: 'http://127.0.0.1:1', address: '127.0.0.1', port: 1 },
-    error: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:1' },
+    error: { code: 'HPX_ERR_CONNECT', message: 'TCP connection to the origin failed', cause: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:1' } },
     timings: { dns_ms: null, connect_ms: 0.3, tls_ms: null, ttfb_ms: null, total_ms: 0.5 },
     attempt,
     phase: 'connect',
