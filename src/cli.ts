@@ -21,6 +21,7 @@ import { hangupMeans, onShutdown, tolerateLostOutput } from './lifecycle.js'
 import type { MemberHealth } from './origin/pool.js'
 import { buildServer } from './server.js'
 import { startFront, type Front } from './front/start.js'
+import { startTracing } from './tracing.js'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -144,7 +145,9 @@ async function serve (flags: Flags): Promise<void> {
   let health: () => MemberHealth[] = () => []
   let reload: (edge: Config['edge']) => void = () => {}
   const rays = new RayStore(config.admin.rayBuffer)
-  const metrics = createMetrics({ originHealth: () => health() })
+  // Each process that serves requests exports its own spans (with --workers, every worker).
+  const tracing = config.tracing === null ? null : startTracing(config.tracing, logger, VERSION)
+  const metrics = createMetrics({ originHealth: () => health(), ...(tracing === null ? {} : { spans: tracing.counts }) })
   // A worker has no admin listener of its own: the primary's asks every worker.
   const store = new StaleStore(config.edge.cache.maxBytes, config.edge.cache.maxEntryBytes)
   if (cluster.isWorker) {
@@ -168,6 +171,7 @@ async function serve (flags: Flags): Promise<void> {
     onAccess: metrics.observeAccess,
     onFailure: record => { rays.add(record); metrics.observeFailure(record) },
     store,
+    tracing: tracing?.edge ?? null,
     exposeHealth: h => { health = h },
     exposeReload: r => { reload = r }
   }, logger, config.client, front?.tls ?? null)
@@ -201,7 +205,7 @@ async function serve (flags: Flags): Promise<void> {
       failListen(' (redirect)', config.front?.redirect?.host ?? '', config.front?.redirect?.port ?? 0, err))
   }
   if (demo !== null && cluster.isPrimary) printDemo(config, demo, base)
-  logger.info({ listen: base, admin: admin?.url ?? null, redirect: front?.redirectUrl ?? null, pid: process.pid, routes: describeRoutes(config), ...front?.describe() }, 'highproxy listening')
+  logger.info({ listen: base, admin: admin?.url ?? null, tracing: config.tracing === null ? null : { url: config.tracing.url, protocol: config.tracing.protocol, sampler: config.tracing.sampler, ratio: config.tracing.samplerArg }, redirect: front?.redirectUrl ?? null, pid: process.pid, routes: describeRoutes(config), ...front?.describe() }, 'highproxy listening')
   if (cluster.isWorker) tellPrimary('listening')
 
   onShutdown({ graceMs: config.shutdownGraceMs, logger, hangup, reload: reloader(flags, logger, reload, next => front?.reload(next)) }, async ({ signal, err }) => {
@@ -212,6 +216,8 @@ async function serve (flags: Flags): Promise<void> {
     await Promise.all([app.close(), front?.close()])
     await admin?.close()
     await demo?.close()
+    // The spans of the last requests are exported before the exit (bounded by the exporter's timeout).
+    await tracing?.shutdown().catch(() => {})
     logger.info('stopped')
     logger.flush()
   })

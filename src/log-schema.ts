@@ -50,6 +50,13 @@ export const ClientRecordSchema = Type.Object({
   tls_cipher: orNull(Type.String(), 'its cipher (OpenSSL name); null over plain HTTP')
 }, { description: 'how the client reached the edge' })
 
+/** OpenTelemetry's log correlation fields, on every line while tracing is on (docs/tracing.md). */
+const traceFields = (span: string) => ({
+  trace_id: Type.Optional(Type.String({ pattern: '^[0-9a-f]{32}$', description: 'the trace this request belongs to (tracing on)' })),
+  span_id: Type.Optional(Type.String({ pattern: '^[0-9a-f]{16}$', description: span })),
+  trace_flags: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2}$', description: '01 when the trace is sampled (exported), 00 when not' }))
+})
+
 export const FailureRecordSchema = Type.Object({
   msg: Type.Literal('origin failure'),
   edge_status: Type.Integer({ description: 'the status this failure maps to (520-526, 530, 502)' }),
@@ -76,7 +83,8 @@ export const FailureRecordSchema = Type.Object({
   served: oneOf(['page', 'stale', 'none'], "what the client got for this failure: the edge's error page, the route's stored copy (Always online), or none (another attempt followed, or the connection was cut)"),
   route: orNull(Type.String(), 'route name'),
   pool: orNull(Type.String(), "the route's pool (a single origin: is a pool of its own)"),
-  client: ClientRecordSchema
+  client: ClientRecordSchema,
+  ...traceFields("the failed attempt's client span (the server span when no attempt was made)")
 })
 
 export const AccessRecordSchema = Type.Object({
@@ -94,7 +102,8 @@ export const AccessRecordSchema = Type.Object({
   pool: orNull(Type.String(), 'pool name'),
   origin: orNull(Type.String(), "the last attempt's origin"),
   refused: Type.Optional(Type.String({ description: 'the rule that refused the request before any origin saw it' })),
-  client: ClientRecordSchema
+  client: ClientRecordSchema,
+  ...traceFields("the request's server span")
 })
 
 /** An integer of milliseconds, as every Logpush `*Ms` field is. */
@@ -119,7 +128,8 @@ export const HighproxyFactsSchema = Type.Object({
   why: orNull(Type.String(), 'why the edge status, in words'),
   error_code: orNull(Type.String(), "the failure's stable code"),
   cause: Cause,
-  dialled: Dialled
+  dialled: Dialled,
+  ...traceFields("the request's server span")
 })
 
 /** The access line with `log.fields: cloudflare`. Field descriptions quote Cloudflare's documentation. */

@@ -11,6 +11,7 @@ import proxyaddr from '@fastify/proxy-addr'
 import { checkRules } from './rules.js'
 import { durationMs } from './duration.js'
 import { resolveFrontDoor } from '../front/front-config.js'
+import { applyOtelEnv, resolveTracing } from './tracing.js'
 import {
   ConfigSchema, type Config, type ConfigInput, type HealthConfig, type PoolConfig, type PoolInput, type RouteConfig,
   type RouteInput, type TlsConfig, type TlsInput
@@ -271,7 +272,8 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
     log: { level: input.log.level, format: input.log.format === 'auto' ? (isTTY ? 'pretty' : 'json') : input.log.format },
     connectTimeoutMs: durationMs(input.timeouts.connect),
     responseTimeoutMs: durationMs(input.timeouts.response),
-    tls: globalTls
+    tls: globalTls,
+    tracing: resolveTracing(input.tracing)
   }
 }
 
@@ -293,6 +295,7 @@ export function loadConfig ({ flags, env, isTTY }: Sources): Config {
     setPath(tree, s.path, fromText(s, fromEnv))
     origins.set(s.path.join('.'), s.env)
   }
+  applyOtelEnv(tree, env, origins)
   for (const s of SETTINGS) {
     const fromFlag = flags[s.flag]
     if (fromFlag === undefined) continue

@@ -53,7 +53,8 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
     accept: exchange.headers.accept,
     host: exchange.host,
     ray: exchange.ray,
-    clientIp: exchange.client.ip
+    clientIp: exchange.client.ip,
+    traceId: exchange.trace === null ? null : exchange.trace.pageTraceId()
   }, before)
   const wire = exchange.route?.config.statusRewrite.get(answer.status) ?? answer.status
   sink.start(wire, STATUS_CODES[wire] ?? '', page.headers)
@@ -65,6 +66,7 @@ export function logFailure (edge: EdgeRuntime, exchange: Exchange, attempt: Atte
   c: Classification, extra?: FailureExtras): void {
   const record = failureRecord(exchange, attempt, err, phase, c, extra)
   exchange.failure = record
+  if (exchange.trace !== null) exchange.trace.failed(record, attempt, c)
   if (c.known) edge.log.warn(record)
   else edge.log.error(record)
   edge.hooks.onFailure?.(record)
@@ -78,6 +80,10 @@ export function finish (edge: EdgeRuntime, exchange: Exchange): void {
   if (!sink.completed && !exchange.truncated) exchange.abort()
   const status = exchange.clientError ?? (sink.started ? sink.status : CLIENT_ABORT_STATUS)
   const record = accessRecord(exchange, status)
+  if (exchange.trace !== null) {
+    Object.assign(record, exchange.trace.fields())
+    exchange.trace.end(status)
+  }
   edge.access.request(record, exchange)
   edge.hooks.onAccess?.(record)
   exchange.connection.done(exchange)

@@ -16,6 +16,8 @@ export interface ErrorPageFacts {
   host: string
   ray: string
   clientIp: string
+  /** The request's trace id when it was traced (sampled); null or absent: none. */
+  traceId?: string | null
 }
 
 export interface ErrorPage {
@@ -39,6 +41,7 @@ export class ErrorPages {
       host: facts.host,
       ray: facts.ray,
       clientIp: facts.clientIp,
+      traceId: facts.traceId ?? null,
       time: Date.now()
     }, negotiate(facts.accept))
     const headers = before
