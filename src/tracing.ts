@@ -37,6 +37,8 @@ export interface SpanCounts {
 export interface Tracing {
   readonly edge: EdgeTracing
   counts: () => SpanCounts
+  /** Exports what is queued now. */
+  flush: () => Promise<void>
   /** Exports what is queued, then stops. */
   shutdown: () => Promise<void>
 }
@@ -128,7 +130,9 @@ export function startTracing (config: TracingConfig, log: Logger, version: strin
   const resource = defaultResource().merge(resourceFromAttributes({
     ...config.resourceAttributes,
     'service.name': config.serviceName,
-    'service.version': version
+    'service.version': version,
+    // With --workers every worker exports: its pid says which one.
+    'process.pid': process.pid
   }))
   const provider = new BasicTracerProvider({
     resource,
@@ -140,6 +144,7 @@ export function startTracing (config: TracingConfig, log: Logger, version: strin
   return {
     edge: { tracer, trustIncoming: config.trustIncoming },
     counts: () => ({ ...queue.counts }),
+    flush: () => provider.forceFlush(),
     shutdown: () => provider.shutdown()
   }
 }

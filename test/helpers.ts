@@ -10,6 +10,7 @@ import type { Config } from '../src/config/schema.js'
 import { createLogger } from '../src/log.js'
 import { buildServer } from '../src/server.js'
 import { TlsFront } from '../src/front/tls-listener.js'
+import { startTracing, type Tracing } from '../src/tracing.js'
 
 export type LogLine = Record<string, any>
 
@@ -23,6 +24,8 @@ export interface TestProxy {
   lines: string[]
   /** Resolves with the first log line matching, waiting up to `ms`. */
   waitForLog: (match: (l: LogLine) => boolean, ms?: number) => Promise<LogLine>
+  /** Its tracing, when the config's `tracing:` block turns it on. */
+  tracing: Tracing | null
   /** New routes and pools from a config-shaped object, as SIGHUP does. */
   reload: (raw: Record<string, unknown>) => void
   close: () => Promise<void>
@@ -54,7 +57,8 @@ export async function startProxy (raw: Record<string, unknown>, store?: StaleSto
   const logger = createLogger('info', 'json', sink)
   let reload: ((edge: Config['edge']) => void) | null = null
   const front = config.front === null ? null : new TlsFront(config.front, logger)
-  const app = await buildServer({ ...config.edge, store, exposeReload: r => { reload = r } }, logger, config.client, front)
+  const tracing = config.tracing === null ? null : startTracing(config.tracing, logger, 'test')
+  const app = await buildServer({ ...config.edge, store, tracing: tracing?.edge ?? null, exposeReload: r => { reload = r } }, logger, config.client, front)
   await app.listen({ host: '127.0.0.1', port: 0, backlog: config.listen.backlog })
   const port = (app.server.address() as AddressInfo).port
   return {
@@ -72,8 +76,9 @@ export async function startProxy (raw: Record<string, unknown>, store?: StaleSto
         waiters.push({ match, resolve: l => { clearTimeout(timer); resolve(l) } })
       })
     },
+    tracing,
     reload: next => reload?.(resolve(validate(next), false).edge),
-    close: () => app.close()
+    close: async () => { await app.close(); await tracing?.shutdown() }
   }
 }
 

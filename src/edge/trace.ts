@@ -161,6 +161,7 @@ export class ExchangeTrace {
       if (exchange.edgeStatus !== null) a['highproxy.edge_status'] = exchange.edgeStatus
       if (exchange.failure?.served === 'stale') a['highproxy.served'] = 'stale'
       if (exchange.refused !== null) a['highproxy.refused'] = exchange.refused
+      if (exchange.upgrade !== null) a['highproxy.upgrade'] = exchange.upgrade
       // 499: the client left; no status went out, and the edge is not at fault.
       if (status !== CLIENT_ABORT_STATUS) a['http.response.status_code'] = status
       if (exchange.truncated) {
@@ -208,7 +209,6 @@ function serverAttributes (exchange: Exchange): Attributes {
   }
   const agent = exchange.headers['user-agent']
   if (agent !== undefined) a['user_agent.original'] = agent
-  if (exchange.upgradeAsked !== null) a['highproxy.upgrade'] = exchange.upgradeAsked
   return a
 }
 
