@@ -217,7 +217,7 @@ async function serve (flags: Flags): Promise<void> {
     await admin?.close()
     await demo?.close()
     // The spans of the last requests are exported before the exit (bounded by the exporter's timeout).
-    await tracing?.shutdown().catch(() => {})
+    await tracing?.shutdown()
     logger.info('stopped')
     logger.flush()
   })
