@@ -51,6 +51,14 @@ export async function startNodeOrigin () {
   return { proc, port, url: `http://${HOST}:${port}`, kind: 'node' }
 }
 
+/** An OTLP/HTTP receiver that answers every export at once (the tracing rows' collector). */
+export async function otlpSink () {
+  const port = await freePort()
+  const proc = start('otlp sink', NODE, [path.join(SERVERS, 'otlp-sink.mjs'), String(port)])
+  await waitHttp(proc, port)
+  return { proc, port, url: `http://${HOST}:${port}` }
+}
+
 /**
  * nginx as the origin: `return 200 "ok"` and a 64 KiB static file. Its CPU per request
  * is a fraction of any Node server's, so more of the 2 cores are left to the proxy, and
@@ -102,12 +110,12 @@ export function highproxyHelp () {
  * what the harness sets: node's parseArgs keeps the last value of a repeated flag.
  * `node` holds arguments for node itself (e.g. --cpu-prof).
  */
-export async function startHighproxy (name, args, { extra = [], node = [], stdout = 'ignore', raiseFdLimit = false, readyPath = '/', tls = null } = {}) {
+export async function startHighproxy (name, args, { extra = [], node = [], stdout = 'ignore', raiseFdLimit = false, readyPath = '/', tls = null, cli = CLI } = {}) {
   const port = await freePort()
   // A side listener on a fixed default port would collide between runs: give it a free one.
   const admin = /--admin-port\b/.test(await highproxyHelp()) ? ['--admin-port', String(await freePort())] : []
   const tlsArgs = tls === null ? [] : ['--tls-cert', tls.cert, '--tls-key', tls.key]
-  const proc = start(name, NODE, [...node, CLI, ...args, ...tlsArgs, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
+  const proc = start(name, NODE, [...node, cli, ...args, ...tlsArgs, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
   if (tls === null) await waitHttp(proc, port, readyPath)
   else await waitHttps(proc, port)
   return { proc, port }
