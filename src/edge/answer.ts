@@ -81,7 +81,10 @@ export function finish (edge: EdgeRuntime, exchange: Exchange): void {
   const status = exchange.clientError ?? (sink.started ? sink.status : CLIENT_ABORT_STATUS)
   const record = accessRecord(exchange, status)
   if (exchange.trace !== null) {
-    Object.assign(record, exchange.trace.fields())
+    const ids = exchange.trace.fields()
+    record.trace_id = ids.trace_id
+    record.span_id = ids.span_id
+    record.trace_flags = ids.trace_flags
     exchange.trace.end(status)
   }
   edge.access.request(record, exchange)

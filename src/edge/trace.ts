@@ -68,14 +68,17 @@ export class ExchangeTrace {
   private failureType: string | null = null
 
   constructor (private readonly tracing: EdgeTracing, private readonly exchange: Exchange) {
-    const incoming = propagator.extract(ROOT_CONTEXT, exchange.headers, headerGetter)
-    const remote = trace.getSpanContext(incoming)
     let parent = ROOT_CONTEXT
     let links: Link[] | undefined
-    if (remote !== undefined && isSpanContextValid(remote)) {
-      // An untrusted caller's trace is linked, not joined: its sampled flag decides nothing here.
-      if (tracing.trustIncoming) parent = incoming
-      else links = [{ context: remote }]
+    // Most requests come without one: no context is built for them.
+    if (exchange.headers.traceparent !== undefined) {
+      const incoming = propagator.extract(ROOT_CONTEXT, exchange.headers, headerGetter)
+      const remote = trace.getSpanContext(incoming)
+      if (remote !== undefined && isSpanContextValid(remote)) {
+        // An untrusted caller's trace is linked, not joined: its sampled flag decides nothing here.
+        if (tracing.trustIncoming) parent = incoming
+        else links = [{ context: remote }]
+      }
     }
     const method = KNOWN_METHODS.has(exchange.method) ? exchange.method : 'HTTP'
     this.server = tracing.tracer.startSpan(method, { kind: SpanKind.SERVER, startTime: exchange.start, links }, parent)
