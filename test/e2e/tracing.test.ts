@@ -348,6 +348,24 @@ t.test('--workers 2 with the OTEL_* variables: every worker exports (http/json),
   t.ok(exported >= 24, `the primary's /metrics sums the workers' exported spans: ${exported}`)
 })
 
+t.test('the CLI with OTEL_* set: the admin ray lookup returns the trace ids of the failure', async t => {
+  const refused = await refusedOrigin()
+  t.teardown(() => refused.close())
+  const p = start(['--origin', refused.url], { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100' })
+  t.teardown(async () => { p.child.kill('SIGTERM'); await p.exited })
+  const up = await p.waitFor(l => l.msg === 'highproxy listening')
+  t.match(up.tracing, { url: `${receiver.url}/v1/traces`, protocol: 'http/protobuf', sampler: 'parentbased_always_on' }, 'the start-up line says where spans go')
+  const res = await get(`${String(up.listen)}/`, { headers: { accept: 'application/json' } })
+  t.equal(res.status, 521)
+  const { trace_id: traceId } = JSON.parse(res.body) as { trace_id: string }
+  const access = await p.waitFor(l => l.msg === 'access' && l.ray_id === rayOf(res))
+  t.equal(access.trace_id, traceId)
+  const found = JSON.parse(await (await fetch(`${String(up.admin)}/rays/${rayOf(res)}`)).text()) as { attempts: Array<{ trace_id: string, span_id: string }> }
+  t.equal(found.attempts[0]?.trace_id, traceId, '/rays/<id> has the trace id')
+  const { attempts } = await traceOf(receiver, traceId, 1)
+  t.equal(found.attempts[0]?.span_id, attempts[0]?.spanId, "… and the failed attempt's span id")
+})
+
 t.test('bad tracing settings: one line naming the variable, exit 2', async t => {
   const p = start(['--origin', origin.url], { OTEL_TRACES_EXPORTER: 'otlp', OTEL_TRACES_SAMPLER: 'jaeger_remote' })
   let stderr = ''
