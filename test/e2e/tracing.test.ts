@@ -215,6 +215,27 @@ t.test('a 404 (no route) is not an error on the server span', async t => {
   t.equal(spans[0]?.attributes['highproxy.edge_status'], 404)
 })
 
+t.test('Always online: a stale answer\'s server span says highproxy.served=stale', async t => {
+  let up = true
+  const cached = http.createServer((req, res) => {
+    if (!up) { req.socket.destroy(); return }
+    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' }).end('copy')
+  })
+  await new Promise<void>(resolve => cached.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { cached.closeAllConnections(); cached.close() })
+  const proxy = await proxyWith(t, { tracing: tracing(receiver), routes: [{ name: 'aol', origin: `http://127.0.0.1:${(cached.address() as AddressInfo).port}`, stale_if_error: {} }] })
+  t.equal((await get(`${proxy.url}/p`)).status, 200)
+  up = false
+  const res = await get(`${proxy.url}/p`, { fresh: true })
+  t.equal(res.body, 'copy', 'the stored copy answered')
+  const access = await proxy.waitForLog(accessFor(rayOf(res)))
+  await proxy.tracing?.flush()
+  const { server, attempts } = await traceOf(receiver, String(access.trace_id), 1)
+  t.match(server.attributes, { 'highproxy.served': 'stale', 'http.response.status_code': 200, 'highproxy.edge_status': 520 })
+  t.equal(server.status.code, 0, 'the client got a good answer')
+  t.equal((attempts[0] as ReceivedSpan).status.code, 2, 'the attempt failed')
+})
+
 t.test('HTTP/2: the server span says protocol 2', async t => {
   const pki = await makePki()
   t.teardown(() => pki.remove())
