@@ -99,8 +99,14 @@ export class ExchangeTrace {
     return this.recording ? this.server.spanContext().traceId : null
   }
 
-  /** An attempt begins (before its dial): its client span. */
+  /**
+   * An attempt begins (before its dial): its client span. Not for a request that is not
+   * recorded: with every standard sampler its children would not be either (a parent-based
+   * one follows the parent, a ratio one decides on the same trace id), so the origin's
+   * traceparent names the server span's id, and nothing more is made.
+   */
   attemptStarted (attempt: Attempt): void {
+    if (!this.recording) return
     const member = attempt.member
     const start = performance.now()
     const method = KNOWN_METHODS.has(this.exchange.method) ? this.exchange.method : 'HTTP'
@@ -127,7 +133,7 @@ export class ExchangeTrace {
   inject (headers: string[]): void {
     const attempt = this.exchange.attempt
     const current = attempt === null ? undefined : this.spanOf(attempt)
-    propagator.inject(trace.setSpan(this.context, current?.span ?? this.server), headers, listSetter)
+    propagator.inject(current === undefined ? this.context : trace.setSpan(this.context, current.span), headers, listSetter)
   }
 
   /** The attempt is over: its client span ends with how far it got and how it ended. */
