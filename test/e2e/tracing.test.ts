@@ -128,6 +128,12 @@ t.test("an incoming traceparent is continued; with trust_incoming false a new tr
   const linked = await traceOf(receiver, fresh, 1)
   t.equal(linked.server.parentSpanId, '', 'a root span')
   t.same(linked.server.links, [{ traceId: incomingTrace, spanId: incomingSpan }], 'linked to the caller\'s span')
+
+  const off = await proxyWith(t, { routes: [{ name: 'web', origin: origin.url }] })
+  const res3 = await get(`${off.url}/c`, { headers })
+  t.same(JSON.parse(res3.body), headers, 'tracing off: the caller\'s traceparent and tracestate pass through untouched')
+  const access = await off.waitForLog(accessFor(rayOf(res3)))
+  t.notOk('trace_id' in access, 'and the access line has no trace fields')
 })
 
 t.test('521 failed over to a second origin: two client spans, the first connection_refused, the second a resend', async t => {
