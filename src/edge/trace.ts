@@ -142,7 +142,7 @@ export class ExchangeTrace {
     if (entry === undefined || entry.ended) return
     entry.ended = true
     const span = entry.span
-    if (span.isRecording()) describeAttempt(span, attempt, entry.start, this.exchange.start)
+    if (span.isRecording()) describeAttempt(span, attempt, entry.start, this.exchange.start, this.exchange.aborted)
     span.end()
   }
 
@@ -226,7 +226,7 @@ function serverAttributes (exchange: Exchange): Attributes {
  * events with their durations, the origin's status, and how it failed. A client span is
  * an error for any failure and for an origin's 4xx or 5xx (the conventions' client rule).
  */
-function describeAttempt (span: Span, attempt: Attempt, start: number, exchangeStart: number): void {
+function describeAttempt (span: Span, attempt: Attempt, start: number, exchangeStart: number, clientLeft: boolean): void {
   const err = attempt.error
   const dialErr = dialErrorIn(err)
   const info = attempt.connection?.info ?? null
@@ -269,6 +269,9 @@ function describeAttempt (span: Span, attempt: Attempt, start: number, exchangeS
       a['highproxy.edge_status'] = c.status
       span.setStatus({ code: SpanStatusCode.ERROR, message: c.why })
     }
+  } else if (clientLeft && !attempt.ok) {
+    // The exchange ended (the client left) before the cancelled attempt reported back.
+    a['error.type'] = 'client_aborted'
   } else if (attempt.originStatus >= 400) {
     a['error.type'] = String(attempt.originStatus)
     span.setStatus({ code: SpanStatusCode.ERROR })

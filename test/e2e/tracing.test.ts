@@ -18,6 +18,8 @@ import { h2request, makePki } from '../tls-support.js'
 /** An origin that answers with the traceparent it received, and WebSocket upgrades. */
 async function traceOrigin (): Promise<{ url: string, close: () => Promise<void> }> {
   const server = http.createServer((req, res) => {
+    // /slow: the answer comes after a while (a client may leave first).
+    if (req.url === '/slow') { const timer = setTimeout(() => res.end('late'), 2000); res.once('close', () => clearTimeout(timer)); return }
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ traceparent: req.headers.traceparent ?? null, tracestate: req.headers.tracestate ?? null }))
   })
@@ -219,6 +221,23 @@ t.test('a 404 (no route) is not an error on the server span', async t => {
   t.equal(spans[0]?.name, 'GET')
   t.equal(spans[0]?.status.code, 0, '4xx is not a server error')
   t.equal(spans[0]?.attributes['highproxy.edge_status'], 404)
+})
+
+t.test('a client that leaves: the attempt is client_aborted, the server span has no status and no error', async t => {
+  const proxy = await proxyWith(t, { tracing: tracing(receiver), routes: [{ name: 'web', origin: origin.url }] })
+  const socket = net.connect(proxy.port, '127.0.0.1')
+  socket.on('error', () => {})
+  socket.write('GET /slow HTTP/1.1\r\nhost: a.test\r\n\r\n')
+  // The origin holds its answer 2 s; the client leaves once the request reached it.
+  await new Promise(resolve => setTimeout(resolve, 300))
+  socket.destroy()
+  const left = await proxy.waitForLog(l => l.msg === 'access' && l.path === '/slow')
+  t.equal(left.status, 499)
+  await proxy.tracing?.flush()
+  const { server, attempts } = await traceOf(receiver, String(left.trace_id), 1)
+  t.equal((attempts[0] as ReceivedSpan).attributes['error.type'], 'client_aborted')
+  t.notOk('http.response.status_code' in server.attributes, 'no status went out')
+  t.equal(server.status.code, 0, 'a client that left is not the server\'s error')
 })
 
 t.test('Always online: a stale answer\'s server span says highproxy.served=stale', async t => {
