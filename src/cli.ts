@@ -21,7 +21,6 @@ import { hangupMeans, onShutdown, tolerateLostOutput } from './lifecycle.js'
 import type { MemberHealth } from './origin/pool.js'
 import { buildServer } from './server.js'
 import { startFront, type Front } from './front/start.js'
-import { startTracing } from './tracing.js'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -146,7 +145,8 @@ async function serve (flags: Flags): Promise<void> {
   let reload: (edge: Config['edge']) => void = () => {}
   const rays = new RayStore(config.admin.rayBuffer)
   // Each process that serves requests exports its own spans (with --workers, every worker).
-  const tracing = config.tracing === null ? null : startTracing(config.tracing, logger, VERSION)
+  // The SDK and its exporters are loaded only when tracing is on.
+  const tracing = config.tracing === null ? null : (await import('./tracing.js')).startTracing(config.tracing, logger, VERSION)
   const metrics = createMetrics({ originHealth: () => health(), ...(tracing === null ? {} : { spans: tracing.counts }) })
   // A worker has no admin listener of its own: the primary's asks every worker.
   const store = new StaleStore(config.edge.cache.maxBytes, config.edge.cache.maxEntryBytes)
