@@ -10,7 +10,6 @@ import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
 import pino from 'pino'
 import { startTracing } from '../dist/tracing.js'
-import { ExchangeTrace } from '../dist/edge/trace.js'
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '200000' } } })
 const N = Number(values.requests)
@@ -34,7 +33,7 @@ function request (tracing) {
     route: { config: { name: 'shop' } }, pool: { config: { name: 'web' } }, edgeStatus: null, failure: null, refused: null,
     upgrade: null, truncated: false, aborted: false, attempt: null
   }
-  const trace = new ExchangeTrace(tracing, exchange)
+  const trace = tracing.begin(exchange)
   const attempt = { member, number: 1, error: null, phase: 'body', connection: { info }, fresh: true, ttfbMs: 0.8, originStatus: 200, ok: true }
   exchange.attempt = attempt
   trace.attemptStarted(attempt)

@@ -22,7 +22,7 @@ import {
 } from '@opentelemetry/sdk-trace-base'
 import type { Logger } from 'pino'
 import type { SamplerName, TracingConfig } from './config/tracing.js'
-import type { EdgeTracing } from './edge/trace.js'
+import { edgeTracing, type EdgeTracing } from './edge/trace.js'
 
 /** What the exporter did with the spans handed to it, for /metrics. */
 export interface SpanCounts {
@@ -142,7 +142,7 @@ export function startTracing (config: TracingConfig, log: Logger, version: strin
   // Not registered as the global provider: an app that embeds the edge keeps its own.
   const tracer: Tracer = provider.getTracer('highproxy', version)
   return {
-    edge: { tracer, trustIncoming: config.trustIncoming },
+    edge: edgeTracing({ tracer, trustIncoming: config.trustIncoming }),
     counts: () => ({ ...queue.counts }),
     // A failed export rejects the flush; the counts already say what failed, and a flush at
     // shutdown must not turn a receiver that is down into an exit with an error.

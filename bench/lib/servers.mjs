@@ -98,7 +98,9 @@ let helpText = null
 /** highproxy's --help, to see which flags this build has (asynchronous: the dry run starts servers meanwhile). */
 export function highproxyHelp () {
   helpText ??= new Promise(resolve => {
-    execFile(NODE, [CLI, '--help'], { encoding: 'utf8', timeout: 10_000 }, (_err, stdout) => resolve(String(stdout ?? '')))
+    // 30 s: on a loaded 2-core machine, with the dry run starting every server at once, a
+    // Node start took more than 10 s, and a missing --help read as a build without the flags.
+    execFile(NODE, [CLI, '--help'], { encoding: 'utf8', timeout: 30_000 }, (_err, stdout) => resolve(String(stdout ?? '')))
   })
   return helpText
 }

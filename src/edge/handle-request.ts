@@ -31,7 +31,6 @@ import { hostOnly, splitTarget } from './router.js'
 import type { EdgeRuntime } from './runtime.js'
 import { ResponseSink, SocketSink, StreamSink, type ClientSink } from './sink.js'
 import { StreamRequest } from './stream-request.js'
-import { ExchangeTrace } from './trace.js'
 
 /** Runs an exchange when its turn on its connection comes. */
 export function runner (edge: EdgeRuntime): ExchangeRunner {
@@ -74,7 +73,7 @@ function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: ClientRequest, sin
   const connection = ClientConnection.of(carrier, !http2, edge.config.maxPipelined, run)
   const client = clientFacts(req, edge.trust, linkOf(req.socket, req.httpVersion))
   const exchange = new Exchange(ray, req, sink, client, connection, splitTarget(req.url ?? '/'))
-  if (edge.tracing !== null) exchange.trace = new ExchangeTrace(edge.tracing, exchange)
+  if (edge.tracing !== null) exchange.trace = edge.tracing.begin(exchange)
   sink.onClose(() => finish(edge, exchange))
   // An HTTP/2 stream reset before Fastify routed its request here (Node's compatibility
   // API) is over already: no origin sees it.

@@ -21,11 +21,23 @@ import { dialErrorIn } from '../status/errors.js'
 import type { Attempt } from './attempt.js'
 import type { Exchange } from './exchange.js'
 
-/** What the edge traces with: built once per process (tracing.ts). */
+/**
+ * What the edge traces with: built once per process (tracing.ts), and the only way in to
+ * this module, so that the OpenTelemetry packages are loaded only when tracing is on.
+ */
 export interface EdgeTracing {
+  /** The spans of a request that just arrived. */
+  begin: (exchange: Exchange) => ExchangeTrace
+}
+
+export interface TracingOptions {
   readonly tracer: Tracer
   /** Continue a client's traceparent; false: start a new trace, linked to the client's. */
   readonly trustIncoming: boolean
+}
+
+export function edgeTracing (options: TracingOptions): EdgeTracing {
+  return { begin: exchange => new ExchangeTrace(options, exchange) }
 }
 
 const propagator = new W3CTraceContextPropagator()
@@ -67,7 +79,7 @@ export class ExchangeTrace {
   /** The RFC 9209 type of the failure the edge answered for, for the server span. */
   private failureType: string | null = null
 
-  constructor (private readonly tracing: EdgeTracing, private readonly exchange: Exchange) {
+  constructor (private readonly tracing: TracingOptions, private readonly exchange: Exchange) {
     let parent = ROOT_CONTEXT
     let links: Link[] | undefined
     // Most requests come without one: no context is built for them.
