@@ -35,8 +35,8 @@
 //   highproxy_origin_requests_in_flight{pool,origin} gauge    requests at that origin right now
 //   highproxy_pending_connects                      gauge     origin dials in progress right now
 //   highproxy_origin_up{pool,origin}                gauge     1 while the origin is considered up, 0 down
-//   highproxy_trace_spans_exported_total            counter   spans the OTLP receiver accepted (tracing on)
-//   highproxy_trace_spans_dropped_total{reason}     counter   spans never exported (tracing on): queue_full
+//   highproxy_trace_spans_exported_total            counter   spans the OTLP receiver accepted (0 with tracing off)
+//   highproxy_trace_spans_dropped_total{reason}     counter   spans never exported (0 with tracing off): queue_full
 //                                                              (the receiver is down or slow and the bounded
 //                                                              queue is full), export_failed (sent and refused,
 //                                                              or the export failed or timed out)
@@ -83,7 +83,7 @@ export interface OriginHealth {
 export interface MetricsOptions {
   /** Read at each scrape for the per-origin gauges and the configured origins. */
   originHealth: () => OriginHealth[]
-  /** Tracing's export counts, read at each scrape; absent: tracing is off and the trace series are not there. */
+  /** Tracing's export counts, read at each scrape; absent: tracing is off (the trace counters stay at 0). */
   spans?: () => SpanCounts
 }
 
@@ -213,27 +213,27 @@ export function createMetrics (opts: MetricsOptions): Metrics {
       for (const h of health()) this.set({ pool: h.pool, origin: h.label }, h.up ? 1 : 0)
     }
   })
-  const spans = opts.spans
-  if (spans !== undefined) {
-    void new Counter({
-      name: 'highproxy_trace_spans_exported_total',
-      help: 'Spans the OTLP receiver accepted.',
-      registers,
-      collect () { this.reset(); this.inc(spans().exported) }
-    })
-    void new Counter({
-      name: 'highproxy_trace_spans_dropped_total',
-      help: 'Spans never exported: queue_full (the receiver is down or slow and the queue is full), export_failed.',
-      labelNames: ['reason'] as const,
-      registers,
-      collect () {
-        const c = spans()
-        this.reset()
-        this.inc({ reason: 'queue_full' }, c.droppedQueueFull)
-        this.inc({ reason: 'export_failed' }, c.droppedExportFailed)
-      }
-    })
-  }
+  // Always there (at 0 while tracing is off), so that a dashboard's series exist before tracing is turned on.
+  const noSpans: SpanCounts = { exported: 0, droppedQueueFull: 0, droppedExportFailed: 0 }
+  const spans = opts.spans ?? (() => noSpans)
+  void new Counter({
+    name: 'highproxy_trace_spans_exported_total',
+    help: 'Spans the OTLP receiver accepted (0 while tracing is off).',
+    registers,
+    collect () { this.reset(); this.inc(spans().exported) }
+  })
+  void new Counter({
+    name: 'highproxy_trace_spans_dropped_total',
+    help: 'Spans never exported: queue_full (the receiver is down or slow and the queue is full), export_failed.',
+    labelNames: ['reason'] as const,
+    registers,
+    collect () {
+      const c = spans()
+      this.reset()
+      this.inc({ reason: 'queue_full' }, c.droppedQueueFull)
+      this.inc({ reason: 'export_failed' }, c.droppedExportFailed)
+    }
+  })
   collectDefaultMetrics({ register: registry, prefix: 'highproxy_' })
 
   const observeAccess = (record: AccessRecord): void => {
