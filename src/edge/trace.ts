@@ -176,7 +176,8 @@ export class ExchangeTrace {
       const route = exchange.route?.config.name ?? null
       const method = KNOWN_METHODS.has(exchange.method) ? exchange.method : 'HTTP'
       if (route !== null) span.updateName(`${method} ${route}`)
-      const a: Attributes = { 'highproxy.ray_id': exchange.ray }
+      // highproxy.ray_id is set at the start, with the request's attributes.
+      const a: Attributes = {}
       if (route !== null) a['highproxy.route'] = route
       if (exchange.pool !== null) a['highproxy.pool'] = exchange.pool.config.name
       if (exchange.edgeStatus !== null) a['highproxy.edge_status'] = exchange.edgeStatus
