@@ -27,7 +27,7 @@ import { fixedLoad } from './lib/rate.mjs'
 import { TICK_US, cpuWindow, processTree } from './lib/cpu.mjs'
 import { runStorm } from './lib/storm.mjs'
 import { parseVariant, splitArgs } from './lib/args.mjs'
-import { CLI, highproxyHelp, nodeBin, startHaproxy, startHighproxy, startNginxProxy, startNodeServer, startOrigin, useNode, which } from './lib/servers.mjs'
+import { CLI, highproxyHelp, nodeBin, otlpSink, startHaproxy, startHighproxy, startNginxProxy, startNodeServer, startOrigin, useNode, which } from './lib/servers.mjs'
 import { evaluateTargets, markdown, printTables } from './lib/report.mjs'
 import { tlsSection } from './lib/tls.mjs'
 import { drowningSection } from './lib/drowning.mjs'
@@ -55,6 +55,10 @@ const USAGE = `Usage: npm run bench -- [options]
                            node binary instead of the one running the bench
   --compare-node <path>    healthy section: also a highproxy row and a Node floor row on this other
                            node binary, measured in the same interleaved rounds (paired ratios)
+  --tracing                healthy section: rows with OpenTelemetry tracing on, every request
+                           and 1% sampled, exported to a local OTLP receiver (docs/tracing.md)
+  --baseline <cli.js>      healthy section: one more row, another build of highproxy (e.g. the
+                           main branch's dist/cli.js), to pair this build's CPU/req against
   --no-write               do not write bench/results/
   --help                   this text
 `
@@ -81,6 +85,8 @@ const { values: flags } = (() => {
         'storm-pending-cap': { type: 'string' },
         'highproxy-args': { type: 'string' },
         variant: { type: 'string', multiple: true },
+        tracing: { type: 'boolean' },
+        baseline: { type: 'string' },
         only: { type: 'string' },
         node: { type: 'string' },
         'compare-node': { type: 'string' },
@@ -166,8 +172,11 @@ const P = {
   stormLoadConnections: 20,
   stormQuietSeconds: quick ? 1.5 : 3,
   highproxyArgs,
-  variants
+  variants,
+  tracing: flags.tracing === true,
+  baseline: flags.baseline === undefined ? null : path.resolve(flags.baseline)
 }
+if (P.baseline !== null && !existsSync(P.baseline)) fail(`--baseline ${P.baseline}: no such file`)
 
 const T0 = performance.now()
 const log = msg => process.stderr.write(`bench: ${((performance.now() - T0) / 1000).toFixed(1).padStart(5)} s  ${msg}\n`)
@@ -282,6 +291,17 @@ const FLOOR_LOG = 'node floor + pino line'
 
 const REUSE_ALWAYS = 'highproxy (reuse: always)'
 
+const TRACING_ALL = 'highproxy (tracing 100%)'
+const TRACING_1 = 'highproxy (tracing 1%)'
+const BASELINE = 'highproxy (baseline)'
+
+/** A config that turns tracing on at `ratio`, exporting to the local sink. */
+function tracingConfig (tmp, sink, ratio) {
+  const file = path.join(tmp, `tracing-${ratio}.yaml`)
+  writeFileSync(file, `tracing:\n  enabled: true\n  endpoint: ${sink}\n  sampler: traceidratio\n  sampler_arg: ${ratio}\n`)
+  return file
+}
+
 function reuseAlwaysConfig (tmp) {
   const file = path.join(tmp, 'reuse-always.yaml')
   writeFileSync(file, 'connections:\n  reuse: always\n')
@@ -303,6 +323,16 @@ async function startTargets (origin, notes, tmp) {
       [`${FLOOR} @ node ${COMPARE.version}`, 'floor', () => startNodeServer(`${FLOOR} @ node ${COMPARE.version}`, 'node-floor.mjs', origin.url, [], { bin: COMPARE.bin })],
       [`highproxy @ node ${COMPARE.version}`, 'highproxy', () => hp(`highproxy @ node ${COMPARE.version}`, ['--origin', origin.url], { bin: COMPARE.bin })]
     ]),
+    // Tracing's cost (issue 25): on for every request, and for 1%, each exporting to an
+    // OTLP receiver on loopback (its own process: its CPU is not highproxy's).
+    ...(P.tracing
+      ? [TRACING_ALL, TRACING_1].map((name, i) => [name, 'highproxy', async () => {
+          // The sink is stopped with every other process the bench started, at its end.
+          const sink = await otlpSink()
+          return hp(name, ['--origin', origin.url, '--config', tracingConfig(tmp, sink.url, i === 0 ? 1 : 0.01)])
+        }])
+      : []),
+    ...(P.baseline === null ? [] : [[BASELINE, 'highproxy', () => hp(BASELINE, ['--origin', origin.url], { cli: P.baseline })]]),
     ['@fastify/http-proxy', 'peer', () => startNodeServer('@fastify/http-proxy', 'fastify-http-proxy.mjs', origin.url)],
     ['http-proxy', 'peer', () => startNodeServer('http-proxy', 'node-http-proxy.mjs', origin.url)]
   ]
@@ -361,7 +391,9 @@ async function saturation (targets, origin) {
     }
     const floor = rounds[targets.findIndex(t => t.name === FLOOR)]
     const floorLog = rounds[targets.findIndex(t => t.name === FLOOR_LOG)]
-    const rows = targets.map((t, i) => ({ ...summarize(t.name, rounds[i], { xFloor: floor, xFloorLog: floorLog }), kind: t.kind, processes: t.processes }))
+    // Highproxy's other rows (tracing, a baseline build) read against the default row as well.
+    const own = rounds[targets.findIndex(t => t.name === 'highproxy')]
+    const rows = targets.map((t, i) => ({ ...summarize(t.name, rounds[i], { xFloor: floor, xFloorLog: floorLog, xHighproxy: own }), kind: t.kind, processes: t.processes }))
     const direct = rows.find(r => r.target === 'direct')
     for (const r of rows) r.vsDirect = ratio(r.rps, direct?.rps)
     cases.push({ case: c.key, label: c.label, path: c.path, rows })

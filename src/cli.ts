@@ -162,7 +162,10 @@ async function serve (flags: Flags): Promise<void> {
   let reload: (edge: Config['edge']) => void = () => {}
   const rays = new RayStore(config.admin.rayBuffer)
   let certificates: () => Array<{ name: string, notAfter: number }> = () => []
-  const metrics = createMetrics({ originHealth: () => health(), certificates: () => certificates() })
+  // Each process that serves requests exports its own spans (with --workers, every worker).
+  // The SDK and its exporters are loaded only when tracing is on.
+  const tracing = config.tracing === null ? null : (await import('./tracing.js')).startTracing(config.tracing, logger, VERSION)
+  const metrics = createMetrics({ originHealth: () => health(), certificates: () => certificates(), ...(tracing === null ? {} : { spans: tracing.counts }) })
   // A worker has no admin listener of its own: the primary's asks every worker.
   const store = new StaleStore(config.edge.cache.maxBytes, config.edge.cache.maxEntryBytes)
   if (cluster.isWorker) {
@@ -188,6 +191,7 @@ async function serve (flags: Flags): Promise<void> {
     onAccess: metrics.observeAccess,
     onFailure: record => { rays.add(record); metrics.observeFailure(record) },
     store,
+    tracing: tracing?.edge ?? null,
     exposeHealth: h => { health = h },
     exposeReload: r => { reload = r }
   }, logger, config.client, front?.tls ?? null)
@@ -223,7 +227,7 @@ async function serve (flags: Flags): Promise<void> {
   front?.startAcme({ onFailure: metrics.acmeFailure })
   // The pretty format shows this line as one short line (pretty-log.ts); the routes and
   // certificates are for JSON readers, and for a person at debug level.
-  logger.info({ listen: base, admin: admin?.url ?? null, redirect: front?.redirectUrl ?? null, pid: process.pid, routes: describeRoutes(config), ...front?.describe() }, 'highproxy listening')
+  logger.info({ listen: base, admin: admin?.url ?? null, tracing: config.tracing === null ? null : { url: config.tracing.url, protocol: config.tracing.protocol, sampler: config.tracing.sampler, ratio: config.tracing.samplerArg }, redirect: front?.redirectUrl ?? null, pid: process.pid, routes: describeRoutes(config), ...front?.describe() }, 'highproxy listening')
   logger.debug({ routes: describeRoutes(config), ...front?.describe() }, 'highproxy configuration')
   // Last, so that on a terminal the list of things to try is what stays on screen.
   if (demo !== null && cluster.isPrimary) printDemo(config, demo, base)
@@ -237,6 +241,8 @@ async function serve (flags: Flags): Promise<void> {
     await Promise.all([app.close(), front?.close()])
     await admin?.close()
     await demo?.close()
+    // The spans of the last requests are exported before the exit (bounded by the exporter's timeout).
+    await tracing?.shutdown()
     logger.info('stopped')
     logger.flush()
   })

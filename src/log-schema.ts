@@ -51,6 +51,13 @@ export const ClientRecordSchema = Type.Object({
   tls_cipher: orNull(Type.String(), 'its cipher (OpenSSL name); null over plain HTTP')
 }, { description: 'how the client reached the edge' })
 
+/** OpenTelemetry's log correlation fields, on every line while tracing is on (docs/tracing.md). */
+const traceFields = (span: string) => ({
+  trace_id: Type.Optional(Type.String({ pattern: '^[0-9a-f]{32}$', description: 'the trace this request belongs to (tracing on)' })),
+  span_id: Type.Optional(Type.String({ pattern: '^[0-9a-f]{16}$', description: span })),
+  trace_flags: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2}$', description: '01 when the trace is sampled (exported), 00 when not' }))
+})
+
 export const FailureRecordSchema = Type.Object({
   msg: Type.Literal('origin failure'),
   edge_status: Type.Integer({ description: 'the status this failure maps to (520-526, 530, 502)' }),
@@ -82,7 +89,8 @@ export const FailureRecordSchema = Type.Object({
   origin_condition: orNull(oneOf(CONDITIONS, ''), "the origin's condition once this failure was counted: up, drowning, down or recovering; null when the edge does not track it (highproxy/fastify)"),
   route: orNull(Type.String(), 'route name'),
   pool: orNull(Type.String(), "the route's pool (a single origin: is a pool of its own)"),
-  client: ClientRecordSchema
+  client: ClientRecordSchema,
+  ...traceFields("the failed attempt's client span (the server span when no attempt was made)")
 })
 
 export const AccessRecordSchema = Type.Object({
@@ -100,7 +108,8 @@ export const AccessRecordSchema = Type.Object({
   pool: orNull(Type.String(), 'pool name'),
   origin: orNull(Type.String(), "the last attempt's origin"),
   refused: Type.Optional(Type.String({ description: 'the rule that refused the request before any origin saw it' })),
-  client: ClientRecordSchema
+  client: ClientRecordSchema,
+  ...traceFields("the request's server span")
 })
 
 /** An integer of milliseconds, as every Logpush `*Ms` field is. */
@@ -125,7 +134,8 @@ export const HighproxyFactsSchema = Type.Object({
   why: orNull(Type.String(), 'why the edge status, in words'),
   error_code: orNull(Type.String(), "the failure's stable HPX_ERR_* code"),
   cause: Cause,
-  dialled: Dialled
+  dialled: Dialled,
+  ...traceFields("the request's server span")
 })
 
 /** The access line with `log.fields: cloudflare`. Field descriptions quote Cloudflare's documentation. */

@@ -14,8 +14,9 @@ export interface Running {
   exited: Promise<number | null>
 }
 
-export function start (args: string[]): Running {
-  const child = spawn(process.execPath, [CLI, '--port', '0', '--admin-port', '0', '--log-format', 'json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** `env`: more environment variables for the process. */
+export function start (args: string[], env: Record<string, string> = {}): Running {
+  const child = spawn(process.execPath, [CLI, '--port', '0', '--admin-port', '0', '--log-format', 'json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   const logs: LogLine[] = []
   const waiters: Array<[(l: LogLine) => boolean, (l: LogLine) => void]> = []
   let buffer = ''

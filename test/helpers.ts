@@ -11,6 +11,7 @@ import { createLogger } from '../src/log.js'
 import { buildServer } from '../src/server.js'
 import { TlsFront } from '../src/front/tls-listener.js'
 import type { MemberHealth } from '../src/origin/pool.js'
+import { startTracing, type Tracing } from '../src/tracing.js'
 
 export type LogLine = Record<string, any>
 
@@ -24,6 +25,8 @@ export interface TestProxy {
   lines: string[]
   /** Resolves with the first log line matching, waiting up to `ms`. */
   waitForLog: (match: (l: LogLine) => boolean, ms?: number) => Promise<LogLine>
+  /** Its tracing, when the config's `tracing:` block turns it on. */
+  tracing: Tracing | null
   /** New routes and pools from a config-shaped object, as SIGHUP does. */
   reload: (raw: Record<string, unknown>) => void
   /** Each origin's health and load now, as /origins reads it. */
@@ -58,7 +61,8 @@ export async function startProxy (raw: Record<string, unknown>, store?: StaleSto
   let reload: ((edge: Config['edge']) => void) | null = null
   let health: () => MemberHealth[] = () => []
   const front = config.front === null ? null : new TlsFront(config.front, logger)
-  const app = await buildServer({ ...config.edge, store, exposeReload: r => { reload = r }, exposeHealth: h => { health = h } }, logger, config.client, front)
+  const tracing = config.tracing === null ? null : startTracing(config.tracing, logger, 'test')
+  const app = await buildServer({ ...config.edge, store, tracing: tracing?.edge ?? null, exposeReload: r => { reload = r }, exposeHealth: h => { health = h } }, logger, config.client, front)
   await app.listen({ host: '127.0.0.1', port: 0, backlog: config.listen.backlog })
   const port = (app.server.address() as AddressInfo).port
   return {
@@ -76,9 +80,10 @@ export async function startProxy (raw: Record<string, unknown>, store?: StaleSto
         waiters.push({ match, resolve: l => { clearTimeout(timer); resolve(l) } })
       })
     },
+    tracing,
     reload: next => reload?.(resolve(validate(next), false).edge),
     health: () => health(),
-    close: () => app.close()
+    close: async () => { await app.close(); await tracing?.shutdown() }
   }
 }
 

@@ -31,6 +31,18 @@ function healthyTable (h) {
   }
 }
 
+/** Highproxy's other rows (tracing, --baseline) against the default row, paired round by round. */
+const OWN_ROWS = ['highproxy (tracing 100%)', 'highproxy (tracing 1%)', 'highproxy (baseline)']
+function ownRows (h) {
+  const rows = (h?.cases ?? []).flatMap(c => c.rows.filter(r => OWN_ROWS.includes(r.target)).map(r => [c.label, r.target, us(r.cpuUs), x(r.xHighproxy), num(r.rps)]))
+  if (rows.length === 0) return null
+  return {
+    title: '1b. Highproxy against itself: CPU/req over the default highproxy row (tracing off), paired round by round',
+    header: ['case', 'target', 'CPU µs/req', '× highproxy', 'req/s'],
+    rows
+  }
+}
+
 function latencyTable (l) {
   return {
     title: `2. Latency at a fixed ${num(l.rate)} req/s (evenly spaced, ${l.connections} connections; origin: ${l.origin}; median of ${l.rounds} interleaved round${l.rounds > 1 ? 's' : ''} of ${l.seconds} s; added = minus direct, paired by round)`,
@@ -103,6 +115,8 @@ function tlsTable (t) {
 function tables (results) {
   const out = []
   if (results.healthy !== undefined) out.push(healthyTable(results.healthy))
+  const own = ownRows(results.healthy)
+  if (own !== null) out.push(own)
   if (results.latency !== undefined) out.push(latencyTable(results.latency))
   if (results.workers !== undefined) out.push(workersTable(results.workers))
   if (results.storm !== undefined) out.push(stormTable(results.storm))
@@ -172,6 +186,21 @@ export function evaluateTargets (results) {
     const floor = c.rows.find(r => r.target === 'node floor')
     for (const r of c.rows.filter(isHighproxy)) {
       add(`${c.label}: ${r.target} CPU/req ≤ ${limits[c.case]}× bare node floor`, `${x(r.xFloor)} (${us(r.cpuUs)} vs ${us(floor?.cpuUs)} µs)`, r.xFloor == null ? null : r.xFloor <= limits[c.case])
+    }
+  }
+  // Tracing (issue 25), on the 2 B row: off costs nothing against the build before it,
+  // on costs a bounded share.
+  const small = results.healthy?.cases?.find(c => c.case === 'small')
+  if (small !== undefined && measuredRows(small.rows)) {
+    const row = name => small.rows.find(r => r.target === name)
+    const base = row('highproxy (baseline)')
+    if (base !== undefined) {
+      const off = base.xHighproxy == null ? null : 1 / base.xHighproxy
+      add('2 B: highproxy (tracing off) CPU/req ≤ 1.02× the baseline build', `${x(off)} (${us(row('highproxy')?.cpuUs)} vs ${us(base.cpuUs)} µs)`, off === null ? null : off <= 1.02)
+    }
+    for (const [name, limit] of [['highproxy (tracing 100%)', 1.35], ['highproxy (tracing 1%)', 1.05]]) {
+      const r = row(name)
+      if (r !== undefined) add(`2 B: ${name} CPU/req ≤ ${limit}× tracing off`, `${x(r.xHighproxy)} (${us(r.cpuUs)} µs)`, r.xHighproxy == null ? null : r.xHighproxy <= limit)
     }
   }
   const l = results.latency

@@ -56,6 +56,14 @@ export async function startNodeOrigin () {
   return { proc, port, url: `http://${HOST}:${port}`, kind: 'node' }
 }
 
+/** An OTLP/HTTP receiver that answers every export at once (the tracing rows' collector). */
+export async function otlpSink () {
+  const port = await freePort()
+  const proc = start('otlp sink', NODE, [path.join(SERVERS, 'otlp-sink.mjs'), String(port)])
+  await waitHttp(proc, port)
+  return { proc, port, url: `http://${HOST}:${port}` }
+}
+
 /**
  * nginx as the origin: `return 200 "ok"` and a 64 KiB static file. Its CPU per request
  * is a fraction of any Node server's, so more of the 2 cores are left to the proxy, and
@@ -95,7 +103,9 @@ let helpText = null
 /** highproxy's --help, to see which flags this build has (asynchronous: the dry run starts servers meanwhile). */
 export function highproxyHelp () {
   helpText ??= new Promise(resolve => {
-    execFile(NODE, [CLI, '--help'], { encoding: 'utf8', timeout: 10_000 }, (_err, stdout) => resolve(String(stdout ?? '')))
+    // 30 s: on a loaded 2-core machine, with the dry run starting every server at once, a
+    // Node start took more than 10 s, and a missing --help read as a build without the flags.
+    execFile(NODE, [CLI, '--help'], { encoding: 'utf8', timeout: 30_000 }, (_err, stdout) => resolve(String(stdout ?? '')))
   })
   return helpText
 }
@@ -107,12 +117,12 @@ export function highproxyHelp () {
  * what the harness sets: node's parseArgs keeps the last value of a repeated flag.
  * `node` holds arguments for node itself (e.g. --cpu-prof).
  */
-export async function startHighproxy (name, args, { extra = [], node = [], stdout = 'ignore', raiseFdLimit = false, readyPath = '/', tls = null, bin = NODE } = {}) {
+export async function startHighproxy (name, args, { extra = [], node = [], stdout = 'ignore', raiseFdLimit = false, readyPath = '/', tls = null, bin = NODE, cli = CLI } = {}) {
   const port = await freePort()
   // A side listener on a fixed default port would collide between runs: give it a free one.
   const admin = /--admin-port\b/.test(await highproxyHelp()) ? ['--admin-port', String(await freePort())] : []
   const tlsArgs = tls === null ? [] : ['--tls-cert', tls.cert, '--tls-key', tls.key]
-  const proc = start(name, bin, [...node, CLI, ...args, ...tlsArgs, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
+  const proc = start(name, bin, [...node, cli, ...args, ...tlsArgs, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
   if (tls === null) await waitHttp(proc, port, readyPath)
   else await waitHttps(proc, port)
   return { proc, port }

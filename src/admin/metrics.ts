@@ -51,6 +51,11 @@
 //                                                              expires (Unix seconds): configured ones and
 //                                                              ACME's; with workers, the minimum
 //   highproxy_acme_failures_total                   counter   failed ACME orders and renewals (each try)
+//   highproxy_trace_spans_exported_total            counter   spans the OTLP receiver accepted (0 with tracing off)
+//   highproxy_trace_spans_dropped_total{reason}     counter   spans never exported (0 with tracing off): queue_full
+//                                                              (the receiver is down or slow and the bounded
+//                                                              queue is full), export_failed (sent and refused,
+//                                                              or the export failed or timed out)
 //   highproxy_process_*, highproxy_nodejs_*                   prom-client's default process metrics
 //
 // `origin` is the configured URL's host:port (origin-label.ts). Every label is bounded by
@@ -84,6 +89,7 @@ import {
   type CounterCell, type HistogramCell
 } from './cells.js'
 import { originLabel } from './origin-label.js'
+import type { SpanCounts } from '../tracing.js'
 
 export interface OriginHealth {
   pool: string
@@ -102,6 +108,8 @@ export interface MetricsOptions {
   originHealth: () => OriginHealth[]
   /** Read at each scrape: every certificate the TLS listener serves, by name. */
   certificates?: () => Array<{ name: string, notAfter: number }>
+  /** Tracing's export counts, read at each scrape; absent: tracing is off (the trace counters stay at 0). */
+  spans?: () => SpanCounts
 }
 
 export interface Metrics {
@@ -340,6 +348,27 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     name: 'highproxy_acme_failures_total',
     help: 'Failed ACME tries (orders and renewals), each retried with backoff.',
     registers
+  })
+  // Always there (at 0 while tracing is off), so that a dashboard's series exist before tracing is turned on.
+  const noSpans: SpanCounts = { exported: 0, droppedQueueFull: 0, droppedExportFailed: 0 }
+  const spans = opts.spans ?? (() => noSpans)
+  void new Counter({
+    name: 'highproxy_trace_spans_exported_total',
+    help: 'Spans the OTLP receiver accepted (0 while tracing is off).',
+    registers,
+    collect () { this.reset(); this.inc(spans().exported) }
+  })
+  void new Counter({
+    name: 'highproxy_trace_spans_dropped_total',
+    help: 'Spans never exported: queue_full (the receiver is down or slow and the queue is full), export_failed.',
+    labelNames: ['reason'] as const,
+    registers,
+    collect () {
+      const c = spans()
+      this.reset()
+      this.inc({ reason: 'queue_full' }, c.droppedQueueFull)
+      this.inc({ reason: 'export_failed' }, c.droppedExportFailed)
+    }
   })
   collectDefaultMetrics({ register: registry, prefix: 'highproxy_' })
 

@@ -12,6 +12,7 @@ import { checkRules } from './rules.js'
 import { durationMs } from './duration.js'
 import { resolveFrontDoor } from '../front/front-config.js'
 import { nearest } from './nearest.js'
+import { applyOtelEnv, resolveTracing } from './tracing.js'
 import {
   AdaptiveKnobs, ConfigSchema, type AdaptiveConfig, type Config, type ConfigInput, type HealthConfig, type PoolConfig, type PoolInput, type RouteConfig,
   type RouteInput, type TlsConfig, type TlsInput
@@ -340,7 +341,8 @@ export function resolve (input: ConfigInput, isTTY: boolean): Config {
     log: { level: input.log.level, format: input.log.format === 'auto' ? (isTTY ? 'pretty' : 'json') : input.log.format },
     connectTimeoutMs: durationMs(input.timeouts.connect),
     responseTimeoutMs: durationMs(input.timeouts.response),
-    tls: globalTls
+    tls: globalTls,
+    tracing: resolveTracing(input.tracing)
   }
 }
 
@@ -362,6 +364,7 @@ export function loadConfig ({ flags, env, isTTY }: Sources): Config {
     setPath(tree, s.path, fromText(s, fromEnv))
     origins.set(s.path.join('.'), s.env)
   }
+  applyOtelEnv(tree, env, origins)
   for (const s of SETTINGS) {
     const fromFlag = flags[s.flag]
     if (fromFlag === undefined) continue

@@ -4,6 +4,7 @@
 
 import { Type, type Static } from '@sinclair/typebox'
 import { LOG_FIELDS, type LogFields } from '../log-schema.js'
+import { TracingSchema, type TracingConfig } from './tracing.js'
 
 /** `250ms`, `15s`, `2m`. Bare numbers are refused: "15" could mean seconds or ms. */
 const Duration = (def: string | undefined, description: string) =>
@@ -301,7 +302,8 @@ export const ConfigSchema = Type.Object({
     fields: Type.Union(LOG_FIELDS.map(f => Type.Literal(f)), {
       default: 'highproxy', description: "the access line's field names: highproxy, or cloudflare (Logpush http_requests names, types and units)"
     })
-  }, { additionalProperties: false, default: {} })
+  }, { additionalProperties: false, default: {} }),
+  tracing: TracingSchema
 }, { additionalProperties: false })
 
 /** The file/env/flag shape, after defaults. */
@@ -524,4 +526,6 @@ export interface Config {
   responseTimeoutMs: number
   /** The top-level TLS settings: what a URL outside every pool is dialled with (probe). */
   tls: TlsConfig
+  /** OpenTelemetry traces; null: off. */
+  tracing: TracingConfig | null
 }

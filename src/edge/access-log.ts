@@ -79,8 +79,17 @@ function fromExchange (record: AccessRecord, exchange: Exchange): LogpushRecord 
     ClientRequestReferer: headers.referer ?? '',
     ClientSSLProtocol: client.tls?.protocol ?? 'none',
     ClientSSLCipher: client.tls?.cipher ?? 'NONE',
-    highproxy: facts(record, exchange.tried.length, failure, info?.attempts ?? [])
+    highproxy: withTrace(facts(record, exchange.tried.length, failure, info?.attempts ?? []), record)
   }
+}
+
+/** The trace fields ride with our own facts: Logpush has no names for them. */
+function withTrace (facts: LogpushRecord['highproxy'], record: AccessRecord): LogpushRecord['highproxy'] {
+  if (record.trace_id === undefined) return facts
+  facts.trace_id = record.trace_id
+  facts.span_id = record.span_id
+  facts.trace_flags = record.trace_flags
+  return facts
 }
 
 function fromRefusal (record: AccessRecord, socket: Socket | null, uri: string): LogpushRecord {

@@ -60,7 +60,8 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
     host: exchange.host,
     ray: exchange.ray,
     clientIp: exchange.client.ip,
-    ownerNote: condition === null ? null : `The origin appears to be ${condition.condition}: ${condition.evidence}.`
+    ownerNote: condition === null ? null : `The origin appears to be ${condition.condition}: ${condition.evidence}.`,
+    traceId: exchange.trace === null ? null : exchange.trace.pageTraceId()
   }, before)
   const wire = exchange.route?.config.statusRewrite.get(answer.status) ?? answer.status
   sink.start(wire, reasonPhrase(wire), page.headers)
@@ -86,6 +87,7 @@ export function logFailure (edge: EdgeRuntime, exchange: Exchange, attempt: Atte
   c: Classification, extra?: FailureExtras): void {
   const record = failureRecord(exchange, attempt, err, phase, c, extra)
   exchange.failure = record
+  if (exchange.trace !== null) exchange.trace.failed(record, attempt, c)
   if (c.known) edge.log.warn(record)
   else edge.log.error(record)
   edge.hooks.onFailure?.(record)
@@ -100,6 +102,13 @@ export function finish (edge: EdgeRuntime, exchange: Exchange): void {
   if (exchange.clientWriteTimedOut !== null) slowReader(edge, exchange, exchange.clientWriteTimedOut)
   const status = exchange.clientError ?? (sink.started ? sink.status : CLIENT_ABORT_STATUS)
   const record = accessRecord(exchange, status)
+  if (exchange.trace !== null) {
+    const ids = exchange.trace.fields()
+    record.trace_id = ids.trace_id
+    record.span_id = ids.span_id
+    record.trace_flags = ids.trace_flags
+    exchange.trace.end(status)
+  }
   edge.access.request(record, exchange)
   edge.hooks.onAccess?.(record)
   exchange.connection.done(exchange)

@@ -104,6 +104,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
 
   /** Runs the attempt to its end; the promise resolves with the attempt itself, as the outcome. */
   run (): Promise<Attempt> {
+    this.exchange.trace?.attemptStarted(this)
     this.member.inFlight++
     this.member.health.acquire()
     return new Promise(resolve => {
@@ -435,6 +436,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
       this.lease = null
       c.set.transport.release(c, reusable)
     }
+    this.exchange.trace?.attemptEnded(this)
     settle(this)
   }
 }

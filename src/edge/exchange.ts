@@ -13,6 +13,7 @@ import type { Attempt, AttemptSettings } from './attempt.js'
 import type { ClientConnection } from './client-connection.js'
 import type { ClientLink } from './client-link.js'
 import type { ClientSink } from './sink.js'
+import type { ExchangeTrace } from './trace.js'
 
 /**
  * What the edge reads of a client's request: Node's IncomingMessage (HTTP/1.x, and
@@ -87,6 +88,8 @@ export class Exchange {
   aborted = false
   /** The access line is written: the exchange is over. */
   finished = false
+  /** Its spans, when tracing is on (trace.ts); null: off, and nothing traces. */
+  trace: ExchangeTrace | null = null
 
   constructor (readonly ray: string, readonly req: ClientRequest, readonly sink: ClientSink,
     readonly client: ClientFacts, readonly connection: ClientConnection, target: { path: string, query: string }) {

@@ -65,7 +65,11 @@ export interface EdgeIdentity {
   rayHeader: string
   edgeName: string
   clientIpHeader: string | null
+  /** Tracing is on: the origin gets the edge's traceparent, never the client's as it came. */
+  traced?: boolean
 }
+
+const TRACE_CONTEXT = ['traceparent', 'tracestate']
 
 export function headerRules (route: RouteConfig, edge: EdgeIdentity, flags: EdgeFlags, receivedStatus: ProxyStatus | null,
   edgeExtra: readonly string[] = []): HeaderRules {
@@ -82,7 +86,8 @@ export function headerRules (route: RouteConfig, edge: EdgeIdentity, flags: Edge
     hostHeader: route.hostHeader,
     requestExtra: route.requestHeaders,
     responseExtra,
-    dropRequest: new Set([...HOP_BY_HOP, ...IDENTITY, 'host', edge.rayHeader, ...(edge.clientIpHeader === null ? [] : [edge.clientIpHeader]), ...names(route.requestHeaders)]),
+    dropRequest: new Set([...HOP_BY_HOP, ...IDENTITY, 'host', edge.rayHeader, ...(edge.clientIpHeader === null ? [] : [edge.clientIpHeader]), ...names(route.requestHeaders),
+      ...(edge.traced === true ? TRACE_CONTEXT : [])]),
     dropResponse: new Set([...HOP_BY_HOP, 'server', edge.rayHeader, ...names(responseExtra), ...(receivedStatus === null ? [] : ['proxy-status'])]),
     redirectPrefix: route.stripPrefix ? route.path.replace(/\/$/, '') : '',
     receivedStatus,
@@ -130,6 +135,7 @@ export function requestHeaders (exchange: Exchange, member: PoolMember, rules: H
   if (rules.clientIpHeader !== null) out.push(rules.clientIpHeader, client.ip)
   for (let i = 0; i < rules.requestExtra.length; i++) out.push(rules.requestExtra[i] as string)
   out.push(rules.rayHeader, `${exchange.ray}-${rules.edgeName}`)
+  if (exchange.trace !== null) exchange.trace.inject(out)
   out.push('host', rules.hostHeader === 'keep' && exchange.host !== '' ? exchange.host : member.url.host)
   return out
 }

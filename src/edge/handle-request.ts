@@ -95,6 +95,7 @@ function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: ClientRequest, sin
   const connection = ClientConnection.of(carrier, !http2, edge.config.maxPipelined, run)
   const client = clientFacts(req, edge.trust, linkOf(req.socket, http2 ? '2.0' : req.httpVersion === '1.0' ? '1.0' : '1.1'))
   const exchange = new Exchange(ray, req, sink, client, connection, splitTarget(req.url ?? '/'))
+  if (edge.tracing !== null) exchange.trace = edge.tracing.begin(exchange)
   sink.onClose(() => finish(edge, exchange))
   // An HTTP/2 stream reset before Fastify routed its request here (Node's compatibility
   // API) is over already: no origin sees it.

@@ -33,7 +33,7 @@ export type EdgeProxyOptions = EdgeConfig & EdgeHooks & {
 export type StreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], socket: Socket) => void
 
 export const edgeProxy: FastifyPluginAsync<EdgeProxyOptions> = async (app: FastifyInstance, opts) => {
-  const edge = new EdgeRuntime(opts, opts.logger ?? (app.log as Logger), { onAccess: opts.onAccess, onFailure: opts.onFailure }, opts.store)
+  const edge = new EdgeRuntime(opts, opts.logger ?? (app.log as Logger), { onAccess: opts.onAccess, onFailure: opts.onFailure, tracing: opts.tracing }, opts.store)
   const run = runner(edge)
   opts.exposeHealth?.(() => edge.snapshot())
   opts.exposeReload?.(next => edge.reload(next.routes, next.pools))

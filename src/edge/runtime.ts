@@ -19,12 +19,15 @@ import type { ActiveRoute } from './exchange.js'
 import { edgeResponseHeaders, headerRules, type EdgeFlags, type EdgeIdentity, type HeaderRules } from './forward-headers.js'
 import { Router } from './router.js'
 import { staleRoute } from './stale.js'
+import type { EdgeTracing } from './trace.js'
 
 export interface EdgeHooks {
   /** Called with every failure record (the admin listener keeps them by ray id). */
   onFailure?: (record: FailureRecord) => void
   /** Called with every access record (metrics). */
   onAccess?: (record: AccessRecord) => void
+  /** OpenTelemetry spans for every request (trace.ts); absent: off. */
+  tracing?: EdgeTracing | null
 }
 
 /** undici's timers back ours up by this much; ours always answer first. */
@@ -53,6 +56,7 @@ export class EdgeRuntime {
   readonly bare: Pick<HeaderRules, 'rayHeader' | 'edgeName' | 'responseExtra' | 'flags'>
   /** Always online's copies: one store for the process, kept across reloads. */
   readonly cache: StaleStore
+  readonly tracing: EdgeTracing | null
   // Each change of an origin's condition is one line, when it happens: never one per request.
   private readonly health = new HealthStore((pool, origin, t) => {
     const line = { msg: 'origin condition', pool, origin, condition: t.to, from: t.from, evidence: t.evidence }
@@ -65,7 +69,8 @@ export class EdgeRuntime {
     this.proxyStatus = new ProxyStatus({ edgeName: config.edgeName })
     this.access = new AccessLog(log, config.logFields)
     this.trust = compileTrust(config.clientIp.trustedProxies)
-    this.identity = { rayHeader: config.rayHeader, edgeName: config.edgeName, clientIpHeader: config.clientIp.header }
+    this.tracing = hooks.tracing ?? null
+    this.identity = { rayHeader: config.rayHeader, edgeName: config.edgeName, clientIpHeader: config.clientIp.header, traced: this.tracing !== null }
     this.bare = { rayHeader: config.rayHeader, edgeName: config.edgeName, responseExtra: edgeResponseHeaders(config.hsts), flags: this.flags }
     this.cache = store ?? new StaleStore(config.cache.maxBytes, config.cache.maxEntryBytes)
     this.state = this.build(config.routes, config.pools)

@@ -9,6 +9,7 @@
 // after the connection was made.
 
 import { Http2ServerRequest } from 'node:http2'
+import { SpanStatusCode, trace } from '@opentelemetry/api'
 import type {
   FastifyBaseLogger, FastifyReply, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RouteGenericInterface
 } from 'fastify'
@@ -77,6 +78,26 @@ export function edgeOnError (options: EdgeOnErrorOptions = {}): (reply: AnyReply
       pool,
       client: clientRecordOf(request.raw.socket, request.raw.httpVersion)
     }, error, phase, c)
+    // The app traces (its own OpenTelemetry SDK made a span current for this request):
+    // the failure goes on that span as the edge puts it on its own client spans, and the
+    // line and the page carry its ids.
+    const span = trace.getActiveSpan()
+    let traceId: string | null = null
+    if (span !== undefined && span.isRecording()) {
+      span.setAttributes({
+        'error.type': c.proxyStatus ?? c.code ?? '_OTHER',
+        'highproxy.ray_id': ray,
+        'highproxy.edge_status': c.status,
+        'highproxy.phase': phase,
+        ...(c.code === null ? {} : { 'highproxy.error_code': c.code })
+      })
+      span.setStatus({ code: SpanStatusCode.ERROR, message: c.why })
+      const ids = span.spanContext()
+      traceId = ids.traceId
+      record.trace_id = ids.traceId
+      record.span_id = ids.spanId
+      record.trace_flags = (ids.traceFlags & 0xff).toString(16).padStart(2, '0')
+    }
     const log = options.logger ?? reply.log
     if (c.known) log.warn(record)
     else log.error(record)
@@ -95,7 +116,8 @@ export function edgeOnError (options: EdgeOnErrorOptions = {}): (reply: AnyReply
       host: request.host,
       ray,
       // undici unlinks a request body it destroys from its socket (Fastify's request.ip is then undefined).
-      clientIp: request.ip ?? reply.raw.socket?.remoteAddress ?? ''
+      clientIp: request.ip ?? reply.raw.socket?.remoteAddress ?? '',
+      traceId
     }, headers)
     for (let i = 0; i < page.headers.length; i += 2) reply.header(page.headers[i] as string, page.headers[i + 1])
     // Node would send `522 unknown`: the edge status's own name instead.

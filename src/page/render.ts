@@ -51,6 +51,8 @@ export interface ErrorFacts {
   host: string
   ray: string
   clientIp: string
+  /** The request's trace id (32 hex), shown to the owner and in the bodies; null: not traced. */
+  traceId?: string | null
   /** Milliseconds since the epoch. */
   time: number
   /** A sentence for the owner about the origin's condition ("The origin appears to be drowning: …"), appended to what they should check. */
@@ -254,19 +256,18 @@ export class ErrorRenderer {
     this.clock.at(facts.time)
     const host = clean(facts.host, HOST_MAX)
     const note = facts.ownerNote ?? ''
+    const trace = facts.traceId ?? null
     if (format === 'html') {
-      return {
-        headers,
-        body: fill(page.html, {
-          host: escapeHtml(host),
-          html_time: this.clock.html,
-          time: '',
-          ray_id: facts.ray,
-          client_ip: escapeHtml(clean(facts.clientIp, 64)),
-          zone: '',
-          owner_note: note === '' ? '' : ` ${escapeHtml(note)}`
-        })
-      }
+      const body = fill(page.html, {
+        host: escapeHtml(host),
+        html_time: this.clock.html,
+        time: '',
+        ray_id: facts.ray,
+        client_ip: escapeHtml(clean(facts.clientIp, 64)),
+        zone: '',
+        owner_note: note === '' ? '' : ` ${escapeHtml(note)}`
+      })
+      return { headers, body: trace === null ? body : withTraceHtml(body, trace) }
     }
     // The reflected host is the only value that needs encoding: the ray id and the time
     // are hex and digits.
@@ -280,6 +281,28 @@ export class ErrorRenderer {
       zone: safeJson(hostOnly(host)),
       owner_note: note === '' ? '' : safeJson(` ${note}`).slice(1, -1)
     }
-    return { headers, body: fill(format === 'markdown' ? page.markdown : page.json, values) }
+    if (format === 'markdown') {
+      const body = fill(page.markdown, values)
+      return { headers, body: trace === null ? body : withTraceMarkdown(body, trace) }
+    }
+    const body = fill(page.json, values)
+    // The JSON body is one object: the member goes before its closing brace.
+    return { headers, body: trace === null ? body : `${body.slice(0, -1)},"trace_id":"${trace}"}` }
   }
+}
+
+/** The trace id is hex the edge made (never anything the client sent): it needs no escaping. */
+const OWNER_PART = '<h3>If you\'re the owner of this website:</h3>'
+
+/** In the owner's part of the page: the id an owner pastes into their tracing tool. */
+function withTraceHtml (body: string, trace: string): string {
+  const at = body.indexOf('</p>', body.indexOf(OWNER_PART))
+  if (at < 0) return body
+  return `${body.slice(0, at + 4)}\n<p>Trace ID: <code>${trace}</code></p>${body.slice(at + 4)}`
+}
+
+/** In the frontmatter, after ray_id. */
+function withTraceMarkdown (body: string, trace: string): string {
+  const at = body.indexOf('\n', body.indexOf('\nray_id: ') + 1)
+  return at < 0 ? body : `${body.slice(0, at)}\ntrace_id: "${trace}"${body.slice(at)}`
 }

@@ -18,6 +18,8 @@ export interface ErrorPageFacts {
   clientIp: string
   /** A sentence for the owner about the origin's condition; null: none. */
   ownerNote?: string | null
+  /** The request's trace id when it was traced (sampled); null or absent: none. */
+  traceId?: string | null
 }
 
 export interface ErrorPage {
@@ -41,6 +43,7 @@ export class ErrorPages {
       host: facts.host,
       ray: facts.ray,
       clientIp: facts.clientIp,
+      traceId: facts.traceId ?? null,
       time: Date.now(),
       ownerNote: facts.ownerNote ?? null
     }, negotiate(facts.accept))
