@@ -98,8 +98,8 @@ function printDemo (config: Config, demo: Demo, base: string): void {
   const curl = base.startsWith('https:') ? 'curl -ik' : 'curl -i'
   // Short enough, with the one start-up line, for a 24-row terminal.
   const lines = [
-    `highproxy demo: the proxy on ${base} in front of a built-in origin and a real fault lab`,
-    `(connect timeout ${config.connectTimeoutMs} ms, response timeout ${config.responseTimeoutMs} ms). Try:`,
+    `highproxy demo: ${base} in front of a built-in origin and a real fault lab (connect timeout ` +
+      `${config.connectTimeoutMs} ms, response timeout ${config.responseTimeoutMs} ms). Try:`,
     ...demo.links.map(l => `${`  ${curl} ${base}${l.path}`.padEnd(48)}  ` +
       `${l.status ?? 200}  ${l.available ? l.description : `unavailable here: ${l.reason ?? ''}`}`),
     `  ${curl} -H 'accept: application/json' ${base}/lab/522`,

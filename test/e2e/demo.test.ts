@@ -104,7 +104,7 @@ t.test('GET /lab lists the lab as HTML', async t => {
 })
 
 t.test('stderr lists the URLs to try', async t => {
-  t.match(stderr, `the proxy on ${base}`)
+  t.match(stderr, `highproxy demo: ${base} in front of`)
   t.match(stderr, /Try:/)
   for (const path of ['/', '/lab/520', '/lab/521', '/lab/522', '/lab/524', '/lab/525', '/lab/526', '/lab/530']) {
     t.match(stderr, `curl -i ${base}${path}`, path)

@@ -49,12 +49,21 @@ t.teardown(async () => { await plain.close(); await secure.close() })
 const trust = ['--cacert', pki.caFile, '--resolve', `localhost:${secure.port}:127.0.0.1`]
 const base = `https://localhost:${secure.port}`
 
-/** What must be equal across protocols: the per-request values (ray, times, Date) and HTTP/1.1's connection headers left out. */
+/**
+ * The origin's condition counts what each proxy saw ("its last 3 connects were refused"):
+ * the two proxies compared here see different numbers of requests, so the counts go.
+ */
+const uncounted = (text: string): string => text
+  .replace(/its last (\d+ connects were|connect was)/g, 'its last N connects were')
+  .replace(/\d+ of its last (\d+ )?connects?/g, 'N of its last N connects')
+
+/** What must be equal across protocols: the per-request values (ray, times, Date, the condition's counts) and HTTP/1.1's connection headers left out. */
 function comparable (a: Answer): { status: number, headers: Record<string, string>, body: string } {
   const ray = String(a.headers['cf-ray']).slice(0, 16)
   const headers: Record<string, string> = {}
-  for (const [k, v] of Object.entries(a.headers)) if (!['date', 'cf-ray', 'connection', 'keep-alive'].includes(k)) headers[k] = v
-  const body = a.body.replaceAll(ray, 'RAY').replace(/\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?Z?( UTC)?/g, 'TIME')
+  // content-length follows the counts' digits; the bodies are compared whole instead.
+  for (const [k, v] of Object.entries(a.headers)) if (!['date', 'cf-ray', 'connection', 'keep-alive', 'content-length'].includes(k)) headers[k] = uncounted(v)
+  const body = uncounted(a.body.replaceAll(ray, 'RAY').replace(/\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?Z?( UTC)?/g, 'TIME'))
   return { status: a.status, headers, body }
 }
 
