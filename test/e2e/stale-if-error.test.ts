@@ -262,7 +262,11 @@ t.test('the byte bound holds under 10,000 distinct URLs', async t => {
   t.ok(entries > 100 && entries < N, `the least recently used went (${entries} of ${N} kept)`)
   // The bodies live in Buffers: what stays of them after a collection is the store's.
   t.ok(after.arrayBuffers - before.arrayBuffers < 2 * maxBytes, `buffers kept: ${mib(after.arrayBuffers - before.arrayBuffers)} MiB, not the ${mib(N * N_BODY.length)} MiB of every body`)
-  t.ok(after.rss - before.rss < 128 * 2 ** 20, `RSS grew by ${mib(after.rss - before.rss)} MiB`)
+  // What the process still holds after a collection, heap and buffers: every body kept would be
+  // 156 MiB. Not RSS: that is the allocator's high-water mark, and Node 24's keeps more of it
+  // (152 MiB seen with 5 MiB of buffers kept).
+  const held = (after.heapUsed + after.arrayBuffers) - (before.heapUsed + before.arrayBuffers)
+  t.ok(held < 64 * 2 ** 20, `heap and buffers held after GC grew by ${mib(held)} MiB (RSS by ${mib(after.rss - before.rss)} MiB)`)
   // The newest are kept: the last URL answers from the copy once the origin is gone.
   await o.close()
   t.equal((await get(`${proxy.url}/n/${N - 1}`)).body, N_BODY)
