@@ -19,11 +19,11 @@ import { startAdmin, type AdminServer } from './admin/server.js'
 import { localView } from './admin/view.js'
 import { StaleStore } from './cache/stale-store.js'
 import { runPrimary } from './cluster.js'
-import { createLogger } from './log.js'
+import { createLogger } from './log/log.js'
 import { hangupMeans, onShutdown, tolerateLostOutput } from './lifecycle.js'
 import type { MemberHealth } from './origin/pool.js'
-import { buildServer } from './server.js'
-import { startFront, type Front } from './front/start.js'
+import { buildServer } from './listen/server.js'
+import { startFront, type Front } from './listen/tls/start.js'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -225,7 +225,7 @@ async function serve (flags: Flags): Promise<void> {
       failListen(' (redirect)', config.front?.redirect?.host ?? '', config.front?.redirect?.port ?? 0, err))
   }
   front?.startAcme({ onFailure: metrics.acmeFailure })
-  // The pretty format shows this line as one short line (pretty-log.ts); the routes and
+  // The pretty format shows this line as one short line (log/pretty-log.ts); the routes and
   // certificates are for JSON readers, and for a person at debug level.
   logger.info({ listen: base, admin: admin?.url ?? null, tracing: config.tracing === null ? null : { url: config.tracing.url, protocol: config.tracing.protocol, sampler: config.tracing.sampler, ratio: config.tracing.samplerArg }, redirect: front?.redirectUrl ?? null, pid: process.pid, routes: describeRoutes(config), ...front?.describe() }, 'highproxy listening')
   logger.debug({ routes: describeRoutes(config), ...front?.describe() }, 'highproxy configuration')

@@ -8,7 +8,7 @@ import { dialErrorIn, type DialError, type Phase } from './status/errors.js'
 import { CATALOG } from './status/catalog.js'
 import { classify, type Classification } from './status/classify.js'
 import { dial, originTarget, type DialInfo, type Dialled } from './origin/dial.js'
-import { roundMs, since } from './time.js'
+import { roundMs, since } from './log/time.js'
 import { typedUndiciError } from './origin/connection.js'
 
 export interface ProbeReport {

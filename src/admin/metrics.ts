@@ -80,7 +80,7 @@
 // labelled inc() was 3% of the storm's CPU).
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
-import type { AccessRecord, FailureRecord } from '../log.js'
+import type { AccessRecord, FailureRecord } from '../log/log.js'
 import { CONDITIONS, type Condition } from '../origin/conditions.js'
 import { pendingDials } from '../origin/dial.js'
 import type { OriginLoad } from '../origin/load.js'

@@ -6,7 +6,7 @@
 // are all O(1), and get() walks only that ray's own records. Memory is bounded by the
 // capacity: the map never holds a ray whose records have all left the ring.
 
-import type { FailureRecord } from '../log.js'
+import type { FailureRecord } from '../log/log.js'
 
 export const DEFAULT_RAY_BUFFER = 10_000
 

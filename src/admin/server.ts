@@ -18,7 +18,7 @@
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply } from 'fastify'
 import type { Logger } from 'pino'
-import { rayIdIn } from '../edge/ray.js'
+import { rayIdIn } from '../log/ray.js'
 import type { AdminView, Reply } from './view.js'
 
 export interface AdminOptions {

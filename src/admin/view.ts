@@ -1,6 +1,6 @@
 // What the admin listener answers from: one process's own state (here), or, with
 // --workers, the whole set of workers as the primary sees it (cluster-view.ts). The
-// listener itself (server.ts) only routes and writes replies.
+// listener itself (admin/server.ts) only routes and writes replies.
 
 import type { Registry } from 'prom-client'
 import type { StaleStore } from '../cache/stale-store.js'

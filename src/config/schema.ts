@@ -3,7 +3,7 @@
 // it; a test checks the example file loads and names every key).
 
 import { Type, type Static } from '@sinclair/typebox'
-import { LOG_FIELDS, type LogFields } from '../log-schema.js'
+import { LOG_FIELDS, type LogFields } from '../log/log-schema.js'
 import { TracingSchema, type TracingConfig } from './tracing.js'
 
 /** `250ms`, `15s`, `2m`. Bare numbers are refused: "15" could mean seconds or ms. */
@@ -33,7 +33,7 @@ const CertificatePair = Type.Object({
   key: Type.String({ minLength: 1, description: 'PEM file of its private key' })
 }, { additionalProperties: false })
 
-/** listen.tls.acme: certificates obtained and renewed by the edge itself (front/acme.ts). */
+/** listen.tls.acme: certificates obtained and renewed by the edge itself (listen/tls/acme.ts). */
 const AcmeSchema = Type.Object({
   domains: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'DNS names to obtain certificates for, one certificate each; turns TLS on' }),
   email: Type.Optional(Type.String({ minLength: 1, description: 'contact address of the ACME account (expiry warnings from the CA)' })),
@@ -417,7 +417,7 @@ export interface EdgeConfig {
   rayHeader: string
   /** Add our Proxy-Status member, with the origin's status, to relayed responses. */
   receivedStatus: boolean
-  /** The access line's shape (log-schema.ts). */
+  /** The access line's shape (log/log-schema.ts). */
   logFields: LogFields
   tlsTimeoutMs: number
   bodyIdleTimeoutMs: number
@@ -451,7 +451,7 @@ export interface ClientLimits {
   maxConnectionsPerIp: number
 }
 
-/** One certificate the edge serves, read and checked (front/certificates.ts). */
+/** One certificate the edge serves, read and checked (listen/tls/certificates.ts). */
 export interface ServerCertificate {
   cert: string
   key: string
@@ -469,7 +469,7 @@ export interface Http2Limits {
   idleTimeoutMs: number
   maxClientResets: number
   clientResetWindowMs: number
-  /** Frames a second that move no request forward; 0: no budget (front/frame-budget.ts). */
+  /** Frames a second that move no request forward; 0: no budget (listen/tls/frame-budget.ts). */
   maxIdleFrames: number
 }
 

@@ -1,11 +1,11 @@
 // The one access line every request gets, in the shape `log.fields` chose
-// (log-schema.ts): our own record as it is, or the same facts under the names, types and
+// (log/log-schema.ts): our own record as it is, or the same facts under the names, types and
 // units of Cloudflare's Logpush `http_requests` dataset. The Logpush line is built from
 // our record and the exchange it came from, only when that shape is on.
 
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
-import type { AccessRecord, FailureRecord, LogFields, LogpushRecord } from '../log.js'
+import type { AccessRecord, FailureRecord, LogFields, LogpushRecord } from '../log/log.js'
 import { linkOf } from './client-link.js'
 import type { Exchange } from './exchange.js'
 

@@ -1,10 +1,10 @@
 // How a client reached the edge, worked out once per connection: plain HTTP or TLS
 // (with the version and cipher negotiated), HTTP/1.x or HTTP/2. The TLS listener stamps
-// each connection when its handshake completes (front/tls-listener.ts); a socket
+// each connection when its handshake completes (listen/tls/tls-listener.ts); a socket
 // without a stamp is plain HTTP. Requests read the stamp; nothing here runs per request.
 
 import type { TLSSocket } from 'node:tls'
-import type { ClientRecord } from '../log.js'
+import type { ClientRecord } from '../log/log.js'
 
 export interface ClientLink {
   scheme: 'http' | 'https'

@@ -1,11 +1,11 @@
-// The two log records, built from what a request carried (their shapes live in log-schema.ts).
+// The two log records, built from what a request carried (their shapes live in log/log-schema.ts).
 
-import type { AccessRecord, ClientRecord, FailureRecord } from '../log.js'
+import type { AccessRecord, ClientRecord, FailureRecord } from '../log/log.js'
 import type { Condition } from '../origin/conditions.js'
 import type { DialInfo } from '../origin/dial.js'
 import { messageFor, type Classification } from '../status/classify.js'
 import { dialErrorIn, type Phase } from '../status/errors.js'
-import { roundMs } from '../time.js'
+import { roundMs } from '../log/time.js'
 import type { Attempt } from './attempt.js'
 import type { Exchange } from './exchange.js'
 

@@ -6,7 +6,7 @@
 // its origin request is cancelled. Only streams with a body are watched: one that ended
 // with its headers is complete when it arrives.
 
-import { refusal } from './client-errors.js'
+import { refusal } from '../listen/client-errors.js'
 import type { ClientRequest, Exchange } from './exchange.js'
 import type { EdgeRuntime } from './runtime.js'
 

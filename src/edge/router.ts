@@ -1,6 +1,6 @@
 // Which route serves this host and path? First match wins, in configured order.
 
-export { hostOnly } from '../host.js'
+export { hostOnly } from '../page/host.js'
 
 export interface Routable {
   /** Exact host, `*.example.com`, or `*`. */

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino'
 import { StaleStore } from '../cache/stale-store.js'
 import type { EdgeConfig, PoolConfig, RouteConfig } from '../config/schema.js'
-import type { AccessRecord, FailureRecord } from '../log.js'
+import type { AccessRecord, FailureRecord } from '../log/log.js'
 import { HealthStore, type OriginHealth } from '../origin/health.js'
 import { OriginPool, type MemberHealth } from '../origin/pool.js'
 import { Transport, type ConnectionSet } from '../origin/transport.js'

@@ -15,7 +15,7 @@ const kProgress = Symbol('highproxy.requestProgress')
 /** Bytes of a session's frames that carried requests forward (header blocks, body data). */
 export interface Progress { bytes: number }
 
-/** Starts counting what moves the requests of `session` forward (front/frame-budget.ts reads it). */
+/** Starts counting what moves the requests of `session` forward (listen/tls/frame-budget.ts reads it). */
 export function countProgress (session: object): Progress {
   const progress: Progress = { bytes: 0 }
   ;(session as { [kProgress]?: Progress })[kProgress] = progress

@@ -15,7 +15,7 @@ import {
   type Attributes, type Context, type Link, type Span, type TextMapGetter, type TextMapSetter, type Tracer
 } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
-import type { FailureRecord } from '../log.js'
+import type { FailureRecord } from '../log/log.js'
 import { CLIENT_ABORT_STATUS, classify, type Classification } from '../status/classify.js'
 import { dialErrorIn } from '../status/errors.js'
 import type { Attempt } from './attempt.js'

@@ -7,4 +7,4 @@
 export { edgeDispatcher, type EdgeDispatcherOptions } from './dispatcher.js'
 export { edgeOnError, type AnyReply, type EdgeOnErrorOptions, type ReplyFromFailure } from './on-error.js'
 export type { Duration } from './options.js'
-export type { FailureRecord } from '../log.js'
+export type { FailureRecord } from '../log/log.js'

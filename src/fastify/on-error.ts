@@ -16,7 +16,7 @@ import type {
 import { ConfigSchema } from '../config/schema.js'
 import { clientRecordOf } from '../edge/client-link.js'
 import { edgeHeaders } from '../edge/forward-headers.js'
-import { newRayId } from '../edge/ray.js'
+import { newRayId } from '../log/ray.js'
 import { failureLine } from '../edge/records.js'
 import { typedUndiciError } from '../origin/connection.js'
 import { ErrorPages } from '../page/respond.js'

@@ -22,7 +22,7 @@ import {
   TlsHandshakeError, TlsTimeoutError,
   type DialAttempt, type DialFacts, type DialPhase, type DialTimings
 } from '../status/errors.js'
-import { since } from '../time.js'
+import { since } from '../log/time.js'
 import { GateLeft, GateTimeout, type GateOwner, type PendingConnects } from './pending-connects.js'
 import { inTurn } from './turns.js'
 

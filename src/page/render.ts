@@ -7,7 +7,7 @@
 
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { hostOnly } from '../host.js'
+import { hostOnly } from './host.js'
 import {
   CATALOG, UNKNOWN_ERROR_DETAIL,
   type EdgeErrorEntry, type FailedHop, type UnknownErrorCause

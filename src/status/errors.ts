@@ -5,7 +5,7 @@
 // line's `error.code` is always one of these; the system or library code underneath
 // (ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT, UND_ERR_SOCKET…) is its `error.cause.code`.
 
-import type { DialAttempt } from '../log-schema.js'
+import type { DialAttempt } from '../log/log-schema.js'
 
 export type { DialAttempt }
 

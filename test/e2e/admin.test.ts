@@ -11,8 +11,8 @@ import { localView } from '../../src/admin/view.js'
 import { StaleStore } from '../../src/cache/stale-store.js'
 import { resolve, validate } from '../../src/config/load.js'
 import { refusedOrigin } from '../../src/lab/faults.js'
-import { createLogger, type FailureRecord } from '../../src/log.js'
-import { buildServer } from '../../src/server.js'
+import { createLogger, type FailureRecord } from '../../src/log/log.js'
+import { buildServer } from '../../src/listen/server.js'
 import { get, rayOf, type LogLine } from '../helpers.js'
 
 t.test('admin listener: health, readiness, metrics and ray lookup for a 521', async t => {

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import t from 'tap'
 import { FAULT_NAMES, startLab, type FaultName } from '../../src/lab/index.js'
-import { FailureRecordSchema } from '../../src/log-schema.js'
+import { FailureRecordSchema } from '../../src/log/log-schema.js'
 import { ERROR_CODES } from '../../src/status/errors.js'
 import { accessFor, failureFor, get, rayOf, startProxy } from '../helpers.js'
 

@@ -20,8 +20,8 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { resolve, validate } from '../../src/config/load.js'
 import { refusedOrigin } from '../../src/lab/faults.js'
-import { createLogger } from '../../src/log.js'
-import { buildServer } from '../../src/server.js'
+import { createLogger } from '../../src/log/log.js'
+import { buildServer } from '../../src/listen/server.js'
 import { parseAnswer, raw, type Answer } from '../raw-client.js'
 
 type LogLine = Record<string, any>

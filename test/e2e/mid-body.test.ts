@@ -57,7 +57,7 @@ t.test('an origin that resets after 5 of 50 chunks: 200, truncated body, failure
   const access = await proxy.waitForLog(accessFor(ray))
   // Regression: the proxy cutting the client connection itself used to be logged as a
   // client abort (access status 499, "client left"); the client stayed and got a 200 with
-  // a broken body (fixed by 35eb8fa: ctx.truncated in src/edge/plugin.ts).
+  // a broken body (fixed by 35eb8fa: ctx.truncated in src/edge/plugin.ts, now src/listen/plugin.ts).
   t.equal(access.status, 200, 'the access line has the status the client got, not 499')
   t.equal(access.edge_status, null)
 

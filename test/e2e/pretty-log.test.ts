@@ -9,7 +9,7 @@ import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { refusedOrigin } from '../../src/lab/faults.js'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
-import { createLogger } from '../../src/log.js'
+import { createLogger } from '../../src/log/log.js'
 import { CLI } from '../cli-process.js'
 import { get, rayOf } from '../helpers.js'
 

@@ -9,7 +9,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import tlsClient from 'node:tls'
 import t from 'tap'
 import { Value } from '@sinclair/typebox/value'
-import { AccessRecordSchema, LogpushRecordSchema } from '../../src/log-schema.js'
+import { AccessRecordSchema, LogpushRecordSchema } from '../../src/log/log-schema.js'
 import { accessFor, startProxy } from '../helpers.js'
 import { curl, h2request, handshake, makePki } from '../tls-support.js'
 

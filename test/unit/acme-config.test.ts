@@ -8,8 +8,8 @@ import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../../src/config/load.js'
 import type { AcmeConfig } from '../../src/config/schema.js'
-import { defaultStorage } from '../../src/front/acme-config.js'
-import { directorySlug } from '../../src/front/acme-store.js'
+import { defaultStorage } from '../../src/listen/tls/acme-config.js'
+import { directorySlug } from '../../src/listen/tls/acme-store.js'
 
 type Flags = Record<string, string | boolean | undefined>
 const acmeOf = (flags: Flags, env: NodeJS.ProcessEnv = {}): AcmeConfig | null =>

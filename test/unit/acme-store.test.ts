@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { AcmeStore, LOCK_STALE_MS } from '../../src/front/acme-store.js'
+import { AcmeStore, LOCK_STALE_MS } from '../../src/listen/tls/acme-store.js'
 
 const DIRECTORY = 'https://127.0.0.1:14000/dir'
 

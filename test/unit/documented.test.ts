@@ -5,7 +5,7 @@ import t from 'tap'
 import { ERROR_CODES } from '../../src/status/errors.js'
 import { CATALOG } from '../../src/status/catalog.js'
 import { SETTINGS } from '../../src/config/load.js'
-import { AccessRecordSchema, FailureRecordSchema, HighproxyFactsSchema, LogpushRecordSchema } from '../../src/log-schema.js'
+import { AccessRecordSchema, FailureRecordSchema, HighproxyFactsSchema, LogpushRecordSchema } from '../../src/log/log-schema.js'
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
 

@@ -5,7 +5,7 @@ import t from 'tap'
 import { AggregatorRegistry, register as globalRegistry } from 'prom-client'
 import { createMetrics, type OriginHealth } from '../../src/admin/metrics.js'
 import { synDropOrigin } from '../../src/lab/faults.js'
-import type { AccessRecord, FailureRecord } from '../../src/log.js'
+import type { AccessRecord, FailureRecord } from '../../src/log/log.js'
 import { dial } from '../../src/origin/dial.js'
 
 function access (over: Partial<AccessRecord> = {}): AccessRecord {

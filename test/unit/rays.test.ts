@@ -2,7 +2,7 @@
 
 import t from 'tap'
 import { DEFAULT_RAY_BUFFER, RayStore } from '../../src/admin/rays.js'
-import type { FailureRecord } from '../../src/log.js'
+import type { FailureRecord } from '../../src/log/log.js'
 
 const rayN = (n: number): string => n.toString(16).padStart(16, '0')
 

@@ -4,9 +4,9 @@
 // something then, and saying otherwise is an error.
 
 import { createSecureContext } from 'node:tls'
-import { durationMs } from '../config/duration.js'
-import type { ConfigInput, FrontDoor } from '../config/schema.js'
-import { ConfigError } from '../status/errors.js'
+import { durationMs } from '../../config/duration.js'
+import type { ConfigInput, FrontDoor } from '../../config/schema.js'
+import { ConfigError } from '../../status/errors.js'
 import { resolveAcme } from './acme-config.js'
 import { readCertificate } from './certificates.js'
 

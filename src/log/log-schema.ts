@@ -14,9 +14,9 @@
 // one shape.
 
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox'
-import { CONDITIONS } from './origin/conditions.js'
-import { UNKNOWN_ERROR_CAUSES } from './status/catalog.js'
-import { ERROR_CODES, PHASES, type ErrorCode } from './status/errors.js'
+import { CONDITIONS } from '../origin/conditions.js'
+import { UNKNOWN_ERROR_CAUSES } from '../status/catalog.js'
+import { ERROR_CODES, PHASES, type ErrorCode } from '../status/errors.js'
 
 const oneOf = <T extends string>(values: readonly T[], description: string): TUnion<Array<TLiteral<T>>> =>
   Type.Union(values.map(v => Type.Literal(v)), { description })

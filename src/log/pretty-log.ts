@@ -12,8 +12,8 @@
 import { Writable } from 'node:stream'
 import pretty, { type MessageFormatFunc } from 'pino-pretty'
 import type pino from 'pino'
-import { CATALOG } from './status/catalog.js'
-import { CLIENT_ABORT_STATUS } from './status/classify.js'
+import { CATALOG } from '../status/catalog.js'
+import { CLIENT_ABORT_STATUS } from '../status/classify.js'
 import type { AccessRecord, FailureRecord, LogpushRecord } from './log.js'
 
 type Colors = Parameters<MessageFormatFunc>[3]['colors']

@@ -4,9 +4,9 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
-import { connectRefusal, refusedAccess, type RefusalOptions } from '../edge/client-errors.js'
-import { newRayId } from '../edge/ray.js'
-import { headerObject } from '../edge/sink.js'
+import { connectRefusal, refusedAccess, type RefusalOptions } from '../client-errors.js'
+import { newRayId } from '../../log/ray.js'
+import { headerObject } from '../../edge/sink.js'
 
 const ignore = (): void => {}
 

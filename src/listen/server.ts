@@ -6,16 +6,16 @@ import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import type { Server } from 'node:http'
 import type { Http2SecureServer } from 'node:http2'
 import type { Logger } from 'pino'
-import { edgeProxy, type EdgeProxyOptions, type StreamHandler } from './edge/plugin.js'
-import { newRayId } from './edge/ray.js'
-import { limitConnections } from './edge/connection-limits.js'
-import { AccessLog } from './edge/access-log.js'
-import { clientErrorHandler, connectRefusal, frameworkErrorHandler, refusedAccess } from './edge/client-errors.js'
-import { rawResponse } from './page/raw-response.js'
-import { ProxyStatus } from './page/proxy-status.js'
-import { resolve, validate } from './config/load.js'
-import type { ClientLimits } from './config/schema.js'
-import type { TlsFront, Http1Settings } from './front/tls-listener.js'
+import { edgeProxy, type EdgeProxyOptions, type StreamHandler } from './plugin.js'
+import { newRayId } from '../log/ray.js'
+import { limitConnections } from './connection-limits.js'
+import { AccessLog } from '../edge/access-log.js'
+import { clientErrorHandler, connectRefusal, frameworkErrorHandler, refusedAccess } from './client-errors.js'
+import { rawResponse } from '../page/raw-response.js'
+import { ProxyStatus } from '../page/proxy-status.js'
+import { resolve, validate } from '../config/load.js'
+import type { ClientLimits } from '../config/schema.js'
+import type { TlsFront, Http1Settings } from './tls/tls-listener.js'
 
 /** Client-side limits from the schema's defaults, for callers that give none. */
 const defaultClientLimits = (): ClientLimits => resolve(validate({}), false).client
@@ -64,7 +64,7 @@ export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logge
   }
   await app.register(edgeProxy, { ...edge, logger, ...(front?.http2 === true ? { exposeStreams: (serve: StreamHandler) => front.serveStreams(serve) } : {}) })
   limitConnections(app.server, client, refusals, front !== null)
-  // HTTP/1.1's CONNECT (HTTP/2's is a stream: front/http2-connect.ts).
+  // HTTP/1.1's CONNECT (HTTP/2's is a stream: listen/tls/http2-connect.ts).
   app.server.on('connect', (req: IncomingMessage, socket: Socket) => {
     const ray = newRayId()
     const answer = connectRefusal(refusals, ray)

@@ -7,9 +7,9 @@
 import type { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import { refusal, refusedAccess, type RefusalOptions } from '../edge/client-errors.js'
-import { newRayId } from '../edge/ray.js'
-import { rawResponse } from '../page/raw-response.js'
+import { refusal, refusedAccess, type RefusalOptions } from '../client-errors.js'
+import { newRayId } from '../../log/ray.js'
+import { rawResponse } from '../../page/raw-response.js'
 
 /** OpenSSL's code for an HTTP request where a ClientHello was expected. */
 export const PLAIN_HTTP_ERROR = 'ERR_SSL_HTTP_REQUEST'

@@ -17,7 +17,7 @@
 import { constants, type Http2Session } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
-import { countProgress, type Progress } from '../edge/stream-request.js'
+import { countProgress, type Progress } from '../../edge/stream-request.js'
 import { sendAway } from './reset-guard.js'
 
 /** The smallest HTTP/2 frame: a frame header with no payload. */

@@ -9,8 +9,8 @@
 
 import { constants, type Http2Session } from 'node:http2'
 import type { Socket } from 'node:net'
-import { refusedAccess, type RefusalOptions } from '../edge/client-errors.js'
-import { newRayId } from '../edge/ray.js'
+import { refusedAccess, type RefusalOptions } from '../client-errors.js'
+import { newRayId } from '../../log/ray.js'
 import { sendAway } from './reset-guard.js'
 
 export function watchFirstRequest (session: Http2Session, headersTimeoutMs: number, refusals: RefusalOptions): void {

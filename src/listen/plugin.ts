@@ -13,8 +13,8 @@ import type { Logger } from 'pino'
 import type { StaleStore } from '../cache/stale-store.js'
 import type { EdgeConfig } from '../config/schema.js'
 import type { MemberHealth } from '../origin/pool.js'
-import { handleRequest, handleStream, handleUpgrade, runner } from './handle-request.js'
-import { EdgeRuntime, type EdgeHooks } from './runtime.js'
+import { handleRequest, handleStream, handleUpgrade, runner } from '../edge/handle-request.js'
+import { EdgeRuntime, type EdgeHooks } from '../edge/runtime.js'
 
 export type EdgeProxyOptions = EdgeConfig & EdgeHooks & {
   /** Where access and failure lines go; default the Fastify instance's logger. */

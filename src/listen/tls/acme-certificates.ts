@@ -8,7 +8,7 @@
 
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
-import type { ServerCertificate } from '../config/schema.js'
+import type { ServerCertificate } from '../../config/schema.js'
 import type { AcmeStore } from './acme-store.js'
 
 export const ACME_TLS_ALPN = 'acme-tls/1'

@@ -11,10 +11,10 @@ import type { Socket } from 'node:net'
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls'
 import type { AcmeCertificates } from './acme-certificates.js'
 import type { Logger } from 'pino'
-import type { ClientLimits, FrontDoor, ServerCertificate } from '../config/schema.js'
-import { stampTls } from '../edge/client-link.js'
-import type { RefusalOptions } from '../edge/client-errors.js'
-import type { StreamHandler } from '../edge/plugin.js'
+import type { ClientLimits, FrontDoor, ServerCertificate } from '../../config/schema.js'
+import { stampTls } from '../../edge/client-link.js'
+import type { RefusalOptions } from '../client-errors.js'
+import type { StreamHandler } from '../plugin.js'
 import { refuseConnect } from './http2-connect.js'
 import { watchFirstRequest } from './first-request.js'
 import { FrameBudget } from './frame-budget.js'
@@ -72,7 +72,7 @@ export class TlsFront {
   private readonly guard: ResetGuard
   private readonly frames: FrameBudget
 
-  /** Certificates obtained by ACME (front/acme.ts fills it); null: no ACME. */
+  /** Certificates obtained by ACME (listen/tls/acme.ts fills it); null: no ACME. */
   acme: AcmeCertificates | null = null
 
   constructor (private config: FrontDoor, private readonly log: Logger) {

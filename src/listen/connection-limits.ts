@@ -8,7 +8,7 @@ import type { Socket } from 'node:net'
 import type { ClientLimits } from '../config/schema.js'
 import { rawResponse } from '../page/raw-response.js'
 import { refusal, refusedAccess, type RefusalOptions } from './client-errors.js'
-import { newRayId } from './ray.js'
+import { newRayId } from '../log/ray.js'
 
 export function limitConnections (server: Server, limits: ClientLimits, opts: RefusalOptions, tls: boolean): void {
   let open = 0

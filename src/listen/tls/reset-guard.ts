@@ -10,7 +10,7 @@
 import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
-import type { Http2Limits } from '../config/schema.js'
+import type { Http2Limits } from '../../config/schema.js'
 
 /** How long a client told GOAWAY may take to leave before its connection is destroyed. */
 const GOAWAY_GRACE_MS = 1000

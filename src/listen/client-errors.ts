@@ -5,14 +5,14 @@
 import type { Socket } from 'node:net'
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import type { AccessRecord } from '../log.js'
+import type { AccessRecord } from '../log/log.js'
 import { rawResponse } from '../page/raw-response.js'
 import type { ProxyStatus } from '../page/proxy-status.js'
-import type { AccessLog } from './access-log.js'
-import { ClientConnection } from './client-connection.js'
-import { linkOf } from './client-link.js'
-import { SERVER_NAME } from './forward-headers.js'
-import { newRayId } from './ray.js'
+import type { AccessLog } from '../edge/access-log.js'
+import { ClientConnection } from '../edge/client-connection.js'
+import { linkOf } from '../edge/client-link.js'
+import { SERVER_NAME } from '../edge/forward-headers.js'
+import { newRayId } from '../log/ray.js'
 
 /** A well-formed request line with a version Node's parser does not speak (`HTTP/1.2`, `HTTP/3.0`). */
 const OTHER_VERSION = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ HTTP\/\d\.\d\r\n/

@@ -8,11 +8,11 @@
 import { readFile } from 'node:fs/promises'
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { join } from 'node:path'
-import type { AccessLog } from '../edge/access-log.js'
-import { HOST } from '../edge/admit.js'
-import { refusedAccess } from '../edge/client-errors.js'
-import { SERVER_NAME } from '../edge/forward-headers.js'
-import { newRayId } from '../edge/ray.js'
+import type { AccessLog } from '../../edge/access-log.js'
+import { HOST } from '../../edge/admit.js'
+import { refusedAccess } from '../client-errors.js'
+import { SERVER_NAME } from '../../edge/forward-headers.js'
+import { newRayId } from '../../log/ray.js'
 
 const ACME_PREFIX = '/.well-known/acme-challenge/'
 const TOKEN = /^[A-Za-z0-9_-]+$/
