@@ -1,5 +1,5 @@
 // Every failure the lab can make, through a real proxy: the failure line's `error.code` is a
-// documented HPX_ERR_* code (README, Error codes) and the system or library code that
+// documented HPX_ERR_* code (docs/logs.md, Error codes) and the system or library code that
 // decided the status is its `error.cause.code`, so an alert written on a documented code
 // fires. The access line of the same request carries the attempt's connect time.
 

@@ -1,10 +1,11 @@
 // What a user installs: `npm pack` of this repository (dist as built: `npm run build`
 // first), installed into a new project (with @fastify/http-proxy, the optional peer of
 // `highproxy/fastify`), whose tests import `highproxy/lab`, `highproxy/fastify` and
-// `highproxy`. There the README's node:test examples are type-checked with this
-// repository's tsc against the shipped .d.ts files and run with node --test, next to a
-// check that the packed edge still finds its page templates. So the export map, the types
-// and the templates ship.
+// `highproxy`. There the node:test examples of docs/lab.md and docs/fastify.md (plain
+// JavaScript, as a user on Node 20 runs them) run with node --test, next to a TypeScript
+// test and a type check compiled with this repository's tsc against the shipped .d.ts
+// files, and a check that the packed edge still finds its page templates. So the export
+// map, the types and the templates ship.
 
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -25,11 +26,11 @@ const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.st
 const inDir = (cwd: string, file: string, args: string[]): Promise<{ stdout: string, stderr: string }> =>
   run(file, args, { cwd, env, timeout: 45_000, maxBuffer: 16 * 1024 * 1024 })
 
-/** A README example: the block after the comment that names this file and `what`. */
-async function readmeExample (what: string): Promise<string> {
-  const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
-  const block = new RegExp(`<!-- test/e2e/lab-package\\.test\\.ts runs this ${what}[^>]*-->\\s*\`\`\`ts\\n([\\s\\S]*?)\`\`\``).exec(readme)?.[1]
-  if (block === undefined) throw new Error(`README.md has no "${what}" block marked for test/e2e/lab-package.test.ts`)
+/** A docs example: the block after the comment that names this file and `what`, in docs/`page`. */
+async function docsExample (page: string, what: string): Promise<string> {
+  const text = await readFile(join(ROOT, 'docs', page), 'utf8')
+  const block = new RegExp(`<!-- test/e2e/lab-package\\.test\\.ts runs this ${what}[^>]*-->\\s*\`\`\`js\\n([\\s\\S]*?)\`\`\``).exec(text)?.[1]
+  if (block === undefined) throw new Error(`docs/${page} has no "${what}" block marked for test/e2e/lab-package.test.ts`)
   return block
 }
 
@@ -80,7 +81,7 @@ export function fastifyTyped (): void {
 }
 `
 
-t.test('the packed tarball, installed in a new project, runs the node:test examples of the README', async t => {
+t.test('the packed tarball, installed in a new project, runs the node:test examples of the docs', async t => {
   const dir = await mkdtemp(join(tmpdir(), 'highproxy-package-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const project = join(dir, 'project')
@@ -98,8 +99,9 @@ t.test('the packed tarball, installed in a new project, runs the node:test examp
   const httpProxy = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies['@fastify/http-proxy']
   await inDir(project, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(dir, filename), `@fastify/http-proxy@${httpProxy ?? ''}`])
 
-  await writeFile(join(project, 'price.test.ts'), await readmeExample('example'))
-  await writeFile(join(project, 'fastify.test.ts'), await readmeExample('highproxy/fastify example'))
+  // JavaScript, run as it is: neither compiled nor type-checked (TYPES_CHECK holds the types).
+  await writeFile(join(project, 'price.test.mjs'), await docsExample('lab.md', 'example'))
+  await writeFile(join(project, 'fastify.test.mjs'), await docsExample('fastify.md', 'highproxy/fastify example'))
   await writeFile(join(project, 'edge.test.ts'), EDGE_TEST)
   await writeFile(join(project, 'types-check.ts'), TYPES_CHECK)
   // http-proxy's types import three names from ws, whose types (@types/ws) it does not
@@ -129,7 +131,7 @@ t.test('the packed tarball, installed in a new project, runs the node:test examp
   t.equal(compiled, '', 'the project type-checks against the shipped .d.ts files')
   if (compiled !== '') return
 
-  const tested = await inDir(project, process.execPath, ['--test', '--test-reporter=tap', 'out/price.test.js', 'out/edge.test.js', 'out/fastify.test.js'])
+  const tested = await inDir(project, process.execPath, ['--test', '--test-reporter=tap', 'price.test.mjs', 'out/edge.test.js', 'fastify.test.mjs'])
     .then(r => r.stdout, (err: { stdout?: string }) => err.stdout ?? String(err))
   t.match(tested, /^# pass 3$/m, 'the three tests pass there')
   t.match(tested, /^# fail 0$/m)

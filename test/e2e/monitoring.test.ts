@@ -1,5 +1,5 @@
 // What ships for operators, held against a live proxy (--workers 2 on loopback, after
-// real traffic): the README's metric list is what /metrics exports (names, types,
+// real traffic): the metric list of docs/operations.md is what /metrics exports (names, types,
 // labels); every metric the Grafana dashboard and the Prometheus rules read exists
 // there; the rules pass promtool's check and unit tests, one per alert; the dashboard's
 // queries parse; and the documented jq query finds a ray in the log lines.
@@ -41,11 +41,11 @@ const variables = dashboard.templating.list as Obj[]
 const metricsIn = (expr: string): string[] => [...expr.matchAll(/(?<![\w:])highproxy_[a-z0-9_]+(?![\w:])/g)].map(m => m[0])
 const recordedIn = (expr: string): string[] => [...expr.matchAll(/\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b/g)].map(m => m[0])
 
-/** The README's metric table: name → type and labels; and the families written with a `*`. */
+/** The metric table of docs/operations.md: name → type and labels; and the families written with a `*`. */
 function documented (): { metrics: Map<string, { type: string, labels: string[] }>, families: string[] } {
   const metrics = new Map<string, { type: string, labels: string[] }>()
   const families: string[] = []
-  for (const line of read('README.md').split('\n')) {
+  for (const line of read('docs', 'operations.md').split('\n')) {
     const cells = line.trim().split('|').map(c => c.trim())
     if (!(cells[1] ?? '').startsWith('`highproxy_')) continue
     const names = [...(cells[1] as string).matchAll(/`([^`]+)`/g)].map(m => m[1] as string)
@@ -95,9 +95,9 @@ t.test('monitoring assets against a live --workers 2 proxy', async t => {
     .filter(s => s.name === name || s.name.replace(/_(bucket|sum|count)$/, '') === name)
     .flatMap(s => Object.keys(s.labels)).filter(l => l !== 'le'))].sort()
 
-  t.test('the README lists every metric /metrics exports, with its type and labels', async t => {
+  t.test('docs/operations.md lists every metric /metrics exports, with its type and labels', async t => {
     const { metrics, families } = documented()
-    t.ok(metrics.size >= 10, `${metrics.size} metrics in the README`)
+    t.ok(metrics.size >= 10, `${metrics.size} metrics in docs/operations.md`)
     for (const [name, doc] of metrics) {
       t.equal(exported.get(name), doc.type, `${name} is exported as a ${doc.type}`)
       // A labelled metric with no series in this run (certificate expiry: this proxy has
@@ -107,7 +107,7 @@ t.test('monitoring assets against a live --workers 2 proxy', async t => {
     }
     for (const name of exported.keys()) {
       if (families.some(f => name.startsWith(f))) continue
-      t.ok(metrics.has(name), `${name} is in the README`)
+      t.ok(metrics.has(name), `${name} is in docs/operations.md`)
     }
     t.ok(families.every(f => [...exported.keys()].some(n => n.startsWith(f))), `families ${families.join(', ')} exist`)
   })
