@@ -1,4 +1,4 @@
-// The edge's flat header list as the headers object of an HTTP/2 response (sink.ts).
+// The edge's flat header list as the headers object of an HTTP/2 response (page/write.ts).
 
 import t from 'tap'
 import { headerObject } from '../../src/page/write.js'
