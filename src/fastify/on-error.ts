@@ -49,6 +49,7 @@ export interface ReplyFromFailure {
 }
 
 const FN = 'edgeOnError'
+const NO_EXTRA: readonly string[] = []
 const EDGE = ConfigSchema.properties.edge.properties
 
 export function edgeOnError (options: EdgeOnErrorOptions = {}): (reply: AnyReply, failure: ReplyFromFailure) => void {
@@ -104,7 +105,7 @@ export function edgeOnError (options: EdgeOnErrorOptions = {}): (reply: AnyReply
 
     // What the request is, not the version its request line typed (`GET / HTTP/2.0` over HTTP/1).
     const http2 = request.raw instanceof Http2ServerRequest
-    const headers = edgeHeaders(ray, identity, [], false, http2)
+    const headers = edgeHeaders(ray, identity, NO_EXTRA, false, http2)
     // The rest of the request body will never be read (the dispatcher destroyed it, as
     // undici's own does; edgeDispatcher's drains it): the connection cannot carry another request.
     if (!request.raw.complete && request.raw.destroyed && !http2) headers.push('connection', 'close')
