@@ -9,6 +9,18 @@ import type { AccessRecord, FailureRecord, LogFields, LogpushRecord } from '../l
 import { linkOf } from './client-link.js'
 import type { Exchange } from './exchange.js'
 
+/**
+ * The access line of a request refused before the edge's handler saw it (or without an
+ * exchange): the parser's refusals, the connection limits, a CONNECT, the redirect
+ * listener. `socket` is the connection it came on.
+ */
+export function refusedAccess (ray: string, status: number, refused: string, method: string, host: string, socket: object | null): AccessRecord {
+  return {
+    msg: 'access', method, host, path: '', status, ray_id: ray, duration_ms: 0, route: null, edge_status: status,
+    ttfb_ms: null, connect_ms: null, pool: null, origin: null, refused, client: linkOf(socket).log
+  }
+}
+
 const NS_PER_MS = 1_000_000n
 
 /** Logpush's `*Ms` fields are integers, 0 for what did not happen. */

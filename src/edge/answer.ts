@@ -10,7 +10,8 @@ import type { OriginCondition } from '../origin/conditions.js'
 import type { Attempt } from './attempt.js'
 import type { Exchange } from './exchange.js'
 import { watchFlush } from './client-write.js'
-import { edgeHeaders } from './forward-headers.js'
+import { edgeHeaders } from '../page/edge-headers.js'
+import { writeToSink } from '../page/write.js'
 import { accessRecord, failureRecord, type FailureExtras } from './records.js'
 import type { EdgeRuntime } from './runtime.js'
 
@@ -42,7 +43,7 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
   if (sink.started || sink.gone) return
   const rules = exchange.route?.settings.headers ?? edge.bare
   const http2 = exchange.client.http2
-  const before = edgeHeaders(exchange.ray, rules, http2)
+  const before = edgeHeaders(exchange.ray, rules, rules.responseExtra, rules.flags.draining, http2)
   // HTTP/2 has no connection header: an unread stream body is reset, not the connection.
   if (close && !rules.flags.draining && !http2) before.push('connection', 'close')
   // Nothing read after a request whose connection closes is served: a pipelined request
@@ -64,8 +65,7 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
     traceId: exchange.trace === null ? null : exchange.trace.pageTraceId()
   }, before)
   const wire = exchange.route?.config.statusRewrite.get(answer.status) ?? answer.status
-  sink.start(wire, reasonPhrase(wire), page.headers)
-  sink.end(exchange.method === 'HEAD' ? undefined : page.body)
+  writeToSink(sink, wire, reasonPhrase(wire), page.headers, page.body, exchange.method === 'HEAD')
   // A client that reads nothing (an HTTP/2 window of 0) must not hold the page for ever.
   if (!sink.completed) watchFlush(exchange, edge.config.clientWriteTimeoutMs)
 }

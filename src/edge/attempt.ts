@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { typedUndiciError, type OriginConnection } from '../origin/connection.js'
 import type { PoolMember } from '../origin/pool.js'
+import { switchingHead } from '../page/raw-response.js'
 import {
   BadResponseError, BodyIdleTimeoutError, ClientWriteTimeoutError, OriginErrorReplacedError, ResponseTimeoutError, WriteTimeoutError,
   dialErrorIn, withoutStack, type Phase
@@ -330,9 +331,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     const closed = connection.set.transport.tunnel(connection)
     const client = sink.switched(statusCode)
     const headers = responseHeaders(this.exchange, this.member, statusCode, originHeaders, this.settings.headers, true)
-    let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`
-    for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
-    client.write(head + 'connection: upgrade\r\n\r\n')
+    client.write(switchingHead(statusCode, headers))
     const early = this.exchange.upgradeHead
     if (early !== null && early.length > 0) origin.write(early)
     const member = this.member

@@ -10,7 +10,9 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { RouteConfig } from '../config/schema.js'
 import type { PoolMember } from '../origin/pool.js'
+import { edgeHeaders } from '../page/edge-headers.js'
 import { appendMember, type ProxyStatus } from '../page/proxy-status.js'
+import { rayHeaderValue } from '../log/ray.js'
 import type { Exchange } from './exchange.js'
 
 const HOP_BY_HOP = [
@@ -27,8 +29,6 @@ const IDENTITY = [
   'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port',
   'x-real-ip', 'true-client-ip', 'cf-connecting-ip', 'x-client-ip', 'x-cluster-client-ip'
 ]
-
-export const SERVER_NAME = 'highproxy'
 
 /** Flags shared by every route, changed at run time. */
 export interface EdgeFlags {
@@ -54,11 +54,6 @@ export interface HeaderRules {
   /** When relayed responses carry our Proxy-Status member (received-status). */
   readonly receivedStatus: ProxyStatus | null
   readonly flags: EdgeFlags
-}
-
-/** The edge's own response headers for every route (Strict-Transport-Security), flat; a route's own win. */
-export function edgeResponseHeaders (hsts: string | null | undefined): string[] {
-  return hsts === null || hsts === undefined ? [] : ['strict-transport-security', hsts]
 }
 
 export interface EdgeIdentity {
@@ -95,19 +90,6 @@ export function headerRules (route: RouteConfig, edge: EdgeIdentity, flags: Edge
   }
 }
 
-/**
- * Headers on every response the edge sends, proxied or its own: the ray id, our Server,
- * the route's extras. HTTP/2 has no Connection header (RFC 9113 §8.2.2): a draining
- * server sends its sessions GOAWAY instead.
- */
-export function edgeHeaders (ray: string, rules: Pick<HeaderRules, 'rayHeader' | 'edgeName' | 'responseExtra' | 'flags'>, http2: boolean): string[] {
-  const headers = [rules.rayHeader, `${ray}-${rules.edgeName}`, 'server', SERVER_NAME]
-  // A kept-alive connection would hold a draining server open until its idle timeout.
-  if (rules.flags.draining && !http2) headers.push('connection', 'close')
-  for (let i = 0; i < rules.responseExtra.length; i++) headers.push(rules.responseExtra[i] as string)
-  return headers
-}
-
 /** `Connection: keep-alive, x-secret-hop` names more hop-by-hop headers for this request. */
 function listedByConnection (value: string | undefined): Set<string> | null {
   if (value === undefined || value === 'keep-alive' || value === 'close') return null
@@ -134,7 +116,7 @@ export function requestHeaders (exchange: Exchange, member: PoolMember, rules: H
   out.push('x-forwarded-for', client.forwardedFor, 'x-forwarded-proto', client.forwardedProto, 'x-forwarded-host', exchange.host)
   if (rules.clientIpHeader !== null) out.push(rules.clientIpHeader, client.ip)
   for (let i = 0; i < rules.requestExtra.length; i++) out.push(rules.requestExtra[i] as string)
-  out.push(rules.rayHeader, `${exchange.ray}-${rules.edgeName}`)
+  out.push(rules.rayHeader, rayHeaderValue(exchange.ray, rules.edgeName))
   if (exchange.trace !== null) exchange.trace.inject(out)
   out.push('host', rules.hostHeader === 'keep' && exchange.host !== '' ? exchange.host : member.url.host)
   return out
@@ -148,7 +130,7 @@ export function requestHeaders (exchange: Exchange, member: PoolMember, rules: H
  */
 export function responseHeaders (exchange: Exchange, member: PoolMember, status: number, origin: IncomingHttpHeaders, rules: HeaderRules,
   upgrade = false): string[] {
-  const headers = edgeHeaders(exchange.ray, rules, exchange.client.http2)
+  const headers = edgeHeaders(exchange.ray, rules, rules.responseExtra, rules.flags.draining, exchange.client.http2)
   if (rules.receivedStatus !== null) headers.push('proxy-status', appendMember(origin['proxy-status'], rules.receivedStatus.forRelayed(status)))
   const drop = rules.dropResponse
   for (const name in origin) {

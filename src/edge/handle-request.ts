@@ -19,8 +19,10 @@ import { classify } from '../status/classify.js'
 import { refusalOf, unescapeSlashes, type Refusal } from './admit.js'
 import { answerError, finish, logFailure } from './answer.js'
 import { hasBody, meterBody } from './body.js'
-import { refusal, refusedAccess } from '../listen/client-errors.js'
+import { refusedAccess } from './access-log.js'
 import { rawResponse } from '../page/raw-response.js'
+import { refusal, refusalFacts } from '../page/refusal.js'
+import { writeToSink } from '../page/write.js'
 import { clientFacts } from './client-ip.js'
 import { ClientConnection, type ExchangeRunner } from './client-connection.js'
 import { linkOf } from './client-link.js'
@@ -28,7 +30,7 @@ import { Exchange, type ClientRequest } from './exchange.js'
 import { FAULT_HEADER, applies, injectedFailure, parseFault } from './fault-injection.js'
 import { proxy } from './proxy-loop.js'
 import { watchRequestDeadline } from './request-deadline.js'
-import { isRayId, newRayId } from '../log/ray.js'
+import { isRayId, newRayId, rayHeaderValue } from '../log/ray.js'
 import { hostOnly, splitTarget } from './router.js'
 import type { EdgeRuntime } from './runtime.js'
 import { ResponseSink, SocketSink, StreamSink, type ClientSink } from './sink.js'
@@ -124,10 +126,9 @@ function arrivalFailed (edge: EdgeRuntime, req: ClientRequest, sink: ClientSink,
   const http1 = streamOf(req) === null
   try {
     if (!sink.started && !sink.gone) {
-      const headers = [edge.config.rayHeader, `${ray}-${edge.config.edgeName}`, 'content-type', 'text/plain; charset=utf-8']
+      const headers = [edge.config.rayHeader, rayHeaderValue(ray, edge.config.edgeName), 'content-type', 'text/plain; charset=utf-8']
       if (http1) headers.push('connection', 'close')
-      sink.start(502, 'Bad Gateway', headers)
-      sink.end('502 Bad Gateway: the edge failed to serve this request\n')
+      writeToSink(sink, 502, 'Bad Gateway', headers, '502 Bad Gateway: the edge failed to serve this request\n', false)
     } else sink.cut()
   } catch {
     sink.cut()
@@ -186,12 +187,10 @@ async function serve (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
 /** Refused before any origin saw it. An unread body means the connection cannot carry another request. */
 function refuse (edge: EdgeRuntime, exchange: Exchange, refusal: Refusal): void {
   exchange.refused = refusal.reason
-  // Malformed is the client's error; over a limit is the edge's policy (RFC 9209 §2.3).
-  const proxyStatus = refusal.status === 400 || refusal.status === 501 || refusal.status === 505 ? 'http_request_error' : 'http_request_denied'
   // A request the edge cannot frame or speak (a version, a transfer coding) leaves the
   // connection's next bytes unframed too: it closes.
   const close = hasBody(exchange.req) || refusal.status === 505 || refusal.status === 501
-  answerError(edge, exchange, { status: refusal.status, cause: null, proxyStatus, why: `the edge refused this request (${refusal.reason})` }, close)
+  answerError(edge, exchange, refusalFacts(refusal.status, refusal.reason), close)
 }
 
 /** The bytes pipelined behind a refused upgrade request: a 400 of their own, after its answer. */

@@ -4,14 +4,18 @@
 // (and its connection) waiting. A stream whose body is not all in within the limit gets
 // the same 408 as over HTTP/1.1, or a reset when its response had already begun, and
 // its origin request is cancelled. Only streams with a body are watched: one that ended
-// with its headers is complete when it arrives.
+// with its headers is complete when it arrives. The 408 is the edge's own answer like
+// any refusal of a request it read: the negotiated page, the route's headers and its
+// status rewrite.
 
-import { refusal } from '../listen/client-errors.js'
+import { refusalFacts } from '../page/refusal.js'
+import { answerError } from './answer.js'
 import type { ClientRequest, Exchange } from './exchange.js'
 import type { EdgeRuntime } from './runtime.js'
 
 /** Node's code for the same timeout on HTTP/1.x: the access line's `refused` is the same. */
 const REQUEST_TIMEOUT = 'ERR_HTTP_REQUEST_TIMEOUT'
+const TIMED_OUT = refusalFacts(408, REQUEST_TIMEOUT)
 
 export function watchRequestDeadline (edge: EdgeRuntime, exchange: Exchange, req: ClientRequest): void {
   const timer = setTimeout(timedOut, edge.config.clientRequestTimeoutMs, edge, exchange)
@@ -28,7 +32,5 @@ function timedOut (edge: EdgeRuntime, exchange: Exchange): void {
   exchange.abort()
   const sink = exchange.sink
   if (sink.started) { sink.cut(); return }
-  const answer = refusal({ rayHeader: edge.config.rayHeader, edgeName: edge.config.edgeName, proxyStatus: edge.proxyStatus }, 408, exchange.ray)
-  sink.start(408, 'Request Timeout', answer.headers)
-  sink.end(answer.body)
+  answerError(edge, exchange, TIMED_OUT)
 }

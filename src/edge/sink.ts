@@ -4,11 +4,12 @@
 // written the same way by the attempt and the error pages; only these classes know the
 // difference.
 
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { constants, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import { rawHead } from '../page/raw-response.js'
+import { headerObject } from '../page/write.js'
 
 export interface ClientSink {
   /** The status line went out: the status can no longer change. */
@@ -135,24 +136,6 @@ export class StreamSink implements ClientSink {
     if (this.stream.closed) done()
     else this.stream.once('close', done)
   }
-}
-
-/**
- * The flat name/value list the edge builds, as the headers object Node's HTTP/2 core
- * takes (lower-case names; a repeated name, such as set-cookie, as a list of values).
- */
-export function headerObject (status: number, flat: string[]): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = Object.create(null)
-  out[':status'] = status
-  for (let i = 0; i < flat.length; i += 2) {
-    const name = (flat[i] as string).toLowerCase()
-    const value = flat[i + 1] as string
-    const prior = out[name]
-    if (prior === undefined) out[name] = value
-    else if (Array.isArray(prior)) prior.push(value)
-    else out[name] = [prior as string, value]
-  }
-  return out
 }
 
 /** An upgrade request's socket: answers in raw HTTP/1.1, and the connection closes after. */

@@ -17,7 +17,9 @@ import type { RouteConfig, StaleIfErrorConfig } from '../config/schema.js'
 import type { Classification } from '../status/classify.js'
 import type { Behind } from './answer.js'
 import type { Exchange } from './exchange.js'
-import { edgeHeaders, type HeaderRules } from './forward-headers.js'
+import type { HeaderRules } from './forward-headers.js'
+import { edgeHeaders } from '../page/edge-headers.js'
+import { writeToSink } from '../page/write.js'
 import type { EdgeRuntime } from './runtime.js'
 
 export interface StaleRoute {
@@ -129,7 +131,7 @@ export function sendCopy (edge: EdgeRuntime, exchange: Exchange, stale: StaleRou
   const rules = (exchange.route as NonNullable<Exchange['route']>).settings.headers
   const policy = copy.terms.policy
   const age = policy.age()
-  const headers = edgeHeaders(exchange.ray, rules, exchange.client.http2)
+  const headers = edgeHeaders(exchange.ray, rules, rules.responseExtra, rules.flags.draining, exchange.client.http2)
   headers.push(
     'proxy-status', edge.proxyStatus.forFailure(c, behind.error, exchange.pool?.config.name ?? null, behind.receivedStatus),
     'age', String(Math.floor(age)),
@@ -137,7 +139,5 @@ export function sendCopy (edge: EdgeRuntime, exchange: Exchange, stale: StaleRou
     'cache-status', serializeList([[stale.cacheName, new Map<string, BareItem>([['hit', true], ['ttl', Math.round(policy.maxAge() - age)], ['detail', STALE_DETAIL]])] as Item])
   )
   for (let i = 0; i < copy.headers.length; i++) headers.push(copy.headers[i] as string)
-  sink.start(copy.status, copy.text, headers)
-  if (exchange.method !== 'HEAD' && copy.body.length > 0) sink.write(copy.body)
-  sink.end()
+  writeToSink(sink, copy.status, copy.text, headers, copy.body, exchange.method === 'HEAD')
 }

@@ -15,10 +15,10 @@ import type {
 } from 'fastify'
 import { ConfigSchema } from '../config/schema.js'
 import { clientRecordOf } from '../edge/client-link.js'
-import { edgeHeaders } from '../edge/forward-headers.js'
 import { newRayId } from '../log/ray.js'
 import { failureLine } from '../edge/records.js'
 import { typedUndiciError } from '../origin/connection.js'
+import { edgeHeaders } from '../page/edge-headers.js'
 import { ErrorPages } from '../page/respond.js'
 import { ProxyStatus } from '../page/proxy-status.js'
 import { reasonPhrase } from '../status/catalog.js'
@@ -49,6 +49,7 @@ export interface ReplyFromFailure {
 }
 
 const FN = 'edgeOnError'
+const NO_EXTRA: readonly string[] = []
 const EDGE = ConfigSchema.properties.edge.properties
 
 export function edgeOnError (options: EdgeOnErrorOptions = {}): (reply: AnyReply, failure: ReplyFromFailure) => void {
@@ -56,7 +57,7 @@ export function edgeOnError (options: EdgeOnErrorOptions = {}): (reply: AnyReply
   const rayHeader = checkedOption(FN, 'rayHeader', EDGE.ray_header, options.rayHeader ?? DEFAULTS.edge.ray_header).toLowerCase()
   const pages = new ErrorPages(edgeName)
   const proxyStatus = new ProxyStatus({ edgeName })
-  const identity = { rayHeader, edgeName, responseExtra: [], flags: { draining: false } }
+  const identity = { rayHeader, edgeName }
   const pool = options.pool ?? null
 
   return function onError (reply, { error }) {
@@ -104,7 +105,7 @@ export function edgeOnError (options: EdgeOnErrorOptions = {}): (reply: AnyReply
 
     // What the request is, not the version its request line typed (`GET / HTTP/2.0` over HTTP/1).
     const http2 = request.raw instanceof Http2ServerRequest
-    const headers = edgeHeaders(ray, identity, http2)
+    const headers = edgeHeaders(ray, identity, NO_EXTRA, false, http2)
     // The rest of the request body will never be read (the dispatcher destroyed it, as
     // undici's own does; edgeDispatcher's drains it): the connection cannot carry another request.
     if (!request.raw.complete && request.raw.destroyed && !http2) headers.push('connection', 'close')

@@ -3,15 +3,11 @@
 // one access line, like every other request the edge sees.
 
 import type { Socket } from 'node:net'
-import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import type { AccessRecord } from '../log/log.js'
-import { rawResponse } from '../page/raw-response.js'
-import type { ProxyStatus } from '../page/proxy-status.js'
-import type { AccessLog } from '../edge/access-log.js'
+import { refusal, type RefusalNames } from '../page/refusal.js'
+import { writeToResponse, writeToSocket } from '../page/write.js'
+import { refusedAccess, type AccessLog } from '../edge/access-log.js'
 import { ClientConnection } from '../edge/client-connection.js'
-import { linkOf } from '../edge/client-link.js'
-import { SERVER_NAME } from '../edge/forward-headers.js'
 import { newRayId } from '../log/ray.js'
 
 /** A well-formed request line with a version Node's parser does not speak (`HTTP/1.2`, `HTTP/3.0`). */
@@ -27,31 +23,8 @@ export function statusForClientError (code: string | undefined, packet?: Buffer)
   }
 }
 
-export interface RefusalOptions { access: AccessLog, rayHeader: string, edgeName: string, proxyStatus: ProxyStatus }
-
-/** The access line of a request refused before the edge's handler saw it; `socket` is the connection it came on. */
-export function refusedAccess (ray: string, status: number, refused: string, method: string, host: string, socket: object | null): AccessRecord {
-  return {
-    msg: 'access', method, host, path: '', status, ray_id: ray, duration_ms: 0, route: null, edge_status: status,
-    ttfb_ms: null, connect_ms: null, pool: null, origin: null, refused, client: linkOf(socket).log
-  }
-}
-
-/** Headers and body of a short refusal, with the ray id its access line carries. */
-export function refusal (opts: Omit<RefusalOptions, 'access'>, status: number, ray: string, extra: string[] = []): { headers: string[], body: string } {
-  // A malformed or too slow request is the client's error; a limit is the edge's policy.
-  const error = status === 400 || status === 408 || status === 405 ? 'http_request_error' : 'http_request_denied'
-  const proxyStatus = opts.proxyStatus.forFailure({ proxyStatus: error, why: `the edge refused this request (${STATUS_CODES[status] ?? status})` }, null, null)
-  return {
-    headers: [opts.rayHeader, `${ray}-${opts.edgeName}`, 'server', SERVER_NAME, 'proxy-status', proxyStatus, 'content-type', 'text/plain; charset=utf-8', ...extra],
-    body: `${status} ${STATUS_CODES[status] ?? ''}: the edge refused this request\n`
-  }
-}
-
-/** Node answers CONNECT by dropping the socket; an edge that is not a forward proxy says so. */
-export function connectRefusal (opts: Omit<RefusalOptions, 'access'>, ray: string): { headers: string[], body: string } {
-  return refusal(opts, 405, ray, ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'])
-}
+/** What every refusal of the listeners needs: who answers (page/refusal.ts), and the access log. */
+export interface RefusalOptions extends RefusalNames { access: AccessLog }
 
 export function clientErrorHandler (opts: RefusalOptions): (err: NodeJS.ErrnoException, socket: Socket) => void {
   return (err, socket) => {
@@ -85,7 +58,7 @@ export function clientErrorHandler (opts: RefusalOptions): (err: NodeJS.ErrnoExc
       return
     }
     const answer = refusal(opts, status, ray)
-    socket.end(rawResponse(status, answer.headers, answer.body))
+    writeToSocket(socket, status, answer.headers, answer.body)
   }
 }
 
@@ -107,7 +80,7 @@ function afterServed (opts: RefusalOptions, connection: ClientConnection, socket
   connection.whenIdle(() => {
     if (!socket.writable || socket.destroyed) return
     const answer = refusal(opts, status, ray)
-    socket.end(rawResponse(status, answer.headers, answer.body))
+    writeToSocket(socket, status, answer.headers, answer.body)
   })
 }
 
@@ -122,8 +95,7 @@ export function frameworkErrorHandler (opts: RefusalOptions): (error: FastifyErr
     reply.hijack()
     const ray = String(req.id)
     const answer = refusal(opts, 400, ray)
-    reply.raw.writeHead(400, answer.headers)
-    reply.raw.end(answer.body)
+    writeToResponse(reply.raw, 400, answer.headers, answer.body)
     opts.access.refusal(refusedAccess(ray, 400, error.code, req.method, req.headers.host ?? '', req.socket), req.socket, req.url)
   }
 }

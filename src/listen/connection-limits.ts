@@ -6,8 +6,10 @@
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { ClientLimits } from '../config/schema.js'
-import { rawResponse } from '../page/raw-response.js'
-import { refusal, refusedAccess, type RefusalOptions } from './client-errors.js'
+import { refusal } from '../page/refusal.js'
+import { writeToSocket } from '../page/write.js'
+import { refusedAccess } from '../edge/access-log.js'
+import type { RefusalOptions } from './client-errors.js'
 import { newRayId } from '../log/ray.js'
 
 export function limitConnections (server: Server, limits: ClientLimits, opts: RefusalOptions, tls: boolean): void {
@@ -20,7 +22,7 @@ export function limitConnections (server: Server, limits: ClientLimits, opts: Re
     // A TLS listener sees the connection before its handshake: an answer would cost the
     // handshake the limit is there to spare, so the connection is only closed.
     if (tls) socket.destroy()
-    else socket.end(rawResponse(status, answer.headers, answer.body))
+    else writeToSocket(socket, status, answer.headers, answer.body)
     opts.access.refusal(refusedAccess(ray, status, status === 503 ? 'max_connections' : 'max_connections_per_ip', '', '', socket), socket)
   }
   const closed = (): void => { open-- }

@@ -9,9 +9,10 @@ import type { Logger } from 'pino'
 import { edgeProxy, type EdgeProxyOptions, type StreamHandler } from './plugin.js'
 import { newRayId } from '../log/ray.js'
 import { limitConnections } from './connection-limits.js'
-import { AccessLog } from '../edge/access-log.js'
-import { clientErrorHandler, connectRefusal, frameworkErrorHandler, refusedAccess } from './client-errors.js'
-import { rawResponse } from '../page/raw-response.js'
+import { AccessLog, refusedAccess } from '../edge/access-log.js'
+import { clientErrorHandler, frameworkErrorHandler } from './client-errors.js'
+import { connectRefusal } from '../page/refusal.js'
+import { writeToSocket } from '../page/write.js'
 import { ProxyStatus } from '../page/proxy-status.js'
 import { resolve, validate } from '../config/load.js'
 import type { ClientLimits } from '../config/schema.js'
@@ -68,7 +69,7 @@ export async function buildServer (edge: Omit<EdgeProxyOptions, 'logger'>, logge
   app.server.on('connect', (req: IncomingMessage, socket: Socket) => {
     const ray = newRayId()
     const answer = connectRefusal(refusals, ray)
-    socket.end(rawResponse(405, answer.headers, answer.body))
+    writeToSocket(socket, 405, answer.headers, answer.body)
     refusals.access.refusal(refusedAccess(ray, 405, 'connect_method', 'CONNECT', req.headers.host ?? '', socket), socket, req.url)
   })
   return app

@@ -244,6 +244,23 @@ const entries: EdgeErrorEntry[] = [
     fix: "send the request without its Expect header."
   },
   {
+    // HTTP/2's timeouts.client_request (edge/request-deadline.ts); over HTTP/1.1 Node's
+    // parser refuses the same request with a short plain answer (listen/client-errors.ts).
+    status: 408,
+    name: 'request_timeout',
+    title: 'Request timeout',
+    category: 'edge',
+    retryAfter: null,
+    retryable: false,
+    ownerActionRequired: false,
+    failedHop: 'browser',
+    errorCode: 408,
+    whatHappened: 'The request body did not all arrive within the time the edge allows for a whole request.',
+    visitorAction: 'Check your connection, then send the request again.',
+    ownerAction: 'Raise timeouts.client_request if clients on slow links send large bodies.',
+    fix: "send the whole request body without pausing."
+  },
+  {
     status: 414,
     name: 'uri_too_long',
     title: 'Request URL too long',

@@ -1,7 +1,7 @@
-// The edge's flat header list as the headers object of an HTTP/2 response (sink.ts).
+// The edge's flat header list as the headers object of an HTTP/2 response (page/write.ts).
 
 import t from 'tap'
-import { headerObject } from '../../src/edge/sink.js'
+import { headerObject } from '../../src/page/write.js'
 
 t.test('names lower-cased, repeats kept as a list in order, the status as :status', async t => {
   const out = headerObject(200, ['Set-Cookie', 'a=1', 'Content-Type', 'text/plain', 'set-cookie', 'b=2', 'SET-COOKIE', 'c=3', 'X-One', ''])

@@ -9,7 +9,8 @@
 
 import { constants, type Http2Session } from 'node:http2'
 import type { Socket } from 'node:net'
-import { refusedAccess, type RefusalOptions } from '../client-errors.js'
+import type { RefusalOptions } from '../client-errors.js'
+import { refusedAccess } from '../../edge/access-log.js'
 import { newRayId } from '../../log/ray.js'
 import { sendAway } from './reset-guard.js'
 

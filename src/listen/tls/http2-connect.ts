@@ -4,17 +4,15 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
-import { connectRefusal, refusedAccess, type RefusalOptions } from '../client-errors.js'
+import type { RefusalOptions } from '../client-errors.js'
+import { refusedAccess } from '../../edge/access-log.js'
 import { newRayId } from '../../log/ray.js'
-import { headerObject } from '../../edge/sink.js'
-
-const ignore = (): void => {}
+import { connectRefusal } from '../../page/refusal.js'
+import { writeToStream } from '../../page/write.js'
 
 export function refuseConnect (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, socket: Socket, refusals: RefusalOptions): void {
   const ray = newRayId()
   const answer = connectRefusal(refusals, ray)
-  stream.on('error', ignore)
-  stream.respond(headerObject(405, answer.headers))
-  stream.end(answer.body)
+  writeToStream(stream, 405, answer.headers, answer.body)
   refusals.access.refusal(refusedAccess(ray, 405, 'connect_method', 'CONNECT', String(headers[':authority'] ?? ''), socket), socket)
 }

@@ -7,9 +7,11 @@
 import type { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import { refusal, refusedAccess, type RefusalOptions } from '../client-errors.js'
+import type { RefusalOptions } from '../client-errors.js'
+import { refusedAccess } from '../../edge/access-log.js'
 import { newRayId } from '../../log/ray.js'
-import { rawResponse } from '../../page/raw-response.js'
+import { refusal } from '../../page/refusal.js'
+import { writeToSocket } from '../../page/write.js'
 
 /** OpenSSL's code for an HTTP request where a ClientHello was expected. */
 export const PLAIN_HTTP_ERROR = 'ERR_SSL_HTTP_REQUEST'
@@ -36,7 +38,7 @@ export function answerPlainHttp (socket: TLSSocket, refusals: RefusalOptions): v
   const { headers } = refusal(refusals, 400, ray)
   const at = headers.indexOf('content-type')
   if (at !== -1) headers[at + 1] = 'text/html; charset=utf-8'
-  tcp.end(rawResponse(400, headers, page(ray)))
+  writeToSocket(tcp, 400, headers, page(ray))
 }
 
 /**

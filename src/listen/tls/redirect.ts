@@ -8,14 +8,15 @@
 import { readFile } from 'node:fs/promises'
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { join } from 'node:path'
-import type { AccessLog } from '../../edge/access-log.js'
+import { refusedAccess, type AccessLog } from '../../edge/access-log.js'
 import { HOST } from '../../edge/admit.js'
-import { refusedAccess } from '../client-errors.js'
-import { SERVER_NAME } from '../../edge/forward-headers.js'
 import { newRayId } from '../../log/ray.js'
+import { edgeHeaders } from '../../page/edge-headers.js'
+import { writeToResponse } from '../../page/write.js'
 
 const ACME_PREFIX = '/.well-known/acme-challenge/'
 const TOKEN = /^[A-Za-z0-9_-]+$/
+const NONE: readonly string[] = []
 
 export interface RedirectOptions {
   host: string
@@ -48,7 +49,7 @@ async function answer (opts: RedirectOptions, req: IncomingMessage, res: ServerR
   let status: number
   let reason: string
   let body = ''
-  const headers = [opts.rayHeader, `${ray}-${opts.edgeName}`, 'server', SERVER_NAME]
+  const headers = edgeHeaders(ray, opts, NONE, false, false)
   if (opts.acmeDir !== null && path.startsWith(ACME_PREFIX)) {
     body = await challenge(opts.acmeDir, path.slice(ACME_PREFIX.length))
     status = body === '' ? 404 : 200
@@ -68,8 +69,7 @@ async function answer (opts: RedirectOptions, req: IncomingMessage, res: ServerR
     body = `${status} ${STATUS_CODES[status] ?? ''}: this site is served over HTTPS\n`
   }
   headers.push('content-length', String(Buffer.byteLength(body)))
-  res.writeHead(status, headers)
-  res.end(req.method === 'HEAD' ? undefined : body)
+  writeToResponse(res, status, headers, body, req.method === 'HEAD')
   const record = refusedAccess(ray, status, reason, req.method ?? '', host, req.socket)
   record.path = path
   opts.access.refusal(record, req.socket, url)
