@@ -13,6 +13,13 @@ import type { Hangup } from './lifecycle.js'
 
 /** A worker that dies sooner than this after its start waits before it is replaced. */
 const CRASH_LOOP_MS = 1000
+/**
+ * Workers that died in a row before they ever listened: past this the primary gives up and
+ * exits 1. Such a worker cannot start (its config file was deleted or broken since, its port
+ * taken…), and replacing it every second forever is a process spinning where its
+ * supervisor (systemd, Kubernetes, a terminal) should be told (systemd's StartLimitBurst).
+ */
+const STILLBORN_LIMIT = 5
 
 interface Running { started: number, listening: boolean }
 
@@ -20,6 +27,8 @@ interface Running { started: number, listening: boolean }
 export async function runPrimary (count: number, logger: Logger, adminConfig: AdminConfig, hangup: Hangup): Promise<void> {
   let stopping = false
   let restarts = 0
+  let stillborn = 0
+  let exitCode = 0
   const workers = new Map<Worker, Running>()
   const fork = (): void => {
     // A replacement due after a stop signal is not started.
@@ -29,6 +38,7 @@ export async function runPrimary (count: number, logger: Logger, adminConfig: Ad
   onWorkerState((worker, state) => {
     const running = workers.get(worker)
     if (running !== undefined) running.listening = state === 'listening'
+    if (state === 'listening') stillborn = 0
   })
 
   let admin: AdminServer | null = null
@@ -43,10 +53,17 @@ export async function runPrimary (count: number, logger: Logger, adminConfig: Ad
   }
 
   cluster.on('exit', (worker, code, signal) => {
-    const lived = Date.now() - (workers.get(worker)?.started ?? 0)
+    const running = workers.get(worker)
+    const lived = Date.now() - (running?.started ?? 0)
     workers.delete(worker)
     if (stopping) {
       if (workers.size === 0) void allStopped()
+      return
+    }
+    if (running?.listening !== true && ++stillborn >= STILLBORN_LIMIT) {
+      logger.fatal({ pid: worker.process.pid, code, signal, in_a_row: stillborn },
+        'workers keep dying before they listen: stopping (see the first worker error above)')
+      giveUp()
       return
     }
     restarts++
@@ -59,7 +76,15 @@ export async function runPrimary (count: number, logger: Logger, adminConfig: Ad
     await admin?.close()
     logger.info('all workers stopped')
     logger.flush()
-    process.exit(0)
+    process.exit(exitCode)
+  }
+
+  // Stops the others and exits 1 once every worker is gone, so that a supervisor sees it.
+  const giveUp = (): void => {
+    stopping = true
+    exitCode = 1
+    for (const w of workers.keys()) w.process.kill('SIGTERM')
+    if (workers.size === 0) void allStopped()
   }
 
   const stop = (signal: NodeJS.Signals): void => {

@@ -2,9 +2,17 @@
 // lines parsed as they come: what the process-level tests start.
 
 import { spawn, type ChildProcess } from 'node:child_process'
+import { onExit } from 'signal-exit'
 import type { LogLine } from './helpers.js'
 
 export const CLI = new URL('../dist/cli.js', import.meta.url).pathname
+
+// The CLIs a test file started die with it. A test's teardown does not run when tap ends
+// a file that timed out (SIGALRM, then SIGKILL): its proxies were left running, one of them
+// a --workers primary replacing workers that could no longer read their deleted config.
+// signal-exit runs this on SIGALRM and every other way out a handler can see.
+const started = new Set<ChildProcess>()
+onExit(() => { for (const child of started) child.kill('SIGKILL') })
 
 export interface Running {
   child: ChildProcess
@@ -32,7 +40,8 @@ export function start (args: string[], env: Record<string, string> = {}): Runnin
       for (const w of [...waiters]) if (w[0](parsed)) { waiters.splice(waiters.indexOf(w), 1); w[1](parsed) }
     }
   })
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
+  started.add(child)
+  const exited = new Promise<number | null>(resolve => child.once('exit', code => { started.delete(child); resolve(code) }))
   const waitFor = (m: (l: LogLine) => boolean, ms = 8000): Promise<LogLine> => {
     const found = logs.find(m)
     if (found !== undefined) return Promise.resolve(found)
