@@ -10,6 +10,7 @@ import type { AccessRecord, FailureRecord } from '../log/log.js'
 import { HealthStore, type OriginHealth } from '../origin/health.js'
 import { OriginPool, type MemberHealth } from '../origin/pool.js'
 import { Transport, type ConnectionSet } from '../origin/transport.js'
+import { UNDICI_BACKSTOP_MS } from '../origin/connection.js'
 import type { DialInfo } from '../origin/dial.js'
 import { ErrorPages } from '../page/respond.js'
 import { ProxyStatus } from '../page/proxy-status.js'
@@ -29,9 +30,6 @@ export interface EdgeHooks {
   /** OpenTelemetry spans for every request (trace.ts); absent: off. */
   tracing?: EdgeTracing | null
 }
-
-/** undici's timers back ours up by this much; ours always answer first. */
-export const UNDICI_BACKSTOP_MS = 1000
 
 /** Routes and pools of one config. */
 export class EdgeState {

@@ -13,7 +13,7 @@
 import { IncomingMessage } from 'node:http'
 import { PassThrough } from 'node:stream'
 import { Agent, type Dispatcher } from 'undici'
-import { UNDICI_BACKSTOP_MS } from '../edge/runtime.js'
+import { UNDICI_BACKSTOP_MS } from '../origin/connection.js'
 import { dial, originTarget, type DialOptions } from '../origin/dial.js'
 import { ResponseTimeoutError, withoutStack } from '../status/errors.js'
 import { DEFAULTS, msOption, type Duration } from './options.js'

@@ -14,10 +14,10 @@ import type {
   FastifyBaseLogger, FastifyReply, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RouteGenericInterface
 } from 'fastify'
 import { ConfigSchema } from '../config/schema.js'
-import { clientRecordOf } from '../edge/client-link.js'
 import { edgeHeaders } from '../edge/forward-headers.js'
+import { clientRecordOf } from '../log/client-record.js'
+import { failureLine } from '../log/failure-line.js'
 import { newRayId } from '../log/ray.js'
-import { failureLine } from '../edge/records.js'
 import { typedUndiciError } from '../origin/connection.js'
 import { ErrorPages } from '../page/respond.js'
 import { ProxyStatus } from '../page/proxy-status.js'
