@@ -262,6 +262,13 @@ export class StrayResponseError extends EdgeError {
   }
 }
 
+/** An HTTP/2 client reset streams faster than listen.http2 allows (rapid reset): its connection is cut. */
+export class ResetFloodError extends EdgeError {
+  constructor (readonly maxClientResets: number, readonly windowMs: number) {
+    super('HPX_ERR_RESET_FLOOD', `more than ${maxClientResets} streams reset by the client within ${windowMs} ms`)
+  }
+}
+
 /** The origin answered 5xx on a route that replaces origin errors with the edge's page. */
 export class OriginErrorReplacedError extends EdgeError {
   constructor (readonly status: number) {
