@@ -186,4 +186,4 @@ export type ClientRecord = Static<typeof ClientRecordSchema>
 export type HighproxyFacts = Static<typeof HighproxyFactsSchema>
 export type LogpushRecord = Static<typeof LogpushRecordSchema>
 
-export { LOG_FIELDS, type LogFields } from '../config/schema.js'
+export type { LogFields } from '../config/schema.js'
