@@ -10,7 +10,7 @@ import { ConfigError } from '../status/errors.js'
 import proxyaddr from '@fastify/proxy-addr'
 import { checkRules } from './rules.js'
 import { durationMs } from './duration.js'
-import { resolveFrontDoor } from '../listen/tls/front-config.js'
+import { resolveFrontDoor } from './front-door.js'
 import { nearest } from './nearest.js'
 import { applyOtelEnv, resolveTracing } from './tracing.js'
 import {

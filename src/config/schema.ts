@@ -3,8 +3,14 @@
 // it; a test checks the example file loads and names every key).
 
 import { Type, type Static } from '@sinclair/typebox'
-import { LOG_FIELDS, type LogFields } from '../log/log-schema.js'
 import { TracingSchema, type TracingConfig } from './tracing.js'
+
+/**
+ * The access line's two shapes (`log.fields`). A configuration fact, so it lives here and
+ * log/log-schema.ts reads it: config/ sits below log/.
+ */
+export const LOG_FIELDS = ['highproxy', 'cloudflare'] as const
+export type LogFields = typeof LOG_FIELDS[number]
 
 /** `250ms`, `15s`, `2m`. Bare numbers are refused: "15" could mean seconds or ms. */
 const Duration = (def: string | undefined, description: string) =>
@@ -451,7 +457,7 @@ export interface ClientLimits {
   maxConnectionsPerIp: number
 }
 
-/** One certificate the edge serves, read and checked (listen/tls/certificates.ts). */
+/** One certificate the edge serves, read and checked (config/certificates.ts). */
 export interface ServerCertificate {
   cert: string
   key: string

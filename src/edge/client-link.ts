@@ -43,17 +43,6 @@ export function stampTls (socket: TLSSocket): void {
   (socket as TLSSocket & { [kLink]?: ClientLink })[kLink] = link(socket.alpnProtocol === 'h2' ? 'HTTP/2' : 'HTTP/1.1', tlsOf(socket))
 }
 
-/**
- * The `client` member of a line for a socket no edge listener stamped (highproxy/fastify
- * inside someone else's server): read from the socket itself, once per failure.
- */
-export function clientRecordOf (socket: object | null | undefined, httpVersion: string): ClientRecord {
-  const stamped = stampOf(socket)
-  if (stamped !== undefined) return stamped.log
-  const encrypted = (socket as Partial<TLSSocket> | null | undefined)?.encrypted === true
-  return link(httpVersion.startsWith('2') ? 'HTTP/2' : `HTTP/${httpVersion}`, encrypted ? tlsOf(socket as TLSSocket) : null).log
-}
-
 /** The link of a connection's socket (an HTTP/2 request's socket reads through to its session's). */
 export function linkOf (socket: object | null | undefined, httpVersion = '1.1'): ClientLink {
   return stampOf(socket) ?? PLAIN.get(httpVersion) ?? PLAIN_1_1

@@ -10,9 +10,11 @@ import type { AccessRecord, FailureRecord } from '../log/log.js'
 import { HealthStore, type OriginHealth } from '../origin/health.js'
 import { OriginPool, type MemberHealth } from '../origin/pool.js'
 import { Transport, type ConnectionSet } from '../origin/transport.js'
+import { UNDICI_BACKSTOP_MS } from '../origin/connection.js'
 import type { DialInfo } from '../origin/dial.js'
 import { ErrorPages } from '../page/respond.js'
 import { ProxyStatus } from '../page/proxy-status.js'
+import { StrayResponseError } from '../status/errors.js'
 import { AccessLog } from './access-log.js'
 import { compileTrust, type Trust } from './client-ip.js'
 import type { ActiveRoute } from './exchange.js'
@@ -30,9 +32,6 @@ export interface EdgeHooks {
   /** OpenTelemetry spans for every request (trace.ts); absent: off. */
   tracing?: EdgeTracing | null
 }
-
-/** undici's timers back ours up by this much; ours always answer first. */
-export const UNDICI_BACKSTOP_MS = 1000
 
 /** Routes and pools of one config. */
 export class EdgeState {
@@ -146,9 +145,10 @@ export class EdgeRuntime {
 
   /** The origin answered nobody: the connection is closed, and the operator told. */
   private stray (pool: PoolConfig, set: ConnectionSet, info: DialInfo, err: Error | null): void {
+    const stray = new StrayResponseError({ cause: err })
     this.log.warn({
       msg: 'stray origin response',
-      error: { code: 'HPX_ERR_STRAY_RESPONSE', message: err?.message ?? '' },
+      error: { code: stray.code, message: err?.message ?? '' },
       why: 'the origin sent bytes with no request outstanding: that connection is out of step and was closed',
       pool: pool.name,
       origin: { url: set.key, address: info.address, port: info.port },

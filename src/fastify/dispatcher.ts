@@ -13,9 +13,9 @@
 import { IncomingMessage } from 'node:http'
 import { PassThrough } from 'node:stream'
 import { Agent, type Dispatcher } from 'undici'
-import { UNDICI_BACKSTOP_MS } from '../edge/runtime.js'
+import { UNDICI_BACKSTOP_MS } from '../origin/connection.js'
 import { dial, originTarget, type DialOptions } from '../origin/dial.js'
-import { ResponseTimeoutError, withoutStack } from '../status/errors.js'
+import { ResponseTimeoutError, causeChain, withoutStack } from '../status/errors.js'
 import { DEFAULTS, msOption, type Duration } from './options.js'
 
 type AgentOptions = Omit<Agent.Options, 'connect' | 'connectTimeout' | 'headersTimeout' | 'bodyTimeout' | 'keepAliveTimeout' | 'maxHeaderSize' | 'connections'>
@@ -52,8 +52,8 @@ const origins = new WeakMap<object, string>()
 
 /** The origin an error of an edge dispatcher was for, looking through wrappers' `cause`s. */
 export function originOf (err: unknown): string | null {
-  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    const origin = origins.get(e)
+  for (const e of causeChain(err)) {
+    const origin = origins.get(e as object)
     if (origin !== undefined) return origin
   }
   return null

@@ -14,9 +14,9 @@ import type {
   FastifyBaseLogger, FastifyReply, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RouteGenericInterface
 } from 'fastify'
 import { ConfigSchema } from '../config/schema.js'
-import { clientRecordOf } from '../edge/client-link.js'
+import { clientRecordOf } from '../log/client-record.js'
+import { failureLine } from '../log/failure-line.js'
 import { newRayId } from '../log/ray.js'
-import { failureLine } from '../edge/records.js'
 import { typedUndiciError } from '../origin/connection.js'
 import { edgeHeaders } from '../page/edge-headers.js'
 import { ErrorPages } from '../page/respond.js'

@@ -14,9 +14,9 @@
 // one shape.
 
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox'
-import { CONDITIONS } from '../origin/conditions.js'
+import { CONDITIONS } from '../status/conditions.js'
 import { UNKNOWN_ERROR_CAUSES } from '../status/catalog.js'
-import { ERROR_CODES, PHASES, type ErrorCode } from '../status/errors.js'
+import { ERROR_CODES, PHASES, type DialAttempt, type ErrorCode } from '../status/errors.js'
 
 const oneOf = <T extends string>(values: readonly T[], description: string): TUnion<Array<TLiteral<T>>> =>
   Type.Union(values.map(v => Type.Literal(v)), { description })
@@ -171,7 +171,14 @@ export const LogpushRecordSchema = Type.Object({
   highproxy: HighproxyFactsSchema
 })
 
-export type DialAttempt = Static<typeof DialAttemptSchema>
+export type { DialAttempt }
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+/**
+ * status/errors.ts declares DialAttempt in plain TypeScript; this fails to compile when it
+ * and DialAttemptSchema stop describing the same thing (a field added to one only).
+ */
+export const DIAL_ATTEMPT_MATCHES_SCHEMA: Same<Static<typeof DialAttemptSchema>, DialAttempt> = true
 export type Timings = Static<typeof TimingsSchema>
 export type FailureRecord = Static<typeof FailureRecordSchema>
 export type AccessRecord = Static<typeof AccessRecordSchema>
@@ -179,5 +186,4 @@ export type ClientRecord = Static<typeof ClientRecordSchema>
 export type HighproxyFacts = Static<typeof HighproxyFactsSchema>
 export type LogpushRecord = Static<typeof LogpushRecordSchema>
 
-export const LOG_FIELDS = ['highproxy', 'cloudflare'] as const
-export type LogFields = typeof LOG_FIELDS[number]
+export type { LogFields } from '../config/schema.js'

@@ -14,7 +14,7 @@ import pretty, { type MessageFormatFunc } from 'pino-pretty'
 import type pino from 'pino'
 import { CATALOG } from '../status/catalog.js'
 import { CLIENT_ABORT_STATUS } from '../status/classify.js'
-import type { AccessRecord, FailureRecord, LogpushRecord } from './log.js'
+import type { AccessRecord, FailureRecord, LogpushRecord } from './log-schema.js'
 
 type Colors = Parameters<MessageFormatFunc>[3]['colors']
 

@@ -11,10 +11,12 @@
 // from "it is there and sinking". Each origin keeps one, next to its health, across
 // reloads; each worker keeps its own (the admin view merges them).
 
+import { CONDITIONS, type Condition } from '../status/conditions.js'
 import { ConnectFailedError, ConnectTimeoutError, causeChain, dialErrorIn } from '../status/errors.js'
 
-export const CONDITIONS = ['up', 'drowning', 'down', 'recovering'] as const
-export type Condition = typeof CONDITIONS[number]
+// The names themselves are a fact the log schema and the metrics also print, so they live
+// in status/ (below log/); the machine that moves between them is here.
+export { CONDITIONS, type Condition }
 
 /** A change of condition, reported once when it happens. */
 export interface Transition {

@@ -11,6 +11,12 @@ import { withoutStack } from '../status/errors.js'
 import type { DialInfo, Dialled } from './dial.js'
 import type { ConnectionOwner, ConnectionSet } from './transport.js'
 
+/**
+ * undici's timers back ours up by this much; ours always answer first. The edge's origin
+ * connections and highproxy/fastify's dispatcher both set their undici clients with it.
+ */
+export const UNDICI_BACKSTOP_MS = 1000
+
 export interface ConnectionOptions {
   keepAliveTimeoutMs: number
   maxResponseHeaderBytes: number

@@ -5,9 +5,21 @@
 // line's `error.code` is always one of these; the system or library code underneath
 // (ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT, UND_ERR_SOCKET…) is its `error.cause.code`.
 
-import type { DialAttempt } from '../log/log-schema.js'
-
-export type { DialAttempt }
+/**
+ * One TCP attempt at one address of the origin, as the failure line's `dialled` prints it
+ * (log/log-schema.ts declares the same shape as a schema and checks, at compile time, that
+ * the two agree: the error table cannot depend on the log, which sits above it).
+ */
+export interface DialAttempt {
+  address: string
+  port: number
+  /** 4 or 6. */
+  family: number
+  /** This address's error code (ECANCELED: another address won first); null for the one that connected. */
+  code: string | null
+  /** Time spent on this address (ms). */
+  ms: number
+}
 
 export const ERROR_CODES = {
   HPX_ERR_DNS: 'the origin name did not resolve (→ 530)',
@@ -247,6 +259,13 @@ export class BodyIdleTimeoutError extends EdgeError {
 export class StrayResponseError extends EdgeError {
   constructor (options?: { cause?: unknown }) {
     super('HPX_ERR_STRAY_RESPONSE', 'the origin sent bytes with no request outstanding', options)
+  }
+}
+
+/** An HTTP/2 client reset streams faster than listen.http2 allows (rapid reset): its connection is cut. */
+export class ResetFloodError extends EdgeError {
+  constructor (readonly maxClientResets: number, readonly windowMs: number) {
+    super('HPX_ERR_RESET_FLOOD', `more than ${maxClientResets} streams reset by the client within ${windowMs} ms`)
   }
 }
 

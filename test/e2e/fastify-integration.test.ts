@@ -72,6 +72,7 @@ t.test('a refused origin is 521 (not 500), with the edge page, headers and failu
     classified: true,
     reqId: String
   })
+  t.same(line?.client, { protocol: 'HTTP/1.1', tls_protocol: null, tls_cipher: null }, 'how the client reached the app, read from its socket')
 
   const html = await get(`${app.url}/price`)
   t.equal(html.status, 521)

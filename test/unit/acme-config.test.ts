@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../../src/config/load.js'
 import type { AcmeConfig } from '../../src/config/schema.js'
-import { defaultStorage } from '../../src/listen/tls/acme-config.js'
+import { defaultStorage } from '../../src/config/acme.js'
 import { directorySlug } from '../../src/listen/tls/acme-store.js'
 
 type Flags = Record<string, string | boolean | undefined>

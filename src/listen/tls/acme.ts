@@ -18,7 +18,7 @@ import type { Logger } from 'pino'
 import type { AcmeConfig } from '../../config/schema.js'
 import type { AcmeCertificates } from './acme-certificates.js'
 import { AcmeStore, validity } from './acme-store.js'
-import { certificateOf } from './certificates.js'
+import { certificateOf } from '../../config/certificates.js'
 
 /** How often a process that does not order looks for certificates another one stored. */
 export const POLL_MS = 2000

@@ -11,6 +11,7 @@ import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { Http2Limits } from '../../config/schema.js'
+import { ResetFloodError } from '../../status/errors.js'
 
 /** How long a client told GOAWAY may take to leave before its connection is destroyed. */
 const GOAWAY_GRACE_MS = 1000
@@ -49,9 +50,10 @@ export class ResetGuard {
       budget.resets = 0
     }
     if (++budget.resets <= this.limits.maxClientResets || session.destroyed) return
+    const flood = new ResetFloodError(this.limits.maxClientResets, this.limits.clientResetWindowMs)
     this.log.warn({
       msg: 'http2 connection cut',
-      error: { code: 'HPX_ERR_RESET_FLOOD', message: `more than ${this.limits.maxClientResets} streams reset by the client within ${this.limits.clientResetWindowMs} ms` },
+      error: { code: flood.code, message: flood.message },
       why: 'a client resetting streams in a loop (HTTP/2 rapid reset, CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM, connection closed',
       client: { address: session.socket?.remoteAddress ?? null, port: session.socket?.remotePort ?? null }
     })

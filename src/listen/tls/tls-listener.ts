@@ -68,6 +68,8 @@ export class TlsFront {
   private certificates: CertificateSet
   private server: Http2SecureServer | null = null
   private refusals: RefusalOptions | null = null
+  /** Node's compatibility 'stream' listener(s), found when the server was made (attach). */
+  private compatStream: Array<(...args: unknown[]) => void> = []
   private readonly sessions = new Set<Http2Session>()
   private readonly guard: ResetGuard
   private readonly frames: FrameBudget
@@ -136,6 +138,14 @@ export class TlsFront {
   attach (server: Http2SecureServer, http1: Http1Settings, refusals: RefusalOptions): void {
     this.server = server
     this.refusals = refusals
+    // Fastify made the server with its request handler (`createSecureServer(options,
+    // handler)`), and Node, on that first 'request' listener, added its compatibility
+    // listener for 'stream' (the one that turns each stream into a 'request'). Called right
+    // after the server is made, before any plugin runs, these are the only 'stream'
+    // listeners: remember exactly them, so serveStreams removes those and nothing another
+    // part added, whatever comes later.
+    if (server.listenerCount('request') === 0) throw new Error('TlsFront.attach: the server has no request listener yet (Node adds its HTTP/2 compatibility listener with the first one)')
+    this.compatStream = server.listeners('stream') as Array<(...args: unknown[]) => void>
     Object.assign(server, http1)
     server.on('secureConnection', (socket: TLSSocket) => stampTls(socket))
     answerPlainHttpOn(server, refusals)
@@ -151,15 +161,16 @@ export class TlsFront {
 
   /**
    * HTTP/2 streams go to the edge directly, not through Node's compatibility API and
-   * Fastify's routing (edge/stream-request.ts says why). Node added its compatibility
-   * listener when Fastify listened for 'request'; it is the only 'stream' listener, and
-   * HTTP/1.1 connections, which Node hands to 'request' itself, do not need it.
+   * Fastify's routing (edge/stream-request.ts says why): Node's compatibility listener,
+   * found at attach, goes; HTTP/1.1 connections, which Node hands to 'request' itself, do
+   * not need it. Any other 'stream' listener stays, whenever it was added.
    */
   serveStreams (serve: StreamHandler): void {
     const server = this.server
     const refusals = this.refusals
     if (server === null || refusals === null) throw new Error('serveStreams before attach')
-    server.removeAllListeners('stream')
+    for (const listener of this.compatStream) server.off('stream', listener)
+    this.compatStream = []
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
       // Node's proxy of the TLS socket: where the connection's stamp and addresses are read.
       const socket = (stream.session as Http2Session).socket as Socket

@@ -6,8 +6,8 @@
 
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { ServerCertificate } from '../../config/schema.js'
-import { ConfigError } from '../../status/errors.js'
+import type { ServerCertificate } from './schema.js'
+import { ConfigError } from '../status/errors.js'
 
 function read (file: string, key: string): string {
   try {

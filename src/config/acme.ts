@@ -5,9 +5,9 @@
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { durationMs } from '../../config/duration.js'
-import type { AcmeConfig, ListenTlsInput } from '../../config/schema.js'
-import { ConfigError } from '../../status/errors.js'
+import { durationMs } from './duration.js'
+import type { AcmeConfig, ListenTlsInput } from './schema.js'
+import { ConfigError } from '../status/errors.js'
 
 export const DIRECTORIES: Readonly<Record<string, string>> = {
   letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',

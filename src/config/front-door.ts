@@ -4,10 +4,10 @@
 // something then, and saying otherwise is an error.
 
 import { createSecureContext } from 'node:tls'
-import { durationMs } from '../../config/duration.js'
-import type { ConfigInput, FrontDoor } from '../../config/schema.js'
-import { ConfigError } from '../../status/errors.js'
-import { resolveAcme } from './acme-config.js'
+import { durationMs } from './duration.js'
+import type { ConfigInput, FrontDoor } from './schema.js'
+import { ConfigError } from '../status/errors.js'
+import { resolveAcme } from './acme.js'
 import { readCertificate } from './certificates.js'
 
 export function resolveFrontDoor (listen: ConfigInput['listen']): FrontDoor | null {
