@@ -154,7 +154,9 @@ t.test("a pending dial holds a slot of its own origin only: another origin's dia
 
 t.test('at the limit, an idle connection the request may not ride is closed to make room', async t => {
   const o = await origin(t)
-  const transport = transportOf(t, { reuse: 'never', maxConnections: 1 })
+  // A queue timeout well inside the lab origin's own keep-alive (5 s): a waiter is never
+  // rescued by the origin closing its idle connection.
+  const transport = transportOf(t, { reuse: 'never', maxConnections: 1, connectTimeoutMs: 2000 })
   const set = setOf(t, transport, o)
   const a = new ConnectionOwner()
   const b = new ConnectionOwner()
@@ -164,13 +166,29 @@ t.test('at the limit, an idle connection the request may not ride is closed to m
   t.equal(transport.idle(set, a), mine, 'its own client connection rides it again')
   transport.release(mine, true)
   t.equal(transport.idle(set, b), null, 'under never, another client connection may not')
-  const theirs = await transport.open(set, b)
-  t.ok(mine.closed, 'the idle one was closed for it')
+  const opening = transport.open(set, b)
+  t.ok(mine.closed, 'the idle one was closed for it, there and then')
+  t.equal(set.waiting.length, 0, 'it did not wait')
+  const theirs = await opening
   t.not(theirs, mine)
   t.equal(set.live, 1)
-  t.equal(set.waiting.length, 0, 'it did not wait')
   t.equal(await get(theirs), 200)
   transport.release(theirs, true)
+})
+
+t.test('a connection its client connection keeps, freed while another waits, is closed for the waiter', async t => {
+  const o = await origin(t)
+  const transport = transportOf(t, { reuse: 'never', maxConnections: 1, connectTimeoutMs: 2000 })
+  const set = setOf(t, transport, o)
+  const a = new ConnectionOwner()
+  const mine = await transport.open(set, a)
+  const waiting = transport.open(set, new ConnectionOwner())
+  t.ok(await pending(waiting), 'busy: the other client connection waits')
+  transport.release(mine, true)
+  t.ok(mine.closed, 'released: its owner may not share it, so it makes room')
+  const theirs = await waiting
+  t.equal(await get(theirs), 200)
+  transport.release(theirs, false)
 })
 
 t.test('reuse never: a connection serves one client connection, and closes with it', async t => {
@@ -272,17 +290,20 @@ t.test('a dial that finishes after its client connection left is not adopted by 
 
 t.test('retire: idle connections close now, busy ones when their request ends', async t => {
   const o = await origin(t)
-  const transport = transportOf(t, { reuse: 'always', maxConnections: 4 })
-  const set = setOf(t, transport, o)
-  const idle = await transport.open(set, null)
-  const busy = await transport.open(set, null)
-  transport.release(idle, true)
-  transport.retire([set])
-  t.ok(idle.closed)
-  t.notOk(busy.closed)
-  t.equal(await get(busy), 200, 'the busy one finishes its request')
-  transport.release(busy, true)
-  t.ok(busy.closed, 'and is not kept')
+  for (const reuse of ['always', 'never'] as const) {
+    const transport = transportOf(t, { reuse, maxConnections: 4 })
+    const set = setOf(t, transport, o)
+    const owner = new ConnectionOwner()
+    const idle = await transport.open(set, owner)
+    const busy = await transport.open(set, owner)
+    transport.release(idle, true)
+    transport.retire([set])
+    t.ok(idle.closed, `${reuse}: the idle one closed`)
+    t.notOk(busy.closed)
+    t.equal(await get(busy), 200, 'the busy one finishes its request')
+    transport.release(busy, true)
+    t.ok(busy.closed, 'and is not kept, not even for its own client connection')
+  }
 })
 
 t.test("each client's share of an origin, as the transport wires it", async t => {
