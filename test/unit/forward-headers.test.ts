@@ -7,10 +7,10 @@
 
 import t, { type Test } from 'tap'
 import type { IncomingHttpHeaders } from 'node:http'
-import { headerRules, type EdgeIdentity } from '../../src/edge/forward-headers.js'
-import { requestHeaders, responseHeaders } from '../../src/edge/forward-headers.js'
+import { headerRules, requestHeaders, responseHeaders, type EdgeIdentity } from '../../src/edge/forward-headers.js'
 import type { ActiveRoute } from '../../src/edge/exchange.js'
 import type { EdgeRuntime } from '../../src/edge/runtime.js'
+import type { PoolMember } from '../../src/origin/pool.js'
 import { ProxyStatus } from '../../src/page/proxy-status.js'
 import { exchangeOf, runtimeOf, type ExchangeShape } from './fixtures/edge.js'
 
@@ -37,7 +37,7 @@ const routeOf = (edge: EdgeRuntime, name = 'origin'): ActiveRoute => edge.state.
 /** What the origin receives for a request of `shape` on `route`. */
 function forwarded (route: ActiveRoute, shape: ExchangeShape): string[] {
   const exchange = exchangeOf({ ray: RAY, ...shape })
-  return requestHeaders(exchange, route.pool.members[0]!, route.settings.headers)
+  return requestHeaders(exchange, route.pool.members[0] as PoolMember, route.settings.headers)
 }
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer',
@@ -142,7 +142,7 @@ t.test("request: with tracing on, the client's trace context never reaches the o
   const traced: EdgeIdentity = { ...edge.identity, traced: true }
   const rules = headerRules(route.config, traced, edge.flags, null)
   const raw = ['Host', 'h', 'traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'tracestate', 'x=1']
-  const on = requestHeaders(exchangeOf({ raw }), route.pool.members[0]!, rules)
+  const on = requestHeaders(exchangeOf({ raw }), route.pool.members[0] as PoolMember, rules)
   t.notOk(names(on).includes('traceparent'))
   t.notOk(names(on).includes('tracestate'))
   const off = forwarded(route, { raw })
@@ -152,7 +152,7 @@ t.test("request: with tracing on, the client's trace context never reaches the o
 /** The client's response for an origin's `status` and headers. */
 function answered (route: ActiveRoute, origin: IncomingHttpHeaders, shape: ExchangeShape = {}, status = 200, upgrade = false, rules = route.settings.headers): string[] {
   const exchange = exchangeOf({ ray: RAY, raw: ['Host', 'example.com'], ...shape })
-  return responseHeaders(exchange, route.pool.members[0]!, status, origin, rules, upgrade)
+  return responseHeaders(exchange, route.pool.members[0] as PoolMember, status, origin, rules, upgrade)
 }
 
 t.test("response: hop-by-hop fields, the origin's Server and its ray header are replaced by the edge's", async t => {
