@@ -13,7 +13,9 @@ import type { OriginConnection } from '../../src/origin/connection.js'
 import { ConnectionOwner, Transport, type ConnectionSet, type TransportOptions } from '../../src/origin/transport.js'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
 import { refusedOrigin, synDropOrigin } from '../../src/lab/faults.js'
-import type { LabOrigin } from '../../src/lab/loopback.js'
+import { serveOnLoopback, type LabOrigin } from '../../src/lab/loopback.js'
+import net from 'node:net'
+import type { DialInfo } from '../../src/origin/dial.js'
 import { ClientShareError, ConnectFailedError, ConnectTimeoutError, ConnectionLimitError } from '../../src/status/errors.js'
 
 type Options = Partial<Omit<TransportOptions, 'dial'>> & { connectTimeoutMs?: number }
@@ -344,4 +346,33 @@ t.test('the pending-connect cap: a dial past it sends no SYN, and fails at its o
   t.same(set.connects?.view(), { pending: 0, waiting: 0, cap: 1 })
   t.equal(set.live, 0)
   t.equal(setOf(t, transportOf(t, { maxPendingConnects: 0 }), dropping).connects, null, '0: no cap')
+})
+
+t.test('an origin that sends bytes with no request outstanding: that connection closes, under every policy, and the transport says so', async t => {
+  // An origin that answers its request, and sends another response when the test says.
+  const sockets: net.Socket[] = []
+  const server = net.createServer(socket => {
+    sockets.push(socket)
+    socket.once('data', () => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'))
+  })
+  const o = await serveOnLoopback(server, { key: 'stray', status: null, description: 'answers twice' })
+  t.teardown(() => o.close())
+  for (const reuse of ['never', 'safe', 'always'] as const) {
+    let told: (stray: { set: ConnectionSet, info: DialInfo }) => void = () => {}
+    const strayed = new Promise<{ set: ConnectionSet, info: DialInfo }>(resolve => { told = resolve })
+    const transport = transportOf(t, { reuse, maxConnections: 2, onStray: (set, info) => told({ set, info }) })
+    const set = setOf(t, transport, o)
+    const owner = new ConnectionOwner()
+    const c = await transport.open(set, owner)
+    t.equal(await get(c), 200)
+    transport.release(c, true)
+    t.notOk(c.closed, `${reuse}: kept for reuse`)
+    ;(sockets[sockets.length - 1] as net.Socket).write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')
+    const stray = await strayed
+    t.ok(c.closed, 'the connection is closed')
+    t.equal(stray.set, set)
+    t.equal(stray.info.port, Number(new URL(o.url).port), 'told with what its dial learned')
+    t.equal(set.live, 0)
+    t.equal(transport.idle(set, owner), null, 'and never ridden again')
+  }
 })
