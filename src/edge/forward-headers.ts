@@ -133,8 +133,10 @@ export function responseHeaders (exchange: Exchange, member: PoolMember, status:
   const headers = edgeHeaders(exchange.ray, rules, rules.responseExtra, rules.flags.draining, exchange.client.http2)
   if (rules.receivedStatus !== null) headers.push('proxy-status', appendMember(origin['proxy-status'], rules.receivedStatus.forRelayed(status)))
   const drop = rules.dropResponse
+  // Fields the origin's Connection header names are for its hop only (RFC 9110 §7.6.1).
+  const listed = listedByConnection(origin.connection)
   for (const name in origin) {
-    if (drop.has(name) && !(upgrade && name === 'upgrade')) continue
+    if ((drop.has(name) || (listed !== null && listed.has(name))) && !(upgrade && name === 'upgrade')) continue
     const value = origin[name] as string | string[]
     if (typeof value !== 'string') {
       for (const v of value) headers.push(name, v)

@@ -176,6 +176,18 @@ t.test('response: an upgrade keeps Upgrade (the 101 names the protocol), never C
   t.notOk(names(answered(route, { upgrade: 'websocket' })).includes('upgrade'), 'not an upgrade: dropped')
 })
 
+t.test("response: fields the origin's Connection header lists are hop-by-hop for that response only", async t => {
+  const route = routeOf(edgeOf(t, { origin: ORIGIN }))
+  const out = answered(route, { connection: 'keep-alive, X-Hop ,x-other', 'x-hop': '1', 'x-other': '2', 'x-kept': '3' })
+  t.notOk(names(out).includes('x-hop'), 'listed (any case, spaces around) → dropped')
+  t.notOk(names(out).includes('x-other'))
+  t.same(valuesOf(out, 'x-kept'), ['3'], 'not listed → kept')
+  t.same(valuesOf(answered(route, { connection: 'close', 'x-hop': '1' }), 'x-hop'), ['1'], 'a later response lists nothing: kept')
+  const upgrade = answered(route, { upgrade: 'websocket', connection: 'Upgrade, X-Hop', 'x-hop': '1' }, {}, 101, true)
+  t.same(valuesOf(upgrade, 'upgrade'), ['websocket'], 'an upgrade keeps Upgrade although Connection lists it')
+  t.notOk(names(upgrade).includes('x-hop'))
+})
+
 t.test('response: repeated fields stay repeated (Set-Cookie)', async t => {
   const route = routeOf(edgeOf(t, { origin: ORIGIN }))
   t.same(valuesOf(answered(route, { 'set-cookie': ['a=1', 'b=2'] }), 'set-cookie'), ['a=1', 'b=2'])
