@@ -2,7 +2,7 @@
 // a tracer provider with the configured sampler and resource, a batch span processor
 // in front of the OTLP/HTTP exporter (protobuf or JSON), and the count of what was not
 // exported. The per-request side, an Exchange and its Attempts turned into spans, is
-// edge/trace.ts; nothing here runs per request but the processor's onEnd.
+// edge/trace.ts; nothing here runs per request but the ids and the processor's onEnd.
 //
 // Why these packages: @opentelemetry/sdk-trace-base is the SDK without Node's automatic
 // instrumentation (sdk-trace-node would add a context manager for async_hooks, which the
@@ -17,12 +17,12 @@ import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-t
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources'
 import {
-  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler,
-  type ReadableSpan, type Sampler, type Span, type SpanExporter, type SpanProcessor
+  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, RandomIdGenerator, TraceIdRatioBasedSampler,
+  type IdGenerator, type ReadableSpan, type Sampler, type Span, type SpanExporter, type SpanProcessor
 } from '@opentelemetry/sdk-trace-base'
 import type { Logger } from 'pino'
 import type { SamplerName, TracingConfig } from './config/tracing.js'
-import { edgeTracing, type EdgeTracing } from './edge/trace.js'
+import { edgeTracing, type EdgeTracing, type TraceIds } from './edge/trace.js'
 
 /** What the exporter did with the spans handed to it, for /metrics. */
 export interface SpanCounts {
@@ -87,6 +87,28 @@ class BoundedQueue implements SpanProcessor {
   async shutdown (): Promise<void> { await this.inner?.shutdown() }
 }
 
+/**
+ * The SDK's random ids, and a trace id set aside for the next root span: the edge asks the
+ * sampler on a trace id before it starts a span (edge/trace.ts), and the span it then
+ * starts must carry the id the sampler decided on.
+ */
+class PinnedIds implements IdGenerator, TraceIds {
+  private readonly random = new RandomIdGenerator()
+  private pinned: string | null = null
+
+  generateTraceId = (): string => {
+    const id = this.pinned
+    if (id === null) return this.random.generateTraceId()
+    this.pinned = null
+    return id
+  }
+
+  generateSpanId = (): string => this.random.generateSpanId()
+  traceId = (): string => this.random.generateTraceId()
+  spanId = (): string => this.random.generateSpanId()
+  pin = (traceId: string | null): void => { this.pinned = traceId }
+}
+
 /** The exporter, telling the queue how each batch ended. */
 class CountingExporter implements SpanExporter {
   constructor (private readonly inner: SpanExporter, private readonly queue: BoundedQueue) {}
@@ -134,15 +156,13 @@ export function startTracing (config: TracingConfig, log: Logger, version: strin
     // With --workers every worker exports: its pid says which one.
     'process.pid': process.pid
   }))
-  const provider = new BasicTracerProvider({
-    resource,
-    sampler: samplerOf(config.sampler, config.samplerArg),
-    spanProcessors: [queue]
-  })
+  const sampler = samplerOf(config.sampler, config.samplerArg)
+  const ids = new PinnedIds()
+  const provider = new BasicTracerProvider({ resource, sampler, idGenerator: ids, spanProcessors: [queue] })
   // Not registered as the global provider: an app that embeds the edge keeps its own.
   const tracer: Tracer = provider.getTracer('highproxy', version)
   return {
-    edge: edgeTracing({ tracer, trustIncoming: config.trustIncoming }),
+    edge: edgeTracing({ tracer, sampler, ids, trustIncoming: config.trustIncoming }),
     counts: () => ({ ...queue.counts }),
     // A failed export rejects the flush; the counts already say what failed, and a flush at
     // shutdown must not turn a receiver that is down into an exit with an error.
