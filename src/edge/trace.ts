@@ -286,11 +286,13 @@ function serverAttributes (exchange: Exchange): Attributes {
     'url.path': exchange.path,
     'url.scheme': client.scheme,
     'client.address': client.ip,
-    'network.peer.address': client.peer,
     'network.protocol.version': client.http2 ? '2' : exchange.req.httpVersion,
     'highproxy.ray_id': exchange.ray
   }
   if (a['http.request.method'] !== exchange.method) a['http.request.method_original'] = exchange.method
+  // The socket's address only when a trusted proxy header made client.address another one:
+  // the same value twice is bytes in every exported span and nothing more to read.
+  if (client.peer !== client.ip) a['network.peer.address'] = client.peer
   const host = exchange.host
   // host[:port], or [v6]:port.
   const m = /^(\[[^\]]*\]|[^:]*)(?::([0-9]+))?$/.exec(host)
@@ -301,6 +303,13 @@ function serverAttributes (exchange: Exchange): Attributes {
   const agent = exchange.headers['user-agent']
   if (agent !== undefined) a['user_agent.original'] = agent
   return a
+}
+
+/** One dial phase: its duration as an attribute, and an event at the time it ended. */
+function phase (span: Span, a: Attributes, name: string, key: string, ms: number, at: number): number {
+  a[key] = ms
+  span.addEvent(name, { 'highproxy.duration_ms': ms }, at + ms)
+  return at + ms
 }
 
 /**
@@ -319,19 +328,14 @@ function describeAttempt (span: Span, attempt: Attempt, start: number, exchangeS
     a['network.peer.address'] = address
     a['network.peer.port'] = dialErr?.port ?? info?.port ?? 0
   }
-  if (info !== null && dialErr === null) {
-    a['highproxy.connection.reused'] = !attempt.fresh
-    if (info.localAddress !== null) { a['network.local.address'] = info.localAddress; a['network.local.port'] = info.localPort ?? 0 }
-  }
+  // Not network.local.*: opt-in in the conventions; a failure line's `source` has the edge's end.
+  if (info !== null && dialErr === null) a['highproxy.connection.reused'] = !attempt.fresh
   // Phase events, at the time each phase ended, with its duration.
-  let at = start
   if (timings !== null) {
-    for (const [name, ms] of [['dns', timings.dns_ms], ['connect', timings.connect_ms], ['tls', timings.tls_ms]] as const) {
-      if (ms === null) continue
-      at += ms
-      a[`highproxy.${name}_ms`] = ms
-      span.addEvent(name, { 'highproxy.duration_ms': ms }, at)
-    }
+    let at = start
+    if (timings.dns_ms !== null) at = phase(span, a, 'dns', 'highproxy.dns_ms', timings.dns_ms, at)
+    if (timings.connect_ms !== null) at = phase(span, a, 'connect', 'highproxy.connect_ms', timings.connect_ms, at)
+    if (timings.tls_ms !== null) phase(span, a, 'tls', 'highproxy.tls_ms', timings.tls_ms, at)
   }
   if (attempt.ttfbMs !== null) {
     const firstByte = exchangeStart + attempt.ttfbMs
