@@ -11,14 +11,14 @@
 // resource (service.name and the rest), @opentelemetry/core has the W3C propagator.
 // The 2.x SDK line is used because 3.x needs Node 22; highproxy supports Node 20.
 
-import { DiagLogLevel, diag, TraceFlags, type Context, type DiagLogger, type Tracer } from '@opentelemetry/api'
+import { DiagLogLevel, diag, TraceFlags, type Attributes, type Context, type DiagLogger, type Link, type SpanKind, type Tracer } from '@opentelemetry/api'
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core'
 import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto'
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources'
 import {
   AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, RandomIdGenerator, TraceIdRatioBasedSampler,
-  type IdGenerator, type ReadableSpan, type Sampler, type Span, type SpanExporter, type SpanProcessor
+  type IdGenerator, type ReadableSpan, type Sampler, type SamplingResult, type Span, type SpanExporter, type SpanProcessor
 } from '@opentelemetry/sdk-trace-base'
 import type { Logger } from 'pino'
 import type { SamplerName, TracingConfig } from './config/tracing.js'
@@ -88,25 +88,38 @@ class BoundedQueue implements SpanProcessor {
 }
 
 /**
- * The SDK's random ids, and a trace id set aside for the next root span: the edge asks the
- * sampler on a trace id before it starts a span (edge/trace.ts), and the span it then
- * starts must carry the id the sampler decided on.
+ * The SDK's random ids and its sampler, with room for what the edge already decided: the
+ * edge asks the sampler on a trace id before it starts a span (edge/trace.ts), so that an
+ * unsampled request makes none; the span it then starts takes that id and that decision
+ * (the tracer asks its sampler once per span: a pinned decision answers it, once).
  */
-class PinnedIds implements IdGenerator, TraceIds {
+class Pinned implements IdGenerator, TraceIds, Sampler {
   private readonly random = new RandomIdGenerator()
-  private pinned: string | null = null
+  private traceIdPinned: string | null = null
+  private decision: SamplingResult | null = null
+
+  constructor (private readonly sampler: Sampler) {}
 
   generateTraceId = (): string => {
-    const id = this.pinned
+    const id = this.traceIdPinned
     if (id === null) return this.random.generateTraceId()
-    this.pinned = null
+    this.traceIdPinned = null
     return id
   }
 
   generateSpanId = (): string => this.random.generateSpanId()
   traceId = (): string => this.random.generateTraceId()
   spanId = (): string => this.random.generateSpanId()
-  pin = (traceId: string | null): void => { this.pinned = traceId }
+  pin = (traceId: string | null, decision: SamplingResult | null): void => { this.traceIdPinned = traceId; this.decision = decision }
+
+  shouldSample (context: Context, traceId: string, name: string, kind: SpanKind, attributes: Attributes, links: Link[]): SamplingResult {
+    const decided = this.decision
+    if (decided === null) return this.sampler.shouldSample(context, traceId, name, kind, attributes, links)
+    this.decision = null
+    return decided
+  }
+
+  toString (): string { return this.sampler.toString() }
 }
 
 /** The exporter, telling the queue how each batch ended. */
@@ -157,12 +170,12 @@ export function startTracing (config: TracingConfig, log: Logger, version: strin
     'process.pid': process.pid
   }))
   const sampler = samplerOf(config.sampler, config.samplerArg)
-  const ids = new PinnedIds()
-  const provider = new BasicTracerProvider({ resource, sampler, idGenerator: ids, spanProcessors: [queue] })
+  const pinned = new Pinned(sampler)
+  const provider = new BasicTracerProvider({ resource, sampler: pinned, idGenerator: pinned, spanProcessors: [queue] })
   // Not registered as the global provider: an app that embeds the edge keeps its own.
   const tracer: Tracer = provider.getTracer('highproxy', version)
   return {
-    edge: edgeTracing({ tracer, sampler, ids, trustIncoming: config.trustIncoming }),
+    edge: edgeTracing({ tracer, sampler, ids: pinned, trustIncoming: config.trustIncoming }),
     counts: () => ({ ...queue.counts }),
     // A failed export rejects the flush; the counts already say what failed, and a flush at
     // shutdown must not turn a receiver that is down into an exit with an error.

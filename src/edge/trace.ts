@@ -16,7 +16,7 @@ import {
   type Attributes, type Context, type Link, type Span, type SpanContext, type TextMapGetter, type TraceState, type Tracer
 } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
-import { SamplingDecision, type Sampler } from '@opentelemetry/sdk-trace-base'
+import { SamplingDecision, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace-base'
 import type { FailureRecord } from '../log/log.js'
 import { CLIENT_ABORT_STATUS, classify, type Classification } from '../status/classify.js'
 import { dialErrorIn } from '../status/errors.js'
@@ -80,8 +80,11 @@ const hexFlags = (flags: number): string => (flags & 0xff).toString(16).padStart
 export interface TraceIds {
   traceId: () => string
   spanId: () => string
-  /** The next root span the tracer starts takes this trace id. */
-  pin: (traceId: string | null) => void
+  /**
+   * The next span the tracer starts takes this sampling decision (already made, so it is
+   * not made twice) and, a root span, this trace id (the one the decision was made on).
+   */
+  pin: (traceId: string | null, decision: SamplingResult | null) => void
 }
 
 /** The sampler's read-only inputs for a server span: none of the standard samplers reads them. */
@@ -136,11 +139,10 @@ export class ExchangeTrace {
       this.traceState = decision.traceState ?? remote?.traceState
       return
     }
-    // The tracer samples again on the same id and parent: every standard sampler decides
-    // the same way (a ratio one on the trace id, a parent-based one on the parent).
-    if (remote === undefined) tracing.ids.pin(traceId)
+    // The tracer's span takes the decision made here, and a new trace the id it was made on.
+    tracing.ids.pin(remote === undefined ? traceId : null, decision)
     const server = tracing.tracer.startSpan(this.name, { kind: SpanKind.SERVER, startTime: exchange.start, links }, parent)
-    tracing.ids.pin(null)
+    tracing.ids.pin(null, null)
     const c = server.spanContext()
     this.server = server
     this.recording = server.isRecording()
