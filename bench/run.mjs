@@ -294,6 +294,10 @@ const REUSE_ALWAYS = 'highproxy (reuse: always)'
 const TRACING_ALL = 'highproxy (tracing 100%)'
 const TRACING_1 = 'highproxy (tracing 1%)'
 const BASELINE = 'highproxy (baseline)'
+// --tracing with --baseline: the baseline build traced the same way, so that the two
+// builds' tracing is paired round by round (what tracing changes in one build against the
+// other, which a loaded machine's swings between rounds hide in the × highproxy ratios).
+const BASELINE_TRACING = { [TRACING_ALL]: 'highproxy (baseline, tracing 100%)', [TRACING_1]: 'highproxy (baseline, tracing 1%)' }
 
 /** A config that turns tracing on at `ratio`, exporting to the local sink. */
 function tracingConfig (tmp, sink, ratio) {
@@ -333,6 +337,12 @@ async function startTargets (origin, notes, tmp) {
         }])
       : []),
     ...(P.baseline === null ? [] : [[BASELINE, 'highproxy', () => hp(BASELINE, ['--origin', origin.url], { cli: P.baseline })]]),
+    ...(P.baseline === null || !P.tracing
+      ? []
+      : [TRACING_ALL, TRACING_1].map((own, i) => [BASELINE_TRACING[own], 'highproxy', async () => {
+          const sink = await otlpSink()
+          return hp(BASELINE_TRACING[own], ['--origin', origin.url, '--config', tracingConfig(tmp, sink.url, i === 0 ? 1 : 0.01)], { cli: P.baseline })
+        }])),
     ['@fastify/http-proxy', 'peer', () => startNodeServer('@fastify/http-proxy', 'fastify-http-proxy.mjs', origin.url)],
     ['http-proxy', 'peer', () => startNodeServer('http-proxy', 'node-http-proxy.mjs', origin.url)]
   ]
@@ -396,6 +406,11 @@ async function saturation (targets, origin) {
     const rows = targets.map((t, i) => ({ ...summarize(t.name, rounds[i], { xFloor: floor, xFloorLog: floorLog, xHighproxy: own }), kind: t.kind, processes: t.processes }))
     const direct = rows.find(r => r.target === 'direct')
     for (const r of rows) r.vsDirect = ratio(r.rps, direct?.rps)
+    // This build's tracing over the baseline build's, the same sampling, round by round.
+    for (const [own, theirs] of Object.entries(BASELINE_TRACING)) {
+      const [a, b] = [own, theirs].map(name => targets.findIndex(t => t.name === name))
+      if (a >= 0 && b >= 0) rows[a].xBaselineTraced = pairedRatio(rounds[a].map(m => m.cpuUs), rounds[b].map(m => m.cpuUs))
+    }
     cases.push({ case: c.key, label: c.label, path: c.path, rows })
   }
   return { generator: P.generator, origin: origin.kind, connections: P.connections, seconds: P.duration, warmup: { requests: P.warmupRequests, maxSeconds: P.warmup }, rounds: P.rounds, cases }

@@ -2,7 +2,7 @@
 // a tracer provider with the configured sampler and resource, a batch span processor
 // in front of the OTLP/HTTP exporter (protobuf or JSON), and the count of what was not
 // exported. The per-request side, an Exchange and its Attempts turned into spans, is
-// edge/trace.ts; nothing here runs per request but the processor's onEnd.
+// edge/trace.ts; nothing here runs per request but the ids and the processor's onEnd.
 //
 // Why these packages: @opentelemetry/sdk-trace-base is the SDK without Node's automatic
 // instrumentation (sdk-trace-node would add a context manager for async_hooks, which the
@@ -11,18 +11,18 @@
 // resource (service.name and the rest), @opentelemetry/core has the W3C propagator.
 // The 2.x SDK line is used because 3.x needs Node 22; highproxy supports Node 20.
 
-import { DiagLogLevel, diag, TraceFlags, type Context, type DiagLogger, type Tracer } from '@opentelemetry/api'
+import { DiagLogLevel, diag, TraceFlags, type Attributes, type Context, type DiagLogger, type Link, type SpanKind, type Tracer } from '@opentelemetry/api'
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core'
 import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto'
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources'
 import {
-  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler,
-  type ReadableSpan, type Sampler, type Span, type SpanExporter, type SpanProcessor
+  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, RandomIdGenerator, TraceIdRatioBasedSampler,
+  type IdGenerator, type ReadableSpan, type Sampler, type SamplingResult, type Span, type SpanExporter, type SpanProcessor
 } from '@opentelemetry/sdk-trace-base'
 import type { Logger } from 'pino'
 import type { SamplerName, TracingConfig } from './config/tracing.js'
-import { edgeTracing, type EdgeTracing } from './edge/trace.js'
+import { edgeTracing, type EdgeTracing, type TraceIds } from './edge/trace.js'
 
 /** What the exporter did with the spans handed to it, for /metrics. */
 export interface SpanCounts {
@@ -87,6 +87,41 @@ class BoundedQueue implements SpanProcessor {
   async shutdown (): Promise<void> { await this.inner?.shutdown() }
 }
 
+/**
+ * The SDK's random ids and its sampler, with room for what the edge already decided: the
+ * edge asks the sampler on a trace id before it starts a span (edge/trace.ts), so that an
+ * unsampled request makes none; the span it then starts takes that id and that decision
+ * (the tracer asks its sampler once per span: a pinned decision answers it, once).
+ */
+class Pinned implements IdGenerator, TraceIds, Sampler {
+  private readonly random = new RandomIdGenerator()
+  private traceIdPinned: string | null = null
+  private decision: SamplingResult | null = null
+
+  constructor (private readonly sampler: Sampler) {}
+
+  generateTraceId = (): string => {
+    const id = this.traceIdPinned
+    if (id === null) return this.random.generateTraceId()
+    this.traceIdPinned = null
+    return id
+  }
+
+  generateSpanId = (): string => this.random.generateSpanId()
+  traceId = (): string => this.random.generateTraceId()
+  spanId = (): string => this.random.generateSpanId()
+  pin = (traceId: string | null, decision: SamplingResult | null): void => { this.traceIdPinned = traceId; this.decision = decision }
+
+  shouldSample (context: Context, traceId: string, name: string, kind: SpanKind, attributes: Attributes, links: Link[]): SamplingResult {
+    const decided = this.decision
+    if (decided === null) return this.sampler.shouldSample(context, traceId, name, kind, attributes, links)
+    this.decision = null
+    return decided
+  }
+
+  toString (): string { return this.sampler.toString() }
+}
+
 /** The exporter, telling the queue how each batch ended. */
 class CountingExporter implements SpanExporter {
   constructor (private readonly inner: SpanExporter, private readonly queue: BoundedQueue) {}
@@ -134,15 +169,13 @@ export function startTracing (config: TracingConfig, log: Logger, version: strin
     // With --workers every worker exports: its pid says which one.
     'process.pid': process.pid
   }))
-  const provider = new BasicTracerProvider({
-    resource,
-    sampler: samplerOf(config.sampler, config.samplerArg),
-    spanProcessors: [queue]
-  })
+  const sampler = samplerOf(config.sampler, config.samplerArg)
+  const pinned = new Pinned(sampler)
+  const provider = new BasicTracerProvider({ resource, sampler: pinned, idGenerator: pinned, spanProcessors: [queue] })
   // Not registered as the global provider: an app that embeds the edge keeps its own.
   const tracer: Tracer = provider.getTracer('highproxy', version)
   return {
-    edge: edgeTracing({ tracer, trustIncoming: config.trustIncoming }),
+    edge: edgeTracing({ tracer, sampler, ids: pinned, trustIncoming: config.trustIncoming }),
     counts: () => ({ ...queue.counts }),
     // A failed export rejects the flush; the counts already say what failed, and a flush at
     // shutdown must not turn a receiver that is down into an exit with an error.

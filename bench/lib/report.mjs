@@ -32,13 +32,13 @@ function healthyTable (h) {
 }
 
 /** Highproxy's other rows (tracing, --baseline) against the default row, paired round by round. */
-const OWN_ROWS = ['highproxy (tracing 100%)', 'highproxy (tracing 1%)', 'highproxy (baseline)']
+const OWN_ROWS = ['highproxy (tracing 100%)', 'highproxy (tracing 1%)', 'highproxy (baseline)', 'highproxy (baseline, tracing 100%)', 'highproxy (baseline, tracing 1%)']
 function ownRows (h) {
-  const rows = (h?.cases ?? []).flatMap(c => c.rows.filter(r => OWN_ROWS.includes(r.target)).map(r => [c.label, r.target, us(r.cpuUs), x(r.xHighproxy), num(r.rps)]))
+  const rows = (h?.cases ?? []).flatMap(c => c.rows.filter(r => OWN_ROWS.includes(r.target)).map(r => [c.label, r.target, us(r.cpuUs), x(r.xHighproxy), r.xBaselineTraced === undefined ? DASH : x(r.xBaselineTraced), num(r.rps)]))
   if (rows.length === 0) return null
   return {
-    title: '1b. Highproxy against itself: CPU/req over the default highproxy row (tracing off), paired round by round',
-    header: ['case', 'target', 'CPU µs/req', '× highproxy', 'req/s'],
+    title: '1b. Highproxy against itself: CPU/req over the default highproxy row (tracing off), and a tracing row over the baseline build traced alike, paired round by round',
+    header: ['case', 'target', 'CPU µs/req', '× highproxy', '× baseline traced', 'req/s'],
     rows
   }
 }

@@ -5,16 +5,18 @@
 // attempt's client span before its request goes out (the origin's traceparent names it).
 //
 // Tracing off: the exchange's `trace` is null and every hook is that one check.
-// Tracing on, a request not sampled: the spans are the SDK's non-recording ones (ids
-// only), and nothing below that builds attributes runs.
+// Tracing on, a request not sampled: the sampler is asked before any span exists, and the
+// request gets two ids (its trace's and its server span's, for the logs and the origin's
+// traceparent) and nothing else: no Span, no Context, no attributes.
 
 import { performance } from 'node:perf_hooks'
 import type { IncomingHttpHeaders } from 'node:http'
 import {
   ROOT_CONTEXT, SpanKind, SpanStatusCode, isSpanContextValid, trace,
-  type Attributes, type Context, type Link, type Span, type TextMapGetter, type TextMapSetter, type Tracer
+  type Attributes, type Context, type Link, type Span, type SpanContext, type TextMapGetter, type TraceState, type Tracer
 } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
+import { SamplingDecision, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace-base'
 import type { FailureRecord } from '../log/log.js'
 import { CLIENT_ABORT_STATUS, classify, type Classification } from '../status/classify.js'
 import { dialErrorIn } from '../status/errors.js'
@@ -32,6 +34,10 @@ export interface EdgeTracing {
 
 export interface TracingOptions {
   readonly tracer: Tracer
+  /** The tracer's own sampler: asked first, so that an unsampled request makes no span. */
+  readonly sampler: Sampler
+  /** The tracer's id generator. */
+  readonly ids: TraceIds
   /** Continue a client's traceparent; false: start a new trace, linked to the client's. */
   readonly trustIncoming: boolean
 }
@@ -45,11 +51,6 @@ const propagator = new W3CTraceContextPropagator()
 const headerGetter: TextMapGetter<IncomingHttpHeaders> = {
   get: (carrier, key) => carrier[key],
   keys: carrier => Object.keys(carrier)
-}
-
-/** Into undici's flat header list. */
-const listSetter: TextMapSetter<string[]> = {
-  set: (carrier, key, value) => { carrier.push(key, value) }
 }
 
 /** The methods the semantic conventions name; any other is `_OTHER` (its spelling goes in http.request.method_original). */
@@ -71,44 +72,99 @@ interface AttemptSpan {
 
 const hexFlags = (flags: number): string => (flags & 0xff).toString(16).padStart(2, '0')
 
+/**
+ * The trace ids the edge makes itself, and the one the tracer's next root span takes: the
+ * sampler decides on a trace id before any span exists (an unsampled request then makes
+ * none), and the server span of a sampled one must carry that same id.
+ */
+export interface TraceIds {
+  traceId: () => string
+  spanId: () => string
+  /**
+   * The next span the tracer starts takes this sampling decision (already made, so it is
+   * not made twice) and, a root span, this trace id (the one the decision was made on).
+   */
+  pin: (traceId: string | null, decision: SamplingResult | null) => void
+}
+
+/** The sampler's read-only inputs for a server span: none of the standard samplers reads them. */
+const NO_ATTRIBUTES: Attributes = Object.freeze({})
+const NO_LINKS: Link[] = []
+
 export class ExchangeTrace {
-  readonly server: Span
+  /** The server span; null when the request is not sampled (nothing is made for it but its ids). */
+  readonly server: Span | null
   readonly recording: boolean
-  private readonly attempts: AttemptSpan[] = []
-  private readonly context: Context
+  readonly traceId: string
+  /** The server span's id (an unsampled request's is made here, for the logs and the origin's traceparent). */
+  readonly spanId: string
+  /** The trace flags as the logs write them: 01 sampled, 00 not. */
+  readonly flags: string
+  private readonly traceState: TraceState | undefined
+  /** The span name: the method, or HTTP for one the conventions do not name. */
+  private readonly name: string
+  /** Made on the first attempt of a sampled request only. */
+  private attempts: AttemptSpan[] | null = null
+  private readonly context: Context | null
+  /** An unsampled request's traceparent, the same for each of its attempts. */
+  private traceparent: string | null = null
   /** The RFC 9209 type of the failure the edge answered for, for the server span. */
   private failureType: string | null = null
 
   constructor (private readonly tracing: TracingOptions, private readonly exchange: Exchange) {
     let parent = ROOT_CONTEXT
+    let remote: SpanContext | undefined
     let links: Link[] | undefined
     // Most requests come without one: no context is built for them.
     if (exchange.headers.traceparent !== undefined) {
       const incoming = propagator.extract(ROOT_CONTEXT, exchange.headers, headerGetter)
-      const remote = trace.getSpanContext(incoming)
-      if (remote !== undefined && isSpanContextValid(remote)) {
+      const sc = trace.getSpanContext(incoming)
+      if (sc !== undefined && isSpanContextValid(sc)) {
         // An untrusted caller's trace is linked, not joined: its sampled flag decides nothing here.
-        if (tracing.trustIncoming) parent = incoming
-        else links = [{ context: remote }]
+        if (tracing.trustIncoming) { parent = incoming; remote = sc } else links = [{ context: sc }]
       }
     }
-    const method = KNOWN_METHODS.has(exchange.method) ? exchange.method : 'HTTP'
-    this.server = tracing.tracer.startSpan(method, { kind: SpanKind.SERVER, startTime: exchange.start, links }, parent)
-    this.recording = this.server.isRecording()
-    this.context = trace.setSpan(ROOT_CONTEXT, this.server)
-    if (this.recording) this.server.setAttributes(serverAttributes(exchange))
+    this.name = KNOWN_METHODS.has(exchange.method) ? exchange.method : 'HTTP'
+    // The sampling decision first, on the trace id, as the SDK's tracer would make it: a
+    // request that is not sampled then costs two ids and nothing else (no Span, no Context).
+    const traceId = remote?.traceId ?? tracing.ids.traceId()
+    const decision = tracing.sampler.shouldSample(parent, traceId, this.name, SpanKind.SERVER, NO_ATTRIBUTES, links ?? NO_LINKS)
+    if (decision.decision === SamplingDecision.NOT_RECORD) {
+      this.server = null
+      this.recording = false
+      this.context = null
+      this.traceId = traceId
+      this.spanId = tracing.ids.spanId()
+      this.flags = '00'
+      this.traceState = decision.traceState ?? remote?.traceState
+      return
+    }
+    // The tracer's span takes the decision made here, and a new trace the id it was made on.
+    tracing.ids.pin(remote === undefined ? traceId : null, decision)
+    const server = tracing.tracer.startSpan(this.name, { kind: SpanKind.SERVER, startTime: exchange.start, links }, parent)
+    tracing.ids.pin(null, null)
+    const c = server.spanContext()
+    this.server = server
+    this.recording = server.isRecording()
+    this.context = trace.setSpan(ROOT_CONTEXT, server)
+    this.traceId = c.traceId
+    this.spanId = c.spanId
+    this.flags = hexFlags(c.traceFlags)
+    this.traceState = c.traceState
+    if (this.recording) server.setAttributes(serverAttributes(exchange))
   }
 
   /** The span ids a log line carries: the attempt's client span, or the server span. */
   fields (attempt: Attempt | null = null): TraceFields {
-    const span = attempt === null ? this.server : this.spanOf(attempt)?.span ?? this.server
-    const c = span.spanContext()
+    const entry = attempt === null ? undefined : this.spanOf(attempt)
+    if (entry === undefined) return { trace_id: this.traceId, span_id: this.spanId, trace_flags: this.flags }
+    const c = entry.span.spanContext()
     return { trace_id: c.traceId, span_id: c.spanId, trace_flags: hexFlags(c.traceFlags) }
   }
 
   /** The trace id for an error page: only when the trace is recorded (an unsampled id leads nowhere). */
   pageTraceId (): string | null {
-    return this.recording ? this.server.spanContext().traceId : null
+    return this.recording ? this.traceId : null
   }
 
   /**
@@ -121,8 +177,7 @@ export class ExchangeTrace {
     if (!this.recording) return
     const member = attempt.member
     const start = performance.now()
-    const method = KNOWN_METHODS.has(this.exchange.method) ? this.exchange.method : 'HTTP'
-    const span = this.tracing.tracer.startSpan(method, { kind: SpanKind.CLIENT, startTime: start }, this.context)
+    const span = this.tracing.tracer.startSpan(this.name, { kind: SpanKind.CLIENT, startTime: start }, this.context ?? ROOT_CONTEXT)
     if (span.isRecording()) {
       const url = member.url
       const attributes: Attributes = {
@@ -138,14 +193,28 @@ export class ExchangeTrace {
       if (attempt.number > 1) attributes['http.request.resend_count'] = attempt.number - 1
       span.setAttributes(attributes)
     }
-    this.attempts.push({ attempt, span, start, ended: false })
+    const entry: AttemptSpan = { attempt, span, start, ended: false }
+    if (this.attempts === null) this.attempts = [entry]
+    else this.attempts.push(entry)
   }
 
-  /** The origin's traceparent (and tracestate): the current attempt's client span is its parent. */
+  /**
+   * The origin's traceparent (and tracestate): the current attempt's client span is its
+   * parent. Written here rather than by the SDK's propagator, which wants a Context per call.
+   */
   inject (headers: string[]): void {
-    const attempt = this.exchange.attempt
-    const current = attempt === null ? undefined : this.spanOf(attempt)
-    propagator.inject(current === undefined ? this.context : trace.setSpan(this.context, current.span), headers, listSetter)
+    if (!this.recording) {
+      headers.push('traceparent', this.traceparent ??= `00-${this.traceId}-${this.spanId}-${this.flags}`)
+    } else {
+      const attempt = this.exchange.attempt
+      const current = attempt === null ? undefined : this.spanOf(attempt)
+      if (current === undefined) headers.push('traceparent', `00-${this.traceId}-${this.spanId}-${this.flags}`)
+      else {
+        const c = current.span.spanContext()
+        headers.push('traceparent', `00-${c.traceId}-${c.spanId}-${hexFlags(c.traceFlags)}`)
+      }
+    }
+    if (this.traceState !== undefined) headers.push('tracestate', this.traceState.serialize())
   }
 
   /** The attempt is over: its client span ends with how far it got and how it ended. */
@@ -169,13 +238,13 @@ export class ExchangeTrace {
 
   /** The exchange is over (its access line): the server span ends, and any attempt still open. */
   end (status: number): void {
-    const exchange = this.exchange
-    for (const entry of this.attempts) if (!entry.ended) this.attemptEnded(entry.attempt)
     const span = this.server
+    if (span === null) return
+    const exchange = this.exchange
+    if (this.attempts !== null) for (const entry of this.attempts) if (!entry.ended) this.attemptEnded(entry.attempt)
     if (this.recording) {
       const route = exchange.route?.config.name ?? null
-      const method = KNOWN_METHODS.has(exchange.method) ? exchange.method : 'HTTP'
-      if (route !== null) span.updateName(`${method} ${route}`)
+      if (route !== null) span.updateName(`${this.name} ${route}`)
       // highproxy.ray_id is set at the start, with the request's attributes.
       const a: Attributes = {}
       if (route !== null) a['highproxy.route'] = route
@@ -200,8 +269,10 @@ export class ExchangeTrace {
   }
 
   private spanOf (attempt: Attempt): AttemptSpan | undefined {
-    for (let i = this.attempts.length - 1; i >= 0; i--) {
-      const entry = this.attempts[i] as AttemptSpan
+    const attempts = this.attempts
+    if (attempts === null) return undefined
+    for (let i = attempts.length - 1; i >= 0; i--) {
+      const entry = attempts[i] as AttemptSpan
       if (entry.attempt === attempt) return entry
     }
     return undefined
@@ -217,11 +288,13 @@ function serverAttributes (exchange: Exchange): Attributes {
     'url.path': exchange.path,
     'url.scheme': client.scheme,
     'client.address': client.ip,
-    'network.peer.address': client.peer,
     'network.protocol.version': client.http2 ? '2' : exchange.req.httpVersion,
     'highproxy.ray_id': exchange.ray
   }
   if (a['http.request.method'] !== exchange.method) a['http.request.method_original'] = exchange.method
+  // The socket's address only when a trusted proxy header made client.address another one:
+  // the same value twice is bytes in every exported span and nothing more to read.
+  if (client.peer !== client.ip) a['network.peer.address'] = client.peer
   const host = exchange.host
   // host[:port], or [v6]:port.
   const m = /^(\[[^\]]*\]|[^:]*)(?::([0-9]+))?$/.exec(host)
@@ -232,6 +305,13 @@ function serverAttributes (exchange: Exchange): Attributes {
   const agent = exchange.headers['user-agent']
   if (agent !== undefined) a['user_agent.original'] = agent
   return a
+}
+
+/** One dial phase: its duration as an attribute, and an event at the time it ended. */
+function phase (span: Span, a: Attributes, name: string, key: string, ms: number, at: number): number {
+  a[key] = ms
+  span.addEvent(name, { 'highproxy.duration_ms': ms }, at + ms)
+  return at + ms
 }
 
 /**
@@ -250,19 +330,14 @@ function describeAttempt (span: Span, attempt: Attempt, start: number, exchangeS
     a['network.peer.address'] = address
     a['network.peer.port'] = dialErr?.port ?? info?.port ?? 0
   }
-  if (info !== null && dialErr === null) {
-    a['highproxy.connection.reused'] = !attempt.fresh
-    if (info.localAddress !== null) { a['network.local.address'] = info.localAddress; a['network.local.port'] = info.localPort ?? 0 }
-  }
+  // Not network.local.*: opt-in in the conventions; a failure line's `source` has the edge's end.
+  if (info !== null && dialErr === null) a['highproxy.connection.reused'] = !attempt.fresh
   // Phase events, at the time each phase ended, with its duration.
-  let at = start
   if (timings !== null) {
-    for (const [name, ms] of [['dns', timings.dns_ms], ['connect', timings.connect_ms], ['tls', timings.tls_ms]] as const) {
-      if (ms === null) continue
-      at += ms
-      a[`highproxy.${name}_ms`] = ms
-      span.addEvent(name, { 'highproxy.duration_ms': ms }, at)
-    }
+    let at = start
+    if (timings.dns_ms !== null) at = phase(span, a, 'dns', 'highproxy.dns_ms', timings.dns_ms, at)
+    if (timings.connect_ms !== null) at = phase(span, a, 'connect', 'highproxy.connect_ms', timings.connect_ms, at)
+    if (timings.tls_ms !== null) phase(span, a, 'tls', 'highproxy.tls_ms', timings.tls_ms, at)
   }
   if (attempt.ttfbMs !== null) {
     const firstByte = exchangeStart + attempt.ttfbMs
