@@ -1,9 +1,12 @@
 // One client request, from arrival to its access line: the state every step reads, with
-// a fixed shape and one owner. Attempts at origins are objects of their own (a retry is
-// a new Attempt, never a reset of fields here).
+// a fixed shape and one owner. Every step reads its fields; none writes them but through
+// the methods below, so what can happen to a request is listed here, in one place.
+// Attempts at origins are objects of their own (a retry is a new Attempt, never a reset
+// of fields here).
 
 import { performance } from 'node:perf_hooks'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { ServerHttp2Stream } from 'node:http2'
 import type { Readable, Writable } from 'node:stream'
 import type { RouteConfig } from '../config/schema.js'
 import type { FailureRecord } from '../log/log.js'
@@ -48,9 +51,24 @@ export interface ActiveRoute {
   readonly settings: AttemptSettings
 }
 
+/**
+ * An exchange the router matched (`Exchange.routed`): its route and pool are set, for
+ * the steps after routing (the proxy loop, its attempts, Always online, fault injection).
+ */
+export interface RoutedExchange extends Exchange {
+  readonly route: ActiveRoute
+  readonly pool: OriginPool
+}
+
 export class Exchange {
   readonly start = performance.now()
   readonly method: string
+  /**
+   * The request came on an HTTP/2 stream (the front door's, or one of Node's compatibility
+   * API): what it is, known once at arrival from the object that carried it, never from
+   * what the request says (an HTTP/1 request line may claim `HTTP/2.0`).
+   */
+  readonly http2: boolean
   /** The Host (or :authority) as received; validated by admit before anything trusts it. */
   readonly host: string
   readonly headers: IncomingHttpHeaders
@@ -92,13 +110,105 @@ export class Exchange {
   trace: ExchangeTrace | null = null
 
   constructor (readonly ray: string, readonly req: ClientRequest, readonly sink: ClientSink,
-    readonly client: ClientFacts, readonly connection: ClientConnection, target: { path: string, query: string }) {
+    readonly client: ClientFacts, readonly connection: ClientConnection, target: { path: string, query: string },
+    /** The HTTP/2 stream the request came on; null over HTTP/1.x. */
+    readonly stream: ServerHttp2Stream | null) {
     this.method = req.method ?? 'GET'
+    this.http2 = stream !== null
     this.headers = req.headers
     // HTTP/2 names the authority in a pseudo-header (RFC 9113 §8.3.1); routed like Host.
     this.host = (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? ''
     this.path = target.path
     this.query = target.query
+  }
+
+  /** Tracing is on: the spans of this exchange. */
+  traced (trace: ExchangeTrace): void {
+    this.trace = trace
+  }
+
+  /** It came as an Upgrade request (`protocol` lower case), with the bytes that followed its head. */
+  upgradeRequested (protocol: string, head: Buffer): void {
+    this.upgradeAsked = protocol
+    this.upgradeHead = head
+  }
+
+  /** Admit's reading of the path (escaped slashes unescaped) replaces the path as received. */
+  admitPath (path: string): void {
+    this.path = path
+  }
+
+  /** The router matched it: from here on it has a route and a pool. */
+  routed (route: ActiveRoute): RoutedExchange {
+    this.route = route
+    this.pool = route.pool
+    return this as RoutedExchange
+  }
+
+  /** Its body goes to the origin through our own stream (body.ts). */
+  sendsBody (body: Readable): void {
+    this.body = body
+  }
+
+  /** The route allows the upgrade asked for: it is forwarded to the origin. */
+  forwardUpgrade (): void {
+    this.upgrade = this.upgradeAsked
+  }
+
+  /** The edge refused it (admit, the router, a body over the limit): the access line's `refused`. */
+  refuse (reason: string): void {
+    this.refused = reason
+  }
+
+  /**
+   * The client broke the request off: Node's parser refused the bytes that followed its
+   * head, or its body did not arrive in time. `status` is what it gets; false when it got
+   * one already (a parser fails again on every later chunk, and must not rewrite it).
+   */
+  clientFailed (status: number, reason: string): boolean {
+    if (this.clientError !== null) return false
+    this.clientError = status
+    this.refused = reason
+    return true
+  }
+
+  /** The client read none of its response for `ms` (timeouts.client_write): the line is the client's. */
+  clientStalled (ms: number): void {
+    this.clientWriteTimedOut = ms
+  }
+
+  /** An attempt at `attempt.member` starts: the origin is tried, and the attempt is the current one. */
+  attempting (attempt: Attempt): void {
+    this.tried.push(attempt.member)
+    this.attempt = attempt
+  }
+
+  /** A failed attempt's (or an answer's) failure line was written: the access line repeats its facts. */
+  failed (record: FailureRecord): void {
+    this.failure = record
+  }
+
+  /** The edge answered for the origin (an error page, a stored copy) with this edge status. */
+  answered (status: number): void {
+    this.edgeStatus = status
+  }
+
+  /** The origin failed after the status was sent: the client gets a cut connection, the only honest signal left. */
+  cut (): void {
+    this.truncated = true
+    this.sink.cut()
+  }
+
+  /**
+   * The response is over, whichever way it ended: true the first time only (the caller
+   * writes the access line). An origin request still in flight is cancelled, unless the
+   * response was complete or cut on purpose.
+   */
+  end (): boolean {
+    if (this.finished) return false
+    this.finished = true
+    if (!this.sink.completed && !this.truncated) this.abort()
+    return true
   }
 
   /** The client left: the origin request in flight is cancelled, and it is not the origin's failure. */
