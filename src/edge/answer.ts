@@ -41,7 +41,7 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
   const sink = exchange.sink
   if (sink.started || sink.gone) return
   const rules = exchange.route?.settings.headers ?? edge.bare
-  const http2 = exchange.client.http2
+  const http2 = exchange.http2
   const before = edgeHeaders(exchange.ray, rules, http2)
   // HTTP/2 has no connection header: an unread stream body is reset, not the connection.
   if (close && !rules.flags.draining && !http2) before.push('connection', 'close')

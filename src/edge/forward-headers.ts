@@ -148,7 +148,7 @@ export function requestHeaders (exchange: Exchange, member: PoolMember, rules: H
  */
 export function responseHeaders (exchange: Exchange, member: PoolMember, status: number, origin: IncomingHttpHeaders, rules: HeaderRules,
   upgrade = false): string[] {
-  const headers = edgeHeaders(exchange.ray, rules, exchange.client.http2)
+  const headers = edgeHeaders(exchange.ray, rules, exchange.http2)
   if (rules.receivedStatus !== null) headers.push('proxy-status', appendMember(origin['proxy-status'], rules.receivedStatus.forRelayed(status)))
   const drop = rules.dropResponse
   for (const name in origin) {

@@ -129,7 +129,7 @@ export function sendCopy (edge: EdgeRuntime, exchange: RoutedExchange, stale: St
   const rules = exchange.route.settings.headers
   const policy = copy.terms.policy
   const age = policy.age()
-  const headers = edgeHeaders(exchange.ray, rules, exchange.client.http2)
+  const headers = edgeHeaders(exchange.ray, rules, exchange.http2)
   headers.push(
     'proxy-status', edge.proxyStatus.forFailure(c, behind.error, exchange.pool?.config.name ?? null, behind.receivedStatus),
     'age', String(Math.floor(age)),
