@@ -402,7 +402,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     if (this.timerKind === 'response' && this.fresh) this.member.health.condition.noResponse()
     if (this.timerKind === 'client') {
       // A slow reader: its stream is reset (its connection cut, over HTTP/1.x), the origin
-      // request cancelled, and the line is the client's (finish in answer.ts writes it).
+      // request cancelled, and the line is the client's (finish in handle-request.ts writes it).
       const exchange = this.exchange
       exchange.clientStalled(s.clientWriteTimeoutMs)
       exchange.sink.cut()

@@ -35,9 +35,10 @@ export async function proxy (edge: EdgeRuntime, exchange: RoutedExchange): Promi
   budget.requests++
   let spent = false
   try {
-    let member: PoolMember | null = pool.select(exchange.tried)
+    const first = pool.select(exchange.tried)
     // Every origin of the pool is marked down: nothing to dial.
-    if (member === null) { poolDown(edge, exchange, pool, stale); return }
+    if (first === null) { poolDown(edge, exchange, pool, stale); return }
+    let member: PoolMember = first
     let freshOnly = false
     for (;;) {
       const attempt = new Attempt(exchange, member, exchange.tried.length + 1, freshOnly)
