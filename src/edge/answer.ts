@@ -1,18 +1,18 @@
 // How the edge answers on its own, and what it writes down: an edge error page (the same
-// for every failure and refusal, through whichever sink the client has), the failure
-// line of a failed attempt, and the one access line every request gets, whichever way
-// it ends.
+// for every failure and refusal, through whichever sink the client has), and the failure
+// line of a failed attempt. (The access line every request gets, whichever way it ends,
+// is written where the exchange ends: handle-request.ts.)
 
 import { reasonPhrase, type UnknownErrorCause } from '../status/catalog.js'
-import { CLIENT_ABORT_STATUS, type Classification, type ProxyErrorType } from '../status/classify.js'
-import type { ErrorCode, Phase } from '../status/errors.js'
+import type { Classification, ProxyErrorType } from '../status/classify.js'
+import type { Phase } from '../status/errors.js'
 import type { OriginCondition } from '../origin/conditions.js'
 import type { Attempt } from './attempt.js'
 import type { Exchange } from './exchange.js'
 import { watchFlush } from './client-write.js'
 import { edgeHeaders } from '../page/edge-headers.js'
 import { writeToSink } from '../page/write.js'
-import { accessRecord, failureRecord, type FailureExtras } from './records.js'
+import { failureRecord, type FailureExtras } from './records.js'
 import type { EdgeRuntime } from './runtime.js'
 
 /** What the edge answers with: a classification, or a refusal described the same way. */
@@ -38,11 +38,11 @@ export interface Behind {
  * another request.
  */
 export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: EdgeAnswer, close = false, behind?: Behind): void {
-  exchange.edgeStatus = answer.status
+  exchange.answered(answer.status)
   const sink = exchange.sink
   if (sink.started || sink.gone) return
   const rules = exchange.route?.settings.headers ?? edge.bare
-  const http2 = exchange.client.http2
+  const http2 = exchange.http2
   const before = edgeHeaders(exchange.ray, rules, rules.responseExtra, rules.flags.draining, http2)
   // HTTP/2 has no connection header: an unread stream body is reset, not the connection.
   if (close && !rules.flags.draining && !http2) before.push('connection', 'close')
@@ -86,48 +86,9 @@ function conditionOf (exchange: Exchange): OriginCondition | null {
 export function logFailure (edge: EdgeRuntime, exchange: Exchange, attempt: Attempt | null, err: unknown, phase: Phase,
   c: Classification, extra?: FailureExtras): void {
   const record = failureRecord(exchange, attempt, err, phase, c, extra)
-  exchange.failure = record
+  exchange.failed(record)
   if (exchange.trace !== null) exchange.trace.failed(record, attempt, c)
   if (c.known) edge.log.warn(record)
   else edge.log.error(record)
   edge.hooks.onFailure?.(record)
-}
-
-/** The exchange is over: its access line, exactly once, and the next request on its connection may start. */
-export function finish (edge: EdgeRuntime, exchange: Exchange): void {
-  if (exchange.finished) return
-  exchange.finished = true
-  const sink = exchange.sink
-  if (!sink.completed && !exchange.truncated) exchange.abort()
-  if (exchange.clientWriteTimedOut !== null) slowReader(edge, exchange, exchange.clientWriteTimedOut)
-  const status = exchange.clientError ?? (sink.started ? sink.status : CLIENT_ABORT_STATUS)
-  const record = accessRecord(exchange, status)
-  if (exchange.trace !== null) {
-    const ids = exchange.trace.fields()
-    record.trace_id = ids.trace_id
-    record.span_id = ids.span_id
-    record.trace_flags = ids.trace_flags
-    exchange.trace.end(status)
-  }
-  edge.access.request(record, exchange)
-  edge.hooks.onAccess?.(record)
-  exchange.connection.done(exchange)
-}
-
-/**
- * A client that stopped reading its response (timeouts.client_write): a warn line that
- * names the client, never an origin failure, and the access line says 499.
- */
-function slowReader (edge: EdgeRuntime, exchange: Exchange, ms: number): void {
-  exchange.clientError = CLIENT_ABORT_STATUS
-  edge.log.warn({
-    msg: 'client write timeout',
-    ray_id: exchange.ray,
-    error: { code: 'HPX_ERR_CLIENT_WRITE_TIMEOUT' satisfies ErrorCode, message: `the client read none of the response for ${ms} ms` },
-    why: 'the client stopped reading its response: its stream was reset (or its connection cut) and any origin request cancelled; not counted against the origin',
-    client: { ip: exchange.client.ip, ...exchange.client.log },
-    route: exchange.route?.config.name ?? null,
-    pool: exchange.pool?.config.name ?? null,
-    origin: exchange.attempt?.member.origin ?? null
-  })
 }

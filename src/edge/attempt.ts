@@ -19,7 +19,7 @@ import {
 } from '../status/errors.js'
 import type { BodyMeter } from './body.js'
 import { watchFlush } from './client-write.js'
-import type { Exchange } from './exchange.js'
+import type { RoutedExchange } from './exchange.js'
 import { requestHeaders, responseHeaders, type HeaderRules } from './forward-headers.js'
 import type { SocketSink } from './sink.js'
 import { takeCopy, type CopyTaker, type StaleRoute } from './stale.js'
@@ -89,6 +89,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   private queued: Promise<void> | null = null
   /** The attempt counts in its client's share of the origin (client-share.ts). */
   private inShare = false
+  /** The origin answered 101: the tunnel owns the origin's in-flight count from here. */
+  private tunnel = false
   /**
    * Set by the pending-connect cap while this attempt's dial waits there (the attempt is
    * the dial's GateOwner): called when the client leaves, the dial leaves the queue at
@@ -99,11 +101,15 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
   private readonly settings: AttemptSettings
 
   /** @param freshOnly never an idle connection (an upgrade, or a retry after a reused one was dropped) */
-  constructor (readonly exchange: Exchange, readonly member: PoolMember, readonly number: number, private readonly freshOnly = false) {
-    this.settings = (exchange.route as NonNullable<Exchange['route']>).settings
+  constructor (readonly exchange: RoutedExchange, readonly member: PoolMember, readonly number: number, private readonly freshOnly = false) {
+    this.settings = exchange.route.settings
   }
 
-  /** Runs the attempt to its end; the promise resolves with the attempt itself, as the outcome. */
+  /**
+   * Runs the attempt to its end; the promise resolves with the attempt itself, as the
+   * outcome. The origin counts it in flight from here until `finish`, or, for an upgrade,
+   * until its tunnel closes.
+   */
   run (): Promise<Attempt> {
     this.exchange.trace?.attemptStarted(this)
     this.member.inFlight++
@@ -265,8 +271,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
       this.abortWith(new BadResponseError('a control character in the status line'))
       return
     }
-    const route = this.exchange.route
-    if (route !== null && route.config.originErrors === 'replace' && statusCode >= 500) {
+    if (this.exchange.route.config.originErrors === 'replace' && statusCode >= 500) {
       this.abortWith(new OriginErrorReplacedError(statusCode))
       return
     }
@@ -336,6 +341,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     if (early !== null && early.length > 0) origin.write(early)
     const member = this.member
     let open = true
+    // The tunnel holds the origin's in-flight count from run() until it closes (least_in_flight sees it).
+    this.tunnel = true
     const close = (): void => {
       if (!open) return
       open = false
@@ -351,8 +358,6 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     client.pipe(origin)
     this.headersSent = true
     this.ok = true
-    // The tunnel holds the origin's in-flight count until it closes (least_in_flight sees it).
-    this.member.inFlight++
     this.finish(null)
   }
 
@@ -396,9 +401,9 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     if (this.timerKind === 'response' && this.fresh) this.member.health.condition.noResponse()
     if (this.timerKind === 'client') {
       // A slow reader: its stream is reset (its connection cut, over HTTP/1.x), the origin
-      // request cancelled, and the line is the client's (finish in answer.ts writes it).
+      // request cancelled, and the line is the client's (finish in handle-request.ts writes it).
       const exchange = this.exchange
-      exchange.clientWriteTimedOut = s.clientWriteTimeoutMs
+      exchange.clientStalled(s.clientWriteTimeoutMs)
       exchange.sink.cut()
       this.controller?.abort(withoutStack(() => new ClientWriteTimeoutError(s.clientWriteTimeoutMs)))
       return
@@ -424,7 +429,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Outcome {
     this.stopTimer()
     this.error = err
     this.controller = null
-    this.member.inFlight--
+    // An upgrade's tunnel counts down when it closes.
+    if (!this.tunnel) this.member.inFlight--
     if (this.admittedAt !== null) this.releaseSlot(err)
     if (this.inShare) {
       this.inShare = false
@@ -456,9 +462,9 @@ function expire (attempt: Attempt): void {
 
 
 /** The path the origin sees: the route's prefix removed when it says so, and the query. */
-function originPath (exchange: Exchange): string {
-  const route = exchange.route?.config
-  if (route === undefined || !route.stripPrefix || route.path === '/') return exchange.path + exchange.query
+function originPath (exchange: RoutedExchange): string {
+  const route = exchange.route.config
+  if (!route.stripPrefix || route.path === '/') return exchange.path + exchange.query
   const rest = exchange.path.slice(route.path.length)
   return (rest.startsWith('/') ? rest : `/${rest}`) + exchange.query
 }

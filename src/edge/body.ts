@@ -11,7 +11,7 @@
 
 import { Transform, type TransformCallback } from 'node:stream'
 import { BodyTooLargeError, withoutStack } from '../status/errors.js'
-import type { ClientRequest } from './exchange.js'
+import type { ClientRequest, Exchange } from './exchange.js'
 
 /** What the meter tells the attempt that is sending it. */
 export interface BodyWatcher {
@@ -47,11 +47,11 @@ export class BodyMeter extends Transform {
 }
 
 /** Whether a request carries a body (HTTP/1.1 framing; an HTTP/2 stream that did not end with its headers). */
-export function hasBody (req: ClientRequest): boolean {
-  const stream = (req as { stream?: { endAfterHeaders?: boolean } }).stream
-  if (stream !== undefined) return stream.endAfterHeaders === false
-  const length = req.headers['content-length']
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+export function hasBody (exchange: Pick<Exchange, 'stream' | 'headers'>): boolean {
+  const stream = exchange.stream
+  if (stream !== null) return !stream.endAfterHeaders
+  const length = exchange.headers['content-length']
+  return exchange.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }
 
 export function meterBody (req: ClientRequest, limit: number): BodyMeter {

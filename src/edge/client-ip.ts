@@ -19,9 +19,9 @@ export function compileTrust (trusted: readonly string[]): Trust | null {
 
 export function clientFacts (req: ClientRequest, trust: Trust | null, link: ClientLink): ClientFacts {
   const peer = req.socket.remoteAddress ?? ''
-  const { scheme, protocol, http2, tls, log } = link
+  const { scheme, protocol, tls, log } = link
   if (trust === null || !trust(peer, 0)) {
-    return { ip: peer, peer, forwardedFor: peer, forwardedProto: scheme, scheme, protocol, http2, tls, log }
+    return { ip: peer, peer, forwardedFor: peer, forwardedProto: scheme, scheme, protocol, tls, log }
   }
   const prior = req.headers['x-forwarded-for']
   const proto = req.headers['x-forwarded-proto']
@@ -33,7 +33,6 @@ export function clientFacts (req: ClientRequest, trust: Trust | null, link: Clie
     forwardedProto: typeof proto === 'string' && proto !== '' ? proto : scheme,
     scheme,
     protocol,
-    http2,
     tls,
     log
   }

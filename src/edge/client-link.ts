@@ -10,7 +10,6 @@ export interface ClientLink {
   scheme: 'http' | 'https'
   /** `HTTP/1.1`, `HTTP/1.0`, `HTTP/2`. */
   protocol: string
-  http2: boolean
   tls: { protocol: string, cipher: string } | null
   /** The `client` member of the log lines, shared by every request of the connection. */
   log: ClientRecord
@@ -22,7 +21,6 @@ function link (protocol: string, tls: ClientLink['tls']): ClientLink {
   return {
     scheme: tls === null ? 'http' : 'https',
     protocol,
-    http2: protocol === 'HTTP/2',
     tls,
     log: { protocol, tls_protocol: tls?.protocol ?? null, tls_cipher: tls?.cipher ?? null }
   }

@@ -9,7 +9,7 @@ import type { Exchange } from './exchange.js'
 export function watchFlush (exchange: Exchange, ms: number): void {
   const timer = setTimeout(() => {
     if (exchange.finished || exchange.sink.completed) return
-    exchange.clientWriteTimedOut = ms
+    exchange.clientStalled(ms)
     exchange.sink.cut()
   }, ms)
   exchange.sink.onClose(() => { clearTimeout(timer) })

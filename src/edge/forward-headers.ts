@@ -130,7 +130,7 @@ export function requestHeaders (exchange: Exchange, member: PoolMember, rules: H
  */
 export function responseHeaders (exchange: Exchange, member: PoolMember, status: number, origin: IncomingHttpHeaders, rules: HeaderRules,
   upgrade = false): string[] {
-  const headers = edgeHeaders(exchange.ray, rules, rules.responseExtra, rules.flags.draining, exchange.client.http2)
+  const headers = edgeHeaders(exchange.ray, rules, rules.responseExtra, rules.flags.draining, exchange.http2)
   if (rules.receivedStatus !== null) headers.push('proxy-status', appendMember(origin['proxy-status'], rules.receivedStatus.forRelayed(status)))
   const drop = rules.dropResponse
   // Fields the origin's Connection header names are for its hop only (RFC 9110 §7.6.1).

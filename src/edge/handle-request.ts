@@ -14,10 +14,13 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { Http2ServerRequest, type ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import type { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { classify } from '../status/classify.js'
+import { CLIENT_ABORT_STATUS, classify } from '../status/classify.js'
+import type { ErrorCode } from '../status/errors.js'
 import { refusalOf, unescapeSlashes, type Refusal } from './admit.js'
-import { answerError, finish, logFailure } from './answer.js'
+import { answerError, logFailure } from './answer.js'
+import { accessRecord } from './records.js'
 import { hasBody, meterBody } from './body.js'
 import { refusedAccess } from './access-log.js'
 import { rawResponse } from '../page/raw-response.js'
@@ -26,7 +29,7 @@ import { writeToSink } from '../page/write.js'
 import { clientFacts } from './client-ip.js'
 import { ClientConnection, type ExchangeRunner } from './client-connection.js'
 import { linkOf } from './client-link.js'
-import { Exchange, type ClientRequest } from './exchange.js'
+import { Exchange, type ClientRequest, type RoutedExchange } from './exchange.js'
 import { FAULT_HEADER, applies, injectedFailure, parseFault } from './fault-injection.js'
 import { proxy } from './proxy-loop.js'
 import { watchRequestDeadline } from './request-deadline.js'
@@ -46,11 +49,14 @@ export function runner (edge: EdgeRuntime): ExchangeRunner {
 
 /** A request Fastify routed to the edge (HTTP/1.1, or HTTP/2 through Node's compatible API). */
 export function handleRequest (edge: EdgeRuntime, run: ExchangeRunner, req: IncomingMessage, res: ServerResponse, id: string): void {
-  const sink = new ResponseSink(res)
+  // What the request is, never what it says it is: an HTTP/1 request line may end in any
+  // version a client types (`HTTP/2.0`), and admit answers it 505. Known here, once.
+  const stream = req instanceof Http2ServerRequest ? req.stream : null
+  const sink = new ResponseSink(res, stream)
   try {
-    arrive(edge, run, req, sink, id)
+    arrive(edge, run, req, stream, sink, id)
   } catch (err) {
-    arrivalFailed(edge, req, sink, id, err)
+    arrivalFailed(edge, req, stream, sink, id, err)
   }
 }
 
@@ -59,12 +65,11 @@ export function handleUpgrade (edge: EdgeRuntime, run: ExchangeRunner, req: Inco
   const sink = new SocketSink(socket)
   const ray = newRayId()
   try {
-    const exchange = arrive(edge, run, req, sink, ray, false)
-    exchange.upgradeAsked = String(req.headers.upgrade ?? '').trim().toLowerCase()
-    exchange.upgradeHead = head
+    const exchange = arrive(edge, run, req, null, sink, ray, false)
+    exchange.upgradeRequested(String(req.headers.upgrade ?? '').trim().toLowerCase(), head)
     exchange.connection.admit(exchange)
   } catch (err) {
-    arrivalFailed(edge, req, sink, ray, err)
+    arrivalFailed(edge, req, null, sink, ray, err)
   }
 }
 
@@ -78,40 +83,76 @@ export function handleStream (edge: EdgeRuntime, run: ExchangeRunner, stream: Se
   const req = new StreamRequest(stream, headers, rawHeaders, socket)
   const sink = new StreamSink(stream)
   try {
-    arrive(edge, run, req, sink, '')
+    arrive(edge, run, req, stream, sink, '')
   } catch (err) {
-    arrivalFailed(edge, req, sink, '', err)
+    arrivalFailed(edge, req, stream, sink, '', err)
   }
 }
 
 const CONTINUE = /^\s*100-continue\s*$/i
 const ignore = (): void => {}
 
-function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: ClientRequest, sink: ClientSink, id: string, admit = true): Exchange {
+/** @param stream the HTTP/2 stream the request came on (the entry point knows); null over HTTP/1.x */
+function arrive (edge: EdgeRuntime, run: ExchangeRunner, req: ClientRequest, stream: ServerHttp2Stream | null, sink: ClientSink, id: string,
+  admit = true): Exchange {
   const ray = isRayId(id) ? id : newRayId()
-  // What the request is, never what it says it is: an HTTP/1 request line may end in any
-  // version a client types (`HTTP/2.0`), and admit answers it 505.
-  const stream = streamOf(req)
-  const http2 = stream !== null
-  const carrier = http2 ? stream.session as unknown as Duplex : req.socket
-  const connection = ClientConnection.of(carrier, !http2, edge.config.maxPipelined, run)
-  const client = clientFacts(req, edge.trust, linkOf(req.socket, http2 ? '2.0' : req.httpVersion === '1.0' ? '1.0' : '1.1'))
-  const exchange = new Exchange(ray, req, sink, client, connection, splitTarget(req.url ?? '/'))
-  if (edge.tracing !== null) exchange.trace = edge.tracing.begin(exchange)
-  sink.onClose(() => finish(edge, exchange))
+  // An HTTP/1.1 connection serves its requests in turn; an HTTP/2 session's streams run
+  // side by side. (Node types a stream's session as possibly gone: not while it arrives.)
+  const connection = stream === null
+    ? ClientConnection.of(req.socket, true, edge.config.maxPipelined, run)
+    : ClientConnection.of(stream.session as EventEmitter, false, edge.config.maxPipelined, run)
+  const client = clientFacts(req, edge.trust, linkOf(req.socket, stream !== null ? '2.0' : req.httpVersion === '1.0' ? '1.0' : '1.1'))
+  const exchange = new Exchange(ray, req, sink, client, connection, splitTarget(req.url ?? '/'), stream)
+  if (edge.tracing !== null) exchange.traced(edge.tracing.begin(exchange))
+  sink.onClose(() => { finish(edge, exchange) })
   // An HTTP/2 stream reset before Fastify routed its request here (Node's compatibility
   // API) is over already: no origin sees it.
   if (exchange.finished) return exchange
-  if (http2 && hasBody(req)) watchRequestDeadline(edge, exchange, req)
+  if (stream !== null && hasBody(exchange)) watchRequestDeadline(edge, exchange, req)
   if (admit) connection.admit(exchange)
   return exchange
 }
 
-/** The HTTP/2 stream behind a request: one the front door handed over, or one of Node's compatibility API. */
-function streamOf (req: ClientRequest): ServerHttp2Stream | null {
-  if (req instanceof StreamRequest) return req.stream
-  if (req instanceof Http2ServerRequest) return req.stream
-  return null
+/**
+ * The exchange is over, whichever way it ended: its access line, exactly once, and the
+ * next request on its connection may start (client-connection.ts). Called when the
+ * client's response closes, or when its connection closed before the request's turn.
+ */
+export function finish (edge: EdgeRuntime, exchange: Exchange): void {
+  if (!exchange.end()) return
+  const stalled = exchange.clientWriteTimedOut
+  if (stalled !== null) slowReader(edge, exchange, stalled)
+  const sink = exchange.sink
+  // A client that stopped reading is the client's failure whatever else was said: 499.
+  const status = stalled !== null ? CLIENT_ABORT_STATUS : exchange.clientError ?? (sink.started ? sink.status : CLIENT_ABORT_STATUS)
+  const record = accessRecord(exchange, status)
+  if (exchange.trace !== null) {
+    const ids = exchange.trace.fields()
+    record.trace_id = ids.trace_id
+    record.span_id = ids.span_id
+    record.trace_flags = ids.trace_flags
+    exchange.trace.end(status)
+  }
+  edge.access.request(record, exchange)
+  edge.hooks.onAccess?.(record)
+  exchange.connection.done(exchange)
+}
+
+/**
+ * A client that stopped reading its response (timeouts.client_write): a warn line that
+ * names the client, never an origin failure, and the access line says 499.
+ */
+function slowReader (edge: EdgeRuntime, exchange: Exchange, ms: number): void {
+  edge.log.warn({
+    msg: 'client write timeout',
+    ray_id: exchange.ray,
+    error: { code: 'HPX_ERR_CLIENT_WRITE_TIMEOUT' satisfies ErrorCode, message: `the client read none of the response for ${ms} ms` },
+    why: 'the client stopped reading its response: its stream was reset (or its connection cut) and any origin request cancelled; not counted against the origin',
+    client: { ip: exchange.client.ip, ...exchange.client.log },
+    route: exchange.route?.config.name ?? null,
+    pool: exchange.pool?.config.name ?? null,
+    origin: exchange.attempt?.member.origin ?? null
+  })
 }
 
 /**
@@ -119,11 +160,11 @@ function streamOf (req: ClientRequest): ServerHttp2Stream | null {
  * id, the client gets a 502 that closes its connection (or a reset stream), and the
  * access line says so.
  */
-function arrivalFailed (edge: EdgeRuntime, req: ClientRequest, sink: ClientSink, id: string, err: unknown): void {
+function arrivalFailed (edge: EdgeRuntime, req: ClientRequest, stream: ServerHttp2Stream | null, sink: ClientSink, id: string, err: unknown): void {
   const ray = isRayId(id) ? id : newRayId()
   edge.log.error({ ray_id: ray, err }, 'internal error while serving a request')
   edge.access.refusal(refusedAccess(ray, 502, 'internal_error', req.method ?? '', String(req.headers.host ?? req.headers[':authority'] ?? ''), req.socket), req.socket, req.url ?? '')
-  const http1 = streamOf(req) === null
+  const http1 = stream === null
   try {
     if (!sink.started && !sink.gone) {
       const headers = [edge.config.rayHeader, rayHeaderValue(ray, edge.config.edgeName), 'content-type', 'text/plain; charset=utf-8']
@@ -140,25 +181,25 @@ function arrivalFailed (edge: EdgeRuntime, req: ClientRequest, sink: ClientSink,
 async function serve (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
   const req = exchange.req
   const config = edge.config
-  const refused = refusalOf(req, exchange.client.http2, exchange.host, exchange.path, config.escapedSlashes, config)
+  const refused = refusalOf(req, exchange.http2, exchange.host, exchange.path, config.escapedSlashes, config)
   if (refused !== null) { refuse(edge, exchange, refused); return }
-  if (config.escapedSlashes === 'unescape') exchange.path = unescapeSlashes(exchange.path)
+  if (config.escapedSlashes === 'unescape') exchange.admitPath(unescapeSlashes(exchange.path))
 
-  const route = edge.state.router.match(hostOnly(exchange.host), exchange.path)
-  if (route === null) {
-    exchange.refused = 'no_route'
+  const match = edge.state.router.match(hostOnly(exchange.host), exchange.path)
+  if (match === null) {
+    exchange.refuse('no_route')
     answerError(edge, exchange, NO_ROUTE)
     return
   }
-  exchange.route = route
-  exchange.pool = route.pool
+  const routed = exchange.routed(match)
+  const route = routed.route
 
-  if (hasBody(req)) {
+  if (hasBody(exchange)) {
     const declared = req.headers['content-length']
     const limit = route.config.maxBodyBytes
     if (limit > 0 && declared !== undefined && Number(declared) > limit) { refuse(edge, exchange, { status: 413, reason: 'body_too_large' }); return }
     // A declared length is enforced by the parser; only a chunked body is counted.
-    if (exchange.upgradeAsked === null) exchange.body = meterBody(req, declared === undefined ? limit : 0)
+    if (exchange.upgradeAsked === null) exchange.sendsBody(meterBody(req, declared === undefined ? limit : 0))
   }
   if (exchange.upgradeAsked !== null) {
     // Only the protocols the route allows are forwarded (websocket by default): an
@@ -168,8 +209,8 @@ async function serve (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
     // A body on an upgrade request is refused whether or not the upgrade is allowed: the
     // tunnel would carry it unframed, and a refused upgrade's socket is no longer framed
     // by Node's parser.
-    if (hasBody(req)) { refuse(edge, exchange, { status: 400, reason: 'upgrade_with_body' }); return }
-    if (route.config.upgrades.includes(exchange.upgradeAsked)) exchange.upgrade = exchange.upgradeAsked
+    if (hasBody(exchange)) { refuse(edge, exchange, { status: 400, reason: 'upgrade_with_body' }); return }
+    if (route.config.upgrades.includes(exchange.upgradeAsked)) exchange.forwardUpgrade()
     else if (exchange.upgradeHead !== null && exchange.upgradeHead.length > 0) {
       // Node stops parsing at an Upgrade request: what came after it (a pipelined request)
       // was never read as a request. Not tunnelled, the upgrade is answered on a socket
@@ -180,16 +221,16 @@ async function serve (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
     }
   }
 
-  if (req.headers[FAULT_HEADER] !== undefined && await injected(edge, exchange)) return
-  await proxy(edge, exchange)
+  if (req.headers[FAULT_HEADER] !== undefined && await injected(edge, routed)) return
+  await proxy(edge, routed)
 }
 
 /** Refused before any origin saw it. An unread body means the connection cannot carry another request. */
 function refuse (edge: EdgeRuntime, exchange: Exchange, refusal: Refusal): void {
-  exchange.refused = refusal.reason
+  exchange.refuse(refusal.reason)
   // A request the edge cannot frame or speak (a version, a transfer coding) leaves the
   // connection's next bytes unframed too: it closes.
-  const close = hasBody(exchange.req) || refusal.status === 505 || refusal.status === 501
+  const close = hasBody(exchange) || refusal.status === 505 || refusal.status === 501
   answerError(edge, exchange, refusalFacts(refusal.status, refusal.reason), close)
 }
 
@@ -206,10 +247,10 @@ function refuseTrailing (edge: EdgeRuntime, exchange: Exchange): void {
 const NO_ROUTE = { status: 404, cause: null, proxyStatus: 'destination_not_found' as const, why: 'no route matches this host and path' }
 
 /** Fault injection: true when this request got an injected fault instead of the origin. */
-async function injected (edge: EdgeRuntime, exchange: Exchange): Promise<boolean> {
+async function injected (edge: EdgeRuntime, exchange: RoutedExchange): Promise<boolean> {
   const header = exchange.headers[FAULT_HEADER]
   if (header === undefined) return false
-  const route = exchange.route as NonNullable<Exchange['route']>
+  const route = exchange.route
   const fault = parseFault(header)
   if (!route.config.faultInjection || fault === null) {
     edge.log.info({ ray_id: exchange.ray, header: String(header).slice(0, 64), enabled: route.config.faultInjection }, 'fault injection header ignored')

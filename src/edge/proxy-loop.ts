@@ -18,16 +18,16 @@ import type { OriginPool, PoolMember } from '../origin/pool.js'
 import type { RetryBudget } from '../origin/retry-budget.js'
 import { answerError, logFailure, type Behind } from './answer.js'
 import { Attempt } from './attempt.js'
-import type { Exchange } from './exchange.js'
+import type { RoutedExchange } from './exchange.js'
 import type { EdgeRuntime } from './runtime.js'
 import { findCopy, sendCopy, type StaleRoute } from './stale.js'
 
 /** A request tries at most this many origins: the first, and one more when nothing was sent. */
-const MAX_ATTEMPTS = 2
+export const MAX_ATTEMPTS = 2
 
-export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<void> {
-  const pool = exchange.pool as OriginPool
-  const stale = (exchange.route as NonNullable<Exchange['route']>).settings.stale
+export async function proxy (edge: EdgeRuntime, exchange: RoutedExchange): Promise<void> {
+  const pool = exchange.pool
+  const stale = exchange.route.settings.stale
   if (stale?.serveWhenDown === true && staleWhileDown(edge, exchange, pool, stale)) return
   // The pool's retry budget counts this request while it is in the loop, and the retry it
   // spent, if any, until the request ends. (One function, no extra await on the healthy path.)
@@ -35,29 +35,31 @@ export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<voi
   budget.requests++
   let spent = false
   try {
-    let failure: Classification | null = null
-    let last: Attempt | null = null
-    let again: PoolMember | null = null
+    const first = pool.select(exchange.tried)
+    // Every origin of the pool is marked down: nothing to dial.
+    if (first === null) { poolDown(edge, exchange, pool, stale); return }
+    let member: PoolMember = first
+    let freshOnly = false
     for (;;) {
-      const member: PoolMember | null = again ?? pool.select(exchange.tried)
-      if (member === null) break
-      // The attempt before this one answered nobody: its line says so.
-      if (failure !== null && last !== null) logFailure(edge, exchange, last, last.error, last.phase, failure, { served: 'none' })
-      exchange.tried.push(member)
-      const attempt = new Attempt(exchange, member, exchange.tried.length, again !== null)
-      exchange.attempt = attempt
+      const attempt = new Attempt(exchange, member, exchange.tried.length + 1, freshOnly)
+      exchange.attempting(attempt)
       await attempt.run()
       if (attempt.ok) return
-      last = attempt
-      failure = failed(edge, exchange, attempt)
-      if (failure === null) break
-      const next = tryAgain(exchange, attempt, failure, budget)
-      if (next === null) break
+      const c = failed(edge, exchange, attempt)
+      if (c === null) return
+      const next = tryAgain(exchange, attempt, c, budget)
       if (next === 'another origin, budgeted') spent = true
-      again = next === 'same origin' ? member : null
+      const again: PoolMember | null = next === null ? null : next === 'same origin' ? member : pool.select(exchange.tried)
+      if (again === null) {
+        answerFailure(edge, exchange, stale, attempt, attempt.error, attempt.phase, c,
+          { error: attempt.error, receivedStatus: attempt.originStatus === 0 ? null : attempt.originStatus })
+        return
+      }
+      // Another attempt answers the client: this one answered nobody, and its line says so now.
+      logFailure(edge, exchange, attempt, attempt.error, attempt.phase, c, { served: 'none' })
+      member = again
+      freshOnly = next === 'same origin'
     }
-    if (failure !== null && last !== null) answerFailure(edge, exchange, stale, last, last.error, last.phase, failure, { error: last.error, receivedStatus: last.originStatus === 0 ? null : last.originStatus })
-    else if (exchange.tried.length === 0) poolDown(edge, exchange, pool, stale)
   } finally {
     budget.requests--
     if (spent) budget.retryEnded()
@@ -65,7 +67,7 @@ export async function proxy (edge: EdgeRuntime, exchange: Exchange): Promise<voi
 }
 
 /** The final failure's line, and its answer: the route's stored copy when Always online has one, else the error page. */
-function answerFailure (edge: EdgeRuntime, exchange: Exchange, stale: StaleRoute | null, attempt: Attempt | null, err: unknown, phase: Phase,
+function answerFailure (edge: EdgeRuntime, exchange: RoutedExchange, stale: StaleRoute | null, attempt: Attempt | null, err: unknown, phase: Phase,
   c: Classification, behind: Behind): void {
   const copy = stale === null ? null : findCopy(stale, exchange, c.status, c.code === 'HPX_ERR_OVERLOADED')
   logFailure(edge, exchange, attempt, err, phase, c, { served: copy === null ? 'page' : 'stale' })
@@ -80,23 +82,50 @@ const DOWN = new Set([521, 523])
 
 export type Decision = 'another origin' | 'another origin, budgeted' | 'same origin' | null
 
+/** What `tryAgain` reads of the request (an Exchange is one). */
+export interface RequestFacts {
+  /** The origins tried so far, the failed attempt's included: only their number counts. */
+  readonly tried: { readonly length: number }
+  readonly method: string
+  /** The body the origin gets, when the request has one: a stream, read once. */
+  readonly body: object | null
+  /** The client left. */
+  readonly aborted: boolean
+}
+
+/** What `tryAgain` reads of the failed attempt (an Attempt is one). */
+export interface OutcomeFacts {
+  /** Request bytes may have reached the origin. */
+  readonly requestSent: boolean
+  readonly error: Error | null
+  /** Its connection was dialled for it (not an idle one reused). */
+  readonly fresh: boolean
+  /** The origin's status, 0 before its headers arrived. */
+  readonly originStatus: number
+}
+
+/** The pool's retry budget, as `tryAgain` asks it: how many origins there are, and may one more retry go (spending it). */
+export type BudgetFacts = Pick<RetryBudget, 'origins' | 'take'>
+
 /**
- * The one decision: where the next attempt goes, or null for none. `another origin,
- * budgeted` took a retry from the pool's budget (the caller gives it back when the
- * request ends).
+ * The one decision: where the next attempt goes, or null for none. A pure function of
+ * its inputs but for the budget, which is asked last, and only for a retry that would
+ * spend it: `another origin, budgeted` took a retry from the pool's budget (the caller
+ * gives it back when the request ends).
+ * @param c the failed attempt's classification
  */
-export function tryAgain (exchange: Pick<Exchange, 'tried' | 'aborted' | 'body' | 'method'>, outcome: Pick<Attempt, 'requestSent' | 'error' | 'fresh' | 'originStatus'>,
-  c: Classification, budget: RetryBudget): Decision {
-  if (exchange.tried.length >= MAX_ATTEMPTS || exchange.aborted) return null
+export function tryAgain (request: RequestFacts, outcome: OutcomeFacts, c: Classification, budget: BudgetFacts): Decision {
+  const tries = request.tried.length
+  if (tries >= MAX_ATTEMPTS || request.aborted) return null
   if (!outcome.requestSent && dialErrorIn(outcome.error) !== null) {
     // Every origin of the pool tried (a route's single origin): nowhere to go, nothing to count.
-    if (exchange.tried.length >= budget.origins) return null
+    if (tries >= budget.origins) return null
     // Away from a down origin the retry costs it nothing and goes where the request can be served.
     if (DOWN.has(c.status)) return 'another origin'
     return budget.take() ? 'another origin, budgeted' : null
   }
   const dropped = c.status === 520 && (c.cause === 'empty' || c.cause === 'reset')
-  if (dropped && !outcome.fresh && outcome.originStatus === 0 && exchange.body === null && IDEMPOTENT.has(exchange.method)) return 'same origin'
+  if (dropped && !outcome.fresh && outcome.originStatus === 0 && request.body === null && IDEMPOTENT.has(request.method)) return 'same origin'
   return null
 }
 
@@ -106,14 +135,14 @@ export function tryAgain (exchange: Pick<Exchange, 'tried' | 'aborted' | 'body' 
  * already on the wire: then with its failure line). The caller writes the others' once it
  * knows what the client gets.
  */
-function failed (edge: EdgeRuntime, exchange: Exchange, attempt: Attempt): Classification | null {
+function failed (edge: EdgeRuntime, exchange: RoutedExchange, attempt: Attempt): Classification | null {
   const c = classify(attempt.error, attempt.phase)
   const health = attempt.member.health
   // A client that left, or sent too much, is not the origin's failure.
   if (c.status === CLIENT_ABORT_STATUS || c.status === 413) {
     health.released()
     if (c.status === 413) {
-      exchange.refused = 'body_too_large'
+      exchange.refuse('body_too_large')
       answerError(edge, exchange, c, true)
     }
     return null
@@ -123,15 +152,14 @@ function failed (edge: EdgeRuntime, exchange: Exchange, attempt: Attempt): Class
   if (attempt.headersSent) {
     // The status is on the wire: the only honest signal left is a cut connection.
     logFailure(edge, exchange, attempt, attempt.error, attempt.phase, c, { truncated: true, served: 'none' })
-    exchange.truncated = true
-    exchange.sink.cut()
+    exchange.cut()
     return null
   }
   return c
 }
 
 /** Every origin of the pool is marked down: answered at once from the last failure, without dialling. */
-function poolDown (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool, stale: StaleRoute | null): void {
+function poolDown (edge: EdgeRuntime, exchange: RoutedExchange, pool: OriginPool, stale: StaleRoute | null): void {
   const last = pool.downFailure()
   const err = new PoolDownError(pool.config.name, pool.members.length, last?.error ?? null, last?.phase ?? 'connect')
   answerFailure(edge, exchange, stale, null, err, 'connect', classify(err, 'connect'), { error: err, receivedStatus: null })
@@ -142,7 +170,7 @@ function poolDown (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool, stal
  * half-open and waiting for its one trial) and a copy can answer: it answers at once,
  * without a dial or its timeout. A request with no copy goes on, and may be the trial.
  */
-function staleWhileDown (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool, stale: StaleRoute): boolean {
+function staleWhileDown (edge: EdgeRuntime, exchange: RoutedExchange, pool: OriginPool, stale: StaleRoute): boolean {
   const last = pool.restingFailure()
   if (last === null) return false
   const err = new PoolDownError(pool.config.name, pool.members.length, last.error, last.phase)
@@ -155,4 +183,4 @@ function staleWhileDown (edge: EdgeRuntime, exchange: Exchange, pool: OriginPool
 }
 
 /** Part of the request body was never read (the origin stopped reading it, or never got it): the connection cannot carry another request. */
-const unread = (exchange: Exchange): boolean => exchange.body !== null && !exchange.req.complete
+const unread = (exchange: RoutedExchange): boolean => exchange.body !== null && !exchange.req.complete

@@ -26,9 +26,7 @@ export function watchRequestDeadline (edge: EdgeRuntime, exchange: Exchange, req
 
 function timedOut (edge: EdgeRuntime, exchange: Exchange): void {
   // Answered already (a 413, an origin that answered early), or reset by the client.
-  if (exchange.finished || exchange.clientError !== null || exchange.sink.gone) return
-  exchange.clientError = 408
-  exchange.refused = REQUEST_TIMEOUT
+  if (exchange.finished || exchange.sink.gone || !exchange.clientFailed(408, REQUEST_TIMEOUT)) return
   exchange.abort()
   const sink = exchange.sink
   if (sink.started) { sink.cut(); return }

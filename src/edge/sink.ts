@@ -38,12 +38,11 @@ type NodeResponse = ServerResponse | Http2ServerResponse
 export class ResponseSink implements ClientSink {
   startedAt = 0
   private ended = false
-  private readonly http2: boolean
   // Http2ServerResponse has ServerResponse's API for everything written here.
   private readonly res: ServerResponse
 
-  constructor (res: NodeResponse) {
-    this.http2 = (res as Http2ServerResponse).stream !== undefined
+  /** @param stream the HTTP/2 stream behind `res` (Node's compatibility API), null over HTTP/1.x: the caller knows which */
+  constructor (res: NodeResponse, private readonly stream: ServerHttp2Stream | null) {
     this.res = res as ServerResponse
   }
 
@@ -56,7 +55,7 @@ export class ResponseSink implements ClientSink {
   start (status: number, text: string, headers: string[]): void {
     this.startedAt = performance.now()
     // HTTP/2 has no reason phrase; Node warns when one is given.
-    if (this.http2) this.res.writeHead(status, headers)
+    if (this.stream !== null) this.res.writeHead(status, headers)
     else this.res.writeHead(status, text, headers)
   }
 
@@ -71,7 +70,7 @@ export class ResponseSink implements ClientSink {
   onClose (done: () => void): void {
     // An HTTP/2 stream the client reset before its request reached the edge (rapid
     // reset) is closed already: its 'close' event is past.
-    if (this.http2 && (this.res as unknown as Http2ServerResponse).stream.closed) done()
+    if (this.stream?.closed === true) done()
     else this.res.once('close', done)
   }
 }

@@ -16,7 +16,7 @@ import { copySize, StaleStore, type StoredCopy } from '../cache/stale-store.js'
 import type { RouteConfig, StaleIfErrorConfig } from '../config/schema.js'
 import type { Classification } from '../status/classify.js'
 import type { Behind } from './answer.js'
-import type { Exchange } from './exchange.js'
+import type { Exchange, RoutedExchange } from './exchange.js'
 import type { HeaderRules } from './forward-headers.js'
 import { edgeHeaders } from '../page/edge-headers.js'
 import { writeToSink } from '../page/write.js'
@@ -124,14 +124,14 @@ export function findCopy (stale: StaleRoute, exchange: Exchange, status: number,
 const STALE_DETAIL = new Token('stale-if-error')
 
 /** The copy answers, with what says it is one and why. */
-export function sendCopy (edge: EdgeRuntime, exchange: Exchange, stale: StaleRoute, copy: StoredCopy, c: Classification, behind: Behind): void {
-  exchange.edgeStatus = c.status
+export function sendCopy (edge: EdgeRuntime, exchange: RoutedExchange, stale: StaleRoute, copy: StoredCopy, c: Classification, behind: Behind): void {
+  exchange.answered(c.status)
   const sink = exchange.sink
   if (sink.started || sink.gone) return
-  const rules = (exchange.route as NonNullable<Exchange['route']>).settings.headers
+  const rules = exchange.route.settings.headers
   const policy = copy.terms.policy
   const age = policy.age()
-  const headers = edgeHeaders(exchange.ray, rules, rules.responseExtra, rules.flags.draining, exchange.client.http2)
+  const headers = edgeHeaders(exchange.ray, rules, rules.responseExtra, rules.flags.draining, exchange.http2)
   headers.push(
     'proxy-status', edge.proxyStatus.forFailure(c, behind.error, exchange.pool?.config.name ?? null, behind.receivedStatus),
     'age', String(Math.floor(age)),

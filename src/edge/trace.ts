@@ -288,7 +288,7 @@ function serverAttributes (exchange: Exchange): Attributes {
     'url.path': exchange.path,
     'url.scheme': client.scheme,
     'client.address': client.ip,
-    'network.protocol.version': client.http2 ? '2' : exchange.req.httpVersion,
+    'network.protocol.version': exchange.http2 ? '2' : exchange.req.httpVersion,
     'highproxy.ray_id': exchange.ray
   }
   if (a['http.request.method'] !== exchange.method) a['http.request.method_original'] = exchange.method

@@ -45,9 +45,7 @@ export function clientErrorHandler (opts: RefusalOptions): (err: NodeJS.ErrnoExc
     if (inflight !== null) {
       // The request already has its access line coming: make it say what the client got.
       // A parser that fails again on bytes sent after that answer must not rewrite it.
-      if (inflight.clientError !== null) return
-      inflight.clientError = status
-      inflight.refused = err.code ?? 'client_error'
+      if (!inflight.clientFailed(status, err.code ?? 'client_error')) return
     } else {
       opts.access.refusal(refusedAccess(ray, status, err.code ?? 'client_error', '', '', socket), socket as Socket)
     }

@@ -78,7 +78,7 @@ t.test('an HTTP/2 stream: one HEADERS with :status, repeated names as one list, 
 
 t.test("the edge's sink: a string page, a kept copy's bytes, and HEAD, over a real response", async t => {
   const server = http.createServer((req, res) => {
-    const sink = new ResponseSink(res)
+    const sink = new ResponseSink(res, null)
     const head = req.method === 'HEAD'
     if (req.url === '/page') writeToSink(sink, 522, 'Connection Timed Out', [...HEADERS, 'content-length', '5'], 'page\n', head)
     else writeToSink(sink, 200, 'OK', ['content-length', '4'], Buffer.from('copy'), head)
