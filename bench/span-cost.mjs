@@ -7,9 +7,9 @@
 //   node bench/span-cost.mjs [--requests 200000]
 import http from 'node:http'
 import { parseArgs } from 'node:util'
-import { performance } from 'node:perf_hooks'
 import pino from 'pino'
 import { startTracing } from '../dist/tracing.js'
+import { tracedRequest } from './lib/traced-request.mjs'
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '200000' } } })
 const N = Number(values.requests)
@@ -20,37 +20,7 @@ const sink = http.createServer((req, res) => { req.resume(); req.on('end', () =>
 await new Promise(resolve => sink.listen(0, '127.0.0.1', resolve))
 const endpoint = `http://127.0.0.1:${sink.address().port}`
 
-const url = new URL('http://127.0.0.1:9000')
-const member = { url, origin: url.origin, pool: 'web' }
-const info = { timings: { dns_ms: null, connect_ms: 0.4, tls_ms: null }, address: '127.0.0.1', port: 9000, localAddress: '127.0.0.1', localPort: 40000 }
-
-function request (tracing) {
-  const start = performance.now()
-  const exchange = {
-    start, method: 'GET', host: 'shop.example', path: '/checkout', ray: '0123456789abcdef', req: { httpVersion: '1.1' },
-    headers: { host: 'shop.example', 'user-agent': 'bench/1', accept: '*/*' },
-    client: { ip: '127.0.0.1', peer: '127.0.0.1', scheme: 'http', http2: false },
-    route: { config: { name: 'shop' } }, pool: { config: { name: 'web' } }, edgeStatus: null, failure: null, refused: null,
-    upgrade: null, truncated: false, aborted: false, attempt: null
-  }
-  // Tracing off runs the same request with its one null check per hook, as the edge does.
-  const trace = tracing === null ? null : tracing.begin(exchange)
-  const attempt = { member, number: 1, error: null, phase: 'body', connection: { info }, fresh: true, ttfbMs: 0.8, originStatus: 200, ok: true }
-  exchange.attempt = attempt
-  if (trace !== null) trace.attemptStarted(attempt)
-  const headers = ['host', 'shop.example']
-  if (trace !== null) trace.inject(headers)
-  if (trace !== null) trace.attemptEnded(attempt)
-  const record = {}
-  if (trace !== null) {
-    const ids = trace.fields()
-    record.trace_id = ids.trace_id
-    record.span_id = ids.span_id
-    record.trace_flags = ids.trace_flags
-    trace.end(200)
-  }
-  return record
-}
+const request = (tracing) => tracedRequest(tracing, 'shop.example', true)
 
 async function measure (label, ratio) {
   const log = pino({ level: 'silent' })

@@ -11,11 +11,11 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { performance } from 'node:perf_hooks'
 import {
   AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, RandomIdGenerator, TraceIdRatioBasedSampler
 } from '@opentelemetry/sdk-trace-base'
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer'
+import { tracedRequest } from './lib/traced-request.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -57,39 +57,8 @@ function setup (mod, ratio) {
   return { edge: mod.edgeTracing({ tracer, sampler: inner, ids: pinned, trustIncoming: true }), ended }
 }
 
-const url = new URL('http://127.0.0.1:9000')
-const member = { url, origin: url.origin, pool: 'web' }
-const info = { timings: { dns_ms: null, connect_ms: 0.4, tls_ms: null }, address: '127.0.0.1', port: 9000, localAddress: '127.0.0.1', localPort: 40000 }
-
-
-/** One request's hooks, as the edge calls them; tracing null: the same objects and null checks. */
-function request (edge, i) {
-  const start = performance.now()
-  const exchange = {
-    start, method: 'GET', host: '127.0.0.1:8080', path: '/checkout', ray: '0123456789abcdef', req: { httpVersion: '1.1' },
-    headers: { host: '127.0.0.1:8080', 'user-agent': 'bench/1', accept: '*/*' },
-    client: { ip: '127.0.0.1', peer: '127.0.0.1', scheme: 'http', http2: false },
-    route: { config: { name: 'shop' } }, pool: { config: { name: 'web' } }, edgeStatus: null, failure: null, refused: null,
-    upgrade: null, truncated: false, aborted: false, attempt: null
-  }
-  const trace = edge === null ? null : edge.begin(exchange)
-  // One connection in 16 is fresh (its connect phase), the rest ride a pooled one.
-  const attempt = { member, number: 1, error: null, phase: 'body', connection: { info }, fresh: (i & 15) === 0, ttfbMs: 0.8, originStatus: 200, ok: true }
-  exchange.attempt = attempt
-  if (trace !== null) trace.attemptStarted(attempt)
-  const headers = ['host', '127.0.0.1:8080']
-  if (trace !== null) trace.inject(headers)
-  if (trace !== null) trace.attemptEnded(attempt)
-  const record = {}
-  if (trace !== null) {
-    const ids = trace.fields()
-    record.trace_id = ids.trace_id
-    record.span_id = ids.span_id
-    record.trace_flags = ids.trace_flags
-    trace.end(200)
-  }
-
-}
+/** One request's hooks; one connection in 16 is fresh (its connect phase), the rest ride a pooled one. */
+const request = (edge, i) => tracedRequest(edge, '127.0.0.1:8080', (i & 15) === 0)
 
 function run (env, n) {
   const before = process.cpuUsage()

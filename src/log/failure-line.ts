@@ -17,7 +17,7 @@ export interface FailureExtras {
   served?: FailureRecord['served']
 }
 
-/** What the line needs of the connection an attempt rode (origin/dial.ts's DialInfo has it). */
+/** What the line needs of the connection an attempt rode (origin/dial.ts's DialInfo extends it). */
 export interface FailureConnection {
   timings: DialTimings
   address: string

@@ -22,6 +22,7 @@ import {
   TlsHandshakeError, TlsTimeoutError,
   type DialAttempt, type DialFacts, type DialPhase, type DialTimings
 } from '../status/errors.js'
+import type { FailureConnection } from '../log/failure-line.js'
 import { since } from '../log/time.js'
 import { GateLeft, GateTimeout, type GateOwner, type PendingConnects } from './pending-connects.js'
 import { inTurn } from './turns.js'
@@ -51,13 +52,7 @@ export interface DialOptions {
 }
 
 /** What a successful dial learned: the failure and access records name it. */
-export interface DialInfo {
-  timings: DialTimings
-  address: string
-  port: number
-  localAddress: string | null
-  localPort: number | null
-  attempts: DialAttempt[]
+export interface DialInfo extends FailureConnection {
   tls: { protocol: string | null, cipher: string | null, subject: string | null, validTo: string | null } | null
 }
 

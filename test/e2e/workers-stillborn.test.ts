@@ -5,18 +5,24 @@
 // row, the primary stops the others and exits 1, so that its supervisor is told.
 
 import { writeFileSync } from 'node:fs'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
 import { startWorkers } from '../cli-process.js'
 import { alive } from '../leftovers.js'
 
-t.test('workers that keep dying before they listen: the primary gives up and exits 1', async t => {
+/** Two workers proxying to a healthy origin, with the config file they read. */
+async function twoWorkers (t: Test): Promise<{ p: Awaited<ReturnType<typeof startWorkers>>, file: string }> {
   const healthy = await healthyOrigin()
   t.teardown(() => healthy.close())
   const file = `${t.testdir({})}/config.yaml`
   writeFileSync(file, `routes:\n  - { name: ok, path: /, origin: "${healthy.url}" }\n`)
   const p = await startWorkers(['--config', file], 2)
   t.teardown(() => { p.child.kill('SIGKILL') })
+  return { p, file }
+}
+
+t.test('workers that keep dying before they listen: the primary gives up and exits 1', async t => {
+  const { p, file } = await twoWorkers(t)
 
   // Every worker forked from now on reads a config that does not load.
   writeFileSync(file, 'routes: [ { name: ok, path: /, origin: 12 } ]\n')
@@ -33,12 +39,7 @@ t.test('workers that keep dying before they listen: the primary gives up and exi
 })
 
 t.test('a worker that listened and then died is replaced, and counts as no failed start', async t => {
-  const healthy = await healthyOrigin()
-  t.teardown(() => healthy.close())
-  const file = `${t.testdir({})}/config.yaml`
-  writeFileSync(file, `routes:\n  - { name: ok, path: /, origin: "${healthy.url}" }\n`)
-  const p = await startWorkers(['--config', file], 2)
-  t.teardown(() => { p.child.kill('SIGKILL') })
+  const { p } = await twoWorkers(t)
 
   // Five crashes of workers that had listened: as many as the limit, and still replaced.
   const seen = new Set(p.pids)
