@@ -6,12 +6,17 @@
 // ratios paired round by round. Fewer rows than `npm run bench --tracing --baseline`, so
 // more rounds in the same time: what it takes to see a few percent on a loaded machine.
 //   node bench/trace-proxy-ab.mjs --base <dist/cli.js of another build> [--ratios 0.01,1] [--rounds 15] [--seconds 1]
+//     [--rate <req/s>]   a fixed rate below saturation instead of as fast as it goes: at
+//                        saturation a little more CPU per request also means fewer requests per
+//                        event-loop turn, so less batching of writes, which costs more per request
+//                        again; at a fixed rate both builds batch alike and only the work differs
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { stopAll } from './lib/procs.mjs'
 import { load, median } from './lib/load.mjs'
+import { fixedLoad } from './lib/rate.mjs'
 import { cpuWindow } from './lib/cpu.mjs'
 import { otlpSink, startHighproxy, startOrigin } from './lib/servers.mjs'
 
@@ -21,7 +26,8 @@ const { values } = parseArgs({
     ratios: { type: 'string', default: '0.01,1' },
     rounds: { type: 'string', default: '15' },
     seconds: { type: 'string', default: '1' },
-    connections: { type: 'string', default: '50' }
+    connections: { type: 'string', default: '50' },
+    rate: { type: 'string' }
   }
 })
 if (values.base === undefined) { process.stderr.write('trace-proxy-ab: --base <dist/cli.js of another build> is required\n'); process.exit(2) }
@@ -30,6 +36,11 @@ const ROUNDS = Number(values.rounds)
 const SECONDS = Number(values.seconds)
 const CONNECTIONS = Number(values.connections)
 const ratios = values.ratios.split(',').map(Number)
+const RATE = values.rate === undefined ? null : Number(values.rate)
+if (RATE !== null && !(RATE > 0)) throw new Error(`--rate: requests per second, got ${values.rate}`)
+const measured = (port) => RATE === null
+  ? load({ port, connections: CONNECTIONS, seconds: SECONDS })
+  : fixedLoad({ port, connections: CONNECTIONS, rate: RATE, seconds: SECONDS })
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'trace-proxy-ab-'))
 
 try {
@@ -52,7 +63,7 @@ try {
     const order = targets.map((_, i) => targets[(i + r) % targets.length])
     for (const t of order) {
       const window = cpuWindow([t.proc.pid])
-      const res = await load({ port: t.port, connections: CONNECTIONS, seconds: SECONDS })
+      const res = await measured(t.port)
       cpu.get(t.name).push(res.requests > 0 ? window()[0] / res.requests : NaN)
     }
     process.stderr.write(`round ${r + 1}/${ROUNDS}: ${targets.map(t => `${t.name} ${cpu.get(t.name)[r].toFixed(1)}`).join(', ')} µs CPU/req\n`)
