@@ -255,56 +255,43 @@ export function createMetrics (opts: MetricsOptions): Metrics {
   // read at scrape like the gauges above.
   const loads = (): Array<{ pool: string, origin: string, load: OriginLoad }> =>
     health().flatMap(h => h.load === undefined ? [] : [{ pool: h.pool, origin: h.label, load: h.load }])
-  void new Gauge({
-    name: 'highproxy_origin_pending_connects',
-    help: 'Connects to that origin that sent a SYN and have no answer yet (what connections.max_pending_connects caps), by pool.',
-    labelNames: ['pool', 'origin'] as const,
-    registers,
-    collect () {
-      this.reset()
-      for (const l of loads()) if (l.load.connects !== null) this.set({ pool: l.pool, origin: l.origin }, l.load.connects.pending)
-    }
-  })
-  void new Gauge({
-    name: 'highproxy_origin_connects_waiting',
-    help: 'Dials to that origin waiting at the pending-connect cap for an unanswered connect to end, by pool.',
-    labelNames: ['pool', 'origin'] as const,
-    registers,
-    collect () {
-      this.reset()
-      for (const l of loads()) if (l.load.connects !== null) this.set({ pool: l.pool, origin: l.origin }, l.load.connects.waiting)
-    }
-  })
-  void new Gauge({
-    name: 'highproxy_origin_concurrency_limit',
-    help: 'The concurrency limit adaptive concurrency has learned for that origin (pools with adaptive_concurrency only).',
-    labelNames: ['pool', 'origin'] as const,
-    registers,
-    collect () {
-      this.reset()
-      for (const l of loads()) if (l.load.adaptive !== null) this.set({ pool: l.pool, origin: l.origin }, l.load.adaptive.limit)
-    }
-  })
-  void new Gauge({
-    name: 'highproxy_origin_queue_length',
-    help: 'Requests waiting for a slot under that origin\'s learned concurrency limit (adaptive_concurrency).',
-    labelNames: ['pool', 'origin'] as const,
-    registers,
-    collect () {
-      this.reset()
-      for (const l of loads()) if (l.load.adaptive !== null) this.set({ pool: l.pool, origin: l.origin }, l.load.adaptive.queued)
-    }
-  })
-  void new Counter({
-    name: 'highproxy_origin_shed_total',
-    help: 'Requests adaptive concurrency answered with 503 (or a stored copy) because that origin was at its learned limit.',
-    labelNames: ['pool', 'origin'] as const,
-    registers,
-    collect () {
-      this.reset()
-      for (const l of loads()) if (l.load.adaptive !== null) this.inc({ pool: l.pool, origin: l.origin }, l.load.adaptive.shed)
-    }
-  })
+  // One row per metric: its name, kind and help, and what it reads of an origin's load
+  // (null: that origin's pool does not have the feature, so it gets no sample).
+  const perOrigin: Array<[string, typeof Gauge | typeof Counter, string, (l: OriginLoad) => number | null]> = [
+    ['highproxy_origin_pending_connects', Gauge,
+      'Connects to that origin that sent a SYN and have no answer yet (what connections.max_pending_connects caps), by pool.',
+      l => l.connects?.pending ?? null],
+    ['highproxy_origin_connects_waiting', Gauge,
+      'Dials to that origin waiting at the pending-connect cap for an unanswered connect to end, by pool.',
+      l => l.connects?.waiting ?? null],
+    ['highproxy_origin_concurrency_limit', Gauge,
+      'The concurrency limit adaptive concurrency has learned for that origin (pools with adaptive_concurrency only).',
+      l => l.adaptive?.limit ?? null],
+    ['highproxy_origin_queue_length', Gauge,
+      'Requests waiting for a slot under that origin\'s learned concurrency limit (adaptive_concurrency).',
+      l => l.adaptive?.queued ?? null],
+    ['highproxy_origin_shed_total', Counter,
+      'Requests adaptive concurrency answered with 503 (or a stored copy) because that origin was at its learned limit.',
+      l => l.adaptive?.shed ?? null]
+  ]
+  for (const [name, Metric, help, read] of perOrigin) {
+    void new Metric({
+      name,
+      help,
+      labelNames: ['pool', 'origin'] as const,
+      registers,
+      collect () {
+        this.reset()
+        for (const l of loads()) {
+          const value = read(l.load)
+          if (value === null) continue
+          // A counter's collect sets its total from the source, as a gauge's sets its value.
+          if (this instanceof Gauge) this.set({ pool: l.pool, origin: l.origin }, value)
+          else this.inc({ pool: l.pool, origin: l.origin }, value)
+        }
+      }
+    })
+  }
   void new Counter({
     name: 'highproxy_retry_budget_refused_total',
     help: 'Failed attempts answered rather than retried because the pool\'s retry budget was spent.',
