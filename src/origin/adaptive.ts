@@ -26,6 +26,7 @@
 import { performance } from 'node:perf_hooks'
 import type { AdaptiveConfig } from '../config/schema.js'
 import { OverloadedError, withoutStack } from '../status/errors.js'
+import { DeadlineQueue } from './deadline-queue.js'
 import { inTurn } from './turns.js'
 
 interface Waiter {
@@ -65,14 +66,21 @@ export class AdaptiveLimit {
   private nextMeasure = 0
   private readonly rtts: number[] = []
   private windowStart: number
-  private readonly queue: Waiter[] = []
-  private timer: NodeJS.Timeout | null = null
-  private armedFor: Waiter | null = null
+  /** Requests waiting for a slot; each is shed at its queue_timeout. */
+  private readonly queue: DeadlineQueue<Waiter>
 
   constructor (readonly config: AdaptiveConfig, private readonly now: () => number = () => performance.now()) {
     this.limit = config.initialLimit
     this.measureFrom = now()
     this.windowStart = this.measureFrom
+    this.queue = new DeadlineQueue<Waiter>(now, (done, at) => {
+      const limit = this.current()
+      for (const w of done) {
+        this.shed++
+        const err = withoutStack(() => new OverloadedError(limit, at - w.arrived, 'queue timeout'))
+        inTurn(() => w.reject(err))
+      }
+    })
   }
 
   /** The limit in force now. */
@@ -86,11 +94,11 @@ export class AdaptiveLimit {
    * once when the queue is full).
    */
   acquire (): true | Promise<void> {
-    if (this.queue.length === 0 && this.inFlight < this.current()) {
+    if (this.queue.items.length === 0 && this.inFlight < this.current()) {
       this.inFlight++
       return true
     }
-    if (this.queue.length >= this.config.maxQueue) {
+    if (this.queue.items.length >= this.config.maxQueue) {
       this.shed++
       return Promise.reject(withoutStack(() => new OverloadedError(this.current(), 0, 'queue full')))
     }
@@ -98,8 +106,8 @@ export class AdaptiveLimit {
     let reject!: (err: Error) => void
     const waiting = new Promise<void>((res, rej) => { resolve = res; reject = rej })
     const arrived = this.now()
-    this.queue.push({ deadline: arrived + this.config.queueTimeoutMs, arrived, resolve, reject, of: waiting })
-    this.arm()
+    this.queue.items.push({ deadline: arrived + this.config.queueTimeoutMs, arrived, resolve, reject, of: waiting })
+    this.queue.arm()
     return waiting
   }
 
@@ -108,10 +116,10 @@ export class AdaptiveLimit {
    * without a slot and without a 503. False when it was no longer queued.
    */
   cancel (waiting: Promise<void>): boolean {
-    const i = this.queue.findIndex(w => w.of === waiting)
+    const i = this.queue.items.findIndex(w => w.of === waiting)
     if (i === -1) return false
-    this.queue.splice(i, 1)
-    if (i === 0) this.arm()
+    this.queue.items.splice(i, 1)
+    if (i === 0) this.queue.arm()
     return true
   }
 
@@ -127,7 +135,7 @@ export class AdaptiveLimit {
   }
 
   view (): AdaptiveView {
-    return { limit: this.current(), inFlight: this.inFlight, queued: this.queue.length, shed: this.shed, minRttMs: this.minRttMs, measuring: this.measuring }
+    return { limit: this.current(), inFlight: this.inFlight, queued: this.queue.items.length, shed: this.shed, minRttMs: this.minRttMs, measuring: this.measuring }
   }
 
   private sample (admittedAt: number, rttMs: number): void {
@@ -167,42 +175,12 @@ export class AdaptiveLimit {
   /** Free slots go to waiters in arrival order. */
   private pump (): void {
     let changed = false
-    while (this.queue.length > 0 && this.inFlight < this.current()) {
-      const w = this.queue.shift() as Waiter
+    while (this.queue.items.length > 0 && this.inFlight < this.current()) {
+      const w = this.queue.items.shift() as Waiter
       this.inFlight++
       changed = true
       w.resolve()
     }
-    if (changed) this.arm()
+    if (changed) this.queue.arm()
   }
-
-  private arm (): void {
-    const head = this.queue[0]
-    if (head === this.armedFor) return
-    if (this.timer !== null) clearTimeout(this.timer)
-    this.timer = null
-    this.armedFor = head ?? null
-    if (head === undefined) return
-    this.timer = setTimeout(expire, Math.max(0, Math.ceil(head.deadline - this.now())), this)
-  }
-
-  /** Waiters whose queue_timeout has passed are shed. */
-  expire (): void {
-    this.timer = null
-    this.armedFor = null
-    const now = this.now()
-    let n = 0
-    while (n < this.queue.length && (this.queue[n] as Waiter).deadline <= now) n++
-    const limit = this.current()
-    for (const w of this.queue.splice(0, n)) {
-      this.shed++
-      const err = withoutStack(() => new OverloadedError(limit, now - w.arrived, 'queue timeout'))
-      inTurn(() => w.reject(err))
-    }
-    this.arm()
-  }
-}
-
-function expire (limiter: AdaptiveLimit): void {
-  limiter.expire()
 }

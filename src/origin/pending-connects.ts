@@ -33,6 +33,7 @@
 // one timer, not a thousand sockets and timers.
 
 import { performance } from 'node:perf_hooks'
+import { DeadlineQueue } from './deadline-queue.js'
 import { inTurn } from './turns.js'
 
 /** A dial that waited behind unanswered connects until its own deadline; the dialer types it (522). */
@@ -78,9 +79,14 @@ export interface PendingConnectsView {
 export class PendingConnects {
   /** Connects in their TCP phase: SYN sent, nothing heard back. */
   pending = 0
-  private readonly waiting: Waiter[] = []
-  private timer: NodeJS.Timeout | null = null
-  private armedFor: Waiter | null = null
+  /** Dials waiting for a slot; each fails at its own deadline with a connect timeout. */
+  private readonly queue = new DeadlineQueue<Waiter>(() => performance.now(), (done, now) => {
+    // What each failure sets off waits its turn, as the dialer's own 522s do (turns.ts).
+    for (const w of done) {
+      unhook(w)
+      inTurn(() => w.reject(new GateTimeout(w.behind, now - w.arrived)))
+    }
+  })
   /** Whether the last connect that ended was answered (SYN-ACK or refusal) rather than timed out. */
   private answered = true
   readonly minDialMs: number
@@ -95,98 +101,67 @@ export class PendingConnects {
    * when a slot is free, or later; rejects with a GateTimeout at its deadline.
    */
   enter (start: number, owner: GateOwner | null = null): number | Promise<number> {
-    if (this.waiting.length === 0 && this.pending < this.cap) {
+    if (this.queue.items.length === 0 && this.pending < this.cap) {
       this.pending++
       return this.connectTimeoutMs - (performance.now() - start)
     }
     return new Promise((resolve, reject) => {
       const w: Waiter = { deadline: start + this.connectTimeoutMs, arrived: start, behind: this.pending, owner, resolve, reject }
-      this.waiting.push(w)
+      this.queue.items.push(w)
       if (owner !== null && owner.leave !== undefined) owner.leave = () => { this.drop(w) }
       this.pump()
-      this.arm()
+      this.queue.arm()
     })
   }
 
   /** The waiter's client left: out of the queue now, without a SYN (its dial ends as GateLeft). */
   private drop (w: Waiter): void {
-    const i = this.waiting.indexOf(w)
+    const i = this.queue.items.indexOf(w)
     if (i === -1) return
-    this.waiting.splice(i, 1)
+    this.queue.items.splice(i, 1)
     unhook(w)
     inTurn(() => w.reject(new GateLeft()))
-    this.arm()
+    this.queue.arm()
   }
 
   /** A connect ended: `answered` when the origin's host answered it (connected or refused), false when it timed out. */
   leave (answered: boolean): void {
     this.pending--
     this.answered = answered
-    if (this.waiting.length > 0) {
+    if (this.queue.items.length > 0) {
       this.pump()
-      this.arm()
+      this.queue.arm()
     }
   }
 
   view (): PendingConnectsView {
-    return { pending: this.pending, waiting: this.waiting.length, cap: this.cap }
+    return { pending: this.pending, waiting: this.queue.items.length, cap: this.cap }
   }
 
   /** Free slots go to waiters in arrival order: after a timeout, only to those with time for a real try. */
   private pump (): void {
     const now = performance.now()
     let i = 0
-    while (this.pending < this.cap && i < this.waiting.length) {
-      const w = this.waiting[i] as Waiter
+    while (this.pending < this.cap && i < this.queue.items.length) {
+      const w = this.queue.items[i] as Waiter
       // Its client left while it waited: it goes without a SYN, and the slot to the next.
       if (w.owner?.released === true) {
-        this.waiting.splice(i, 1)
+        this.queue.items.splice(i, 1)
         unhook(w)
         inTurn(() => w.reject(new GateLeft()))
         continue
       }
       const left = w.deadline - now
       if (left <= 0 || (!this.answered && left < this.minDialMs)) { i++; continue }
-      this.waiting.splice(i, 1)
+      this.queue.items.splice(i, 1)
       unhook(w)
       this.pending++
       w.resolve(left)
     }
-  }
-
-  /** The head's deadline, on one timer. */
-  private arm (): void {
-    const head = this.waiting[0]
-    if (head === this.armedFor) return
-    if (this.timer !== null) clearTimeout(this.timer)
-    this.timer = null
-    this.armedFor = head ?? null
-    if (head === undefined) return
-    this.timer = setTimeout(expire, Math.max(0, Math.ceil(head.deadline - performance.now())), this)
-  }
-
-  /** Waiters whose deadline has come fail now; the rest wait on. */
-  expire (): void {
-    this.timer = null
-    this.armedFor = null
-    const now = performance.now()
-    let n = 0
-    while (n < this.waiting.length && (this.waiting[n] as Waiter).deadline <= now) n++
-    const done = this.waiting.splice(0, n)
-    // What each failure sets off waits its turn, as the dialer's own 522s do (turns.ts).
-    for (const w of done) {
-      unhook(w)
-      inTurn(() => w.reject(new GateTimeout(w.behind, now - w.arrived)))
-    }
-    this.arm()
   }
 }
 
 /** The waiter left the queue: its owner's `leave` no longer applies. */
 function unhook (w: Waiter): void {
   if (w.owner !== null && w.owner.leave !== undefined) w.owner.leave = null
-}
-
-function expire (gate: PendingConnects): void {
-  gate.expire()
 }
