@@ -9,6 +9,7 @@
 //   node bench/profile.mjs --case storm       highproxy, one 522 storm: --concurrency requests
 //                                             (default 1,000) at once on new connections to a
 //                                             SYN-dropping origin, connect timeout 2 s
+//   node bench/profile.mjs --case storm-floor the Node storm floor (bench/servers/storm-floor.mjs), the same storm
 //   node bench/profile.mjs --case floor       the Node floor (bench/servers/node-floor.mjs), 2-byte body
 //   node bench/profile.mjs --case floor-log   the same with its one pino line per request
 //   node bench/profile.mjs --case tls-h1      highproxy over TLS, HTTP/1.1 keep-alive (h2load --h1, 50 connections)
@@ -18,6 +19,7 @@
 //   --connections <n> (default 50), --highproxy-args "<args>" (appended to the highproxy start),
 //   --origin-server auto|nginx|node (default auto: nginx when installed, as in run.mjs),
 //   --interval <µs> (default 1000: the sampling interval; 100 sees a single storm of 1,000 in detail)
+//   --storm-phase all|answer (default all: from the storm's first connect; answer: from 3/4 of the timeout on)
 //
 // The load is the bench's: wrk -t1 when installed, else autocannon in this process. The
 // profile stays in <out>/highproxy-prof-<case>-<date>/; the summary is printed and
@@ -51,7 +53,8 @@ const { values: flags } = parseArgs({
     concurrency: { type: 'string', default: '1000' },
     'highproxy-args': { type: 'string', default: '' },
     'origin-server': { type: 'string', default: 'auto' },
-    interval: { type: 'string', default: '1000' }
+    interval: { type: 'string', default: '1000' },
+    'storm-phase': { type: 'string', default: 'all' }
   },
   strict: true
 })
@@ -61,6 +64,7 @@ const CASES = {
   521: { server: 'highproxy', path: '/', headers: { accept: 'text/html' }, refused: true },
   '521-json': { server: 'highproxy', path: '/', headers: { accept: 'application/json' }, refused: true },
   storm: { server: 'highproxy', storm: true },
+  'storm-floor': { server: 'floor', storm: true },
   floor: { server: 'floor', path: '/', headers: {} },
   'floor-log': { server: 'floor', path: '/', headers: {}, log: true },
   'tls-h1': { server: 'highproxy', tls: 'h1' },
@@ -202,8 +206,10 @@ async function startProfiled (dir, tmp) {
     // A route's own single origin is never marked down: every request waits for its connect.
     // Nothing else is routed, so the readiness check gets a 404 at once, not a 522 in 2 s.
     writeFileSync(config, `routes:\n  - { path: /dead, origin: "${dead.url}", strip_prefix: true, connect_timeout: ${STORM_TIMEOUT_MS}ms }\ntimeouts:\n  connect: ${STORM_TIMEOUT_MS}ms\n`)
-    const hp = await startHighproxy('highproxy', ['--config', config], { node, extra, raiseFdLimit: true, readyPath: '/ready' })
-    return { ...hp, close: () => dead.close() }
+    const started = c.server === 'floor'
+      ? await startNodeServer('storm floor', 'storm-floor.mjs', dead.url, [String(STORM_TIMEOUT_MS)], { node })
+      : await startHighproxy('highproxy', ['--config', config], { node, extra, raiseFdLimit: true, readyPath: '/ready' })
+    return { ...started, close: () => dead.close() }
   }
   const upstream = c.refused ? { url: `http://${HOST}:${await refusedPort()}` } : await startOrigin(flags['origin-server'], tmp)
   const started = c.server === 'floor'
@@ -235,7 +241,9 @@ async function main () {
         path: '/dead/x',
         concurrency,
         timeoutMs: STORM_TIMEOUT_MS,
-        beforeFire: () => { cpu = cpuWindow([pid]); window.fromUs = profileClockUs() },
+        // --storm-phase answer: only the samples from 3/4 of the timeout on (every request
+        // has arrived and waits), i.e. the failures being answered.
+        beforeFire: () => { cpu = cpuWindow([pid]); window.fromUs = profileClockUs() + (flags['storm-phase'] === 'answer' ? STORM_TIMEOUT_MS * 750 : 0) },
         afterLast: () => { window.toUs = profileClockUs(); return cpu()[0] }
       })
       const s = r.summary

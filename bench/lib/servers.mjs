@@ -177,6 +177,39 @@ ${nginxHttpCommon(dir)}  upstream origin { server ${HOST}:${upstreamPort}; keepa
   return { proc, port }
 }
 
+/**
+ * nginx beside highproxy in the 522 storm (issue 22's yardstick): /dead/… to the
+ * SYN-dropping origin with the same connect timeout, its timeout answered 522 (nginx says
+ * 504), never retried, the origin never marked down; everything else to the healthy
+ * origin over keep-alive. One worker, as every nginx row; its error log on at `warn`, so
+ * each timeout writes its line, as each of highproxy's 522s writes a failure line.
+ */
+export async function startNginxStorm (bin, deadUrl, healthyPort, timeoutMs, tmp) {
+  const port = await freePort()
+  const dir = confDir(tmp, 'nginx-storm')
+  const conf = path.join(dir, 'nginx.conf')
+  const dead = new URL(deadUrl)
+  writeFileSync(conf, `${nginxHead(dir)}worker_rlimit_nofile 16384;
+http {
+  access_log /dev/null combined;
+${nginxHttpCommon(dir)}  upstream dead { server ${dead.hostname}:${dead.port} max_fails=0; }
+  upstream healthy { server ${HOST}:${healthyPort}; keepalive 128; keepalive_requests 100000000; }
+  server {
+    listen ${HOST}:${port} backlog=4096;
+    location /dead/ {
+      proxy_pass http://dead/; proxy_connect_timeout ${timeoutMs}ms; proxy_next_upstream off;
+      error_page 502 504 = @e522;
+    }
+    location @e522 { default_type text/plain; return 522 "error code: 522\n"; }
+    location / { proxy_pass http://healthy; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+`)
+  const proc = start('nginx (storm)', bin, ['-p', dir, '-c', conf])
+  await waitHttp(proc, port)
+  return { proc, port }
+}
+
 /** The hard limit on open files of this process (HAProxy's maxconn must fit in it). */
 function hardFdLimit () {
   try { return Number(/^Max open files\s+\S+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1]) || 1024 } catch { return 1024 }

@@ -1,6 +1,9 @@
 // The storm floor: the least Node can do for a request whose origin drops SYNs — accept
 // and parse the request, dial with net.connect, a timer, then a short 522 and a close.
 // Usage: node bench/servers/storm-floor.mjs <port> <dead-origin-url> <timeout-ms>
+//
+// Only /dead… is stormed; any other path is answered 200 at once, so that the harness's
+// readiness check (GET /, with a 2 s timeout) is not itself a 2 s dial that races it.
 
 import http from 'node:http'
 import net from 'node:net'
@@ -9,6 +12,7 @@ const [port, dead, timeoutMs] = [Number(process.argv[2]), new URL(process.argv[3
 const BODY = 'error code: 522\n'
 
 const server = http.createServer((req, res) => {
+  if (!req.url.startsWith('/dead')) { res.end('ok'); return }
   const socket = net.connect({ host: dead.hostname, port: Number(dead.port) })
   socket.on('error', () => {})
   const timer = setTimeout(() => {

@@ -83,10 +83,12 @@ export class PendingConnects {
   private readonly queue = new DeadlineQueue<Waiter>(() => performance.now(), (done, now) => {
     // What each failure sets off waits its turn, as the dialer's own 522s do (turns.ts).
     for (const w of done) {
-      unhook(w)
+      this.unhook(w)
       inTurn(() => w.reject(new GateTimeout(w.behind, now - w.arrived)))
     }
   })
+  /** Waiters whose owner has no `leave`: only a walk of the queue sees their client gone. */
+  private polled = 0
   /** Whether the last connect that ended was answered (SYN-ACK or refusal) rather than timed out. */
   private answered = true
   readonly minDialMs: number
@@ -109,6 +111,7 @@ export class PendingConnects {
       const w: Waiter = { deadline: start + this.connectTimeoutMs, arrived: start, behind: this.pending, owner, resolve, reject }
       this.queue.items.push(w)
       if (owner !== null && owner.leave !== undefined) owner.leave = () => { this.drop(w) }
+      else if (owner !== null) this.polled++
       this.pump()
       this.queue.arm()
     })
@@ -119,7 +122,7 @@ export class PendingConnects {
     const i = this.queue.items.indexOf(w)
     if (i === -1) return
     this.queue.items.splice(i, 1)
-    unhook(w)
+    this.unhook(w)
     inTurn(() => w.reject(new GateLeft()))
     this.queue.arm()
   }
@@ -138,30 +141,38 @@ export class PendingConnects {
     return { pending: this.pending, waiting: this.queue.items.length, cap: this.cap }
   }
 
+  /** The waiter left the queue: its owner's `leave` no longer applies. */
+  private unhook (w: Waiter): void {
+    if (w.owner === null) return
+    if (w.owner.leave === undefined) this.polled--
+    else w.owner.leave = null
+  }
+
   /** Free slots go to waiters in arrival order: after a timeout, only to those with time for a real try. */
   private pump (): void {
     const now = performance.now()
+    // Deadlines are in arrival order, so the newest waiter has the most time left: when
+    // even it has too little for a real try after a timeout, nobody is let through, and a
+    // storm's last connects timing out do not each walk the thousand waiters behind them
+    // (unless a waiter whose client may have left can only be seen leaving here).
+    const newest = this.queue.items[this.queue.items.length - 1]
+    if (!this.answered && this.polled === 0 && newest !== undefined && newest.deadline - now < this.minDialMs) return
     let i = 0
     while (this.pending < this.cap && i < this.queue.items.length) {
       const w = this.queue.items[i] as Waiter
       // Its client left while it waited: it goes without a SYN, and the slot to the next.
       if (w.owner?.released === true) {
         this.queue.items.splice(i, 1)
-        unhook(w)
+        this.unhook(w)
         inTurn(() => w.reject(new GateLeft()))
         continue
       }
       const left = w.deadline - now
       if (left <= 0 || (!this.answered && left < this.minDialMs)) { i++; continue }
       this.queue.items.splice(i, 1)
-      unhook(w)
+      this.unhook(w)
       this.pending++
       w.resolve(left)
     }
   }
-}
-
-/** The waiter left the queue: its owner's `leave` no longer applies. */
-function unhook (w: Waiter): void {
-  if (w.owner !== null && w.owner.leave !== undefined) w.owner.leave = null
 }

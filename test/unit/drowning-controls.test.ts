@@ -95,6 +95,36 @@ t.test('pending-connect gate: a waiter whose client left never gets the slot, an
   t.equal(gate.pending, 1)
 })
 
+t.test('pending-connect gate: after a timeout with nobody left who could dial, the queue is not walked, but a client seen gone only by the walk still leaves', async t => {
+  const gate = new PendingConnects(1, 1000) // minDialMs: 500
+  const now = performance.now()
+  gate.enter(now - 900) // the one pending connect (the cap)
+  const waiters = [900, 800, 700].map(ago => settle(gate.enter(now - ago) as Promise<number>))
+  // Every waiter has less than minDialMs left: a timeout frees the slot for no one, and the
+  // newest waiter (the most time left) says so without a look at the others. A walk would
+  // read each waiter's owner; these owners count the reads.
+  let walked = 0
+  const owner = (): { leave: (() => void) | null, readonly released: boolean } => ({ leave: null, get released () { walked++; return false } })
+  waiters.push(settle(gate.enter(now - 650, owner()) as Promise<number>), settle(gate.enter(now - 600, owner()) as Promise<number>))
+  gate.leave(false)
+  t.equal(walked, 0, 'no waiter was looked at one by one')
+  t.equal(gate.view().waiting, 5, 'all still wait, for an answer or their deadline')
+  for (const w of waiters) t.ok((await w).error instanceof GateTimeout, 'each fails at its own deadline')
+
+  // An owner without `leave` (the connection an HTTP/2 session's streams share) is seen
+  // gone only by a walk of the queue: with one in the queue, the walk still happens.
+  const gate2 = new PendingConnects(1, 1000)
+  const t0 = performance.now()
+  gate2.enter(t0 - 900)
+  const shared = { released: false }
+  const gone = settle(gate2.enter(t0 - 800, shared) as Promise<number>)
+  shared.released = true
+  gate2.leave(false)
+  const r = await gone
+  t.ok(r.error instanceof GateLeft, 'its client left: it goes without a SYN (GateLeft), not at its deadline')
+  t.ok(r.at - t0 < 150, 'at once')
+})
+
 t.test('pending-connect gate: an owner that can leave at once is taken out of the queue when it does, before any slot frees', async t => {
   const gate = new PendingConnects(1, 5000)
   const start = performance.now()
