@@ -644,9 +644,12 @@ async function storm (results, ctx) {
       try { return await hp(name, ['--config', config, ...args], { stdout: fd, raiseFdLimit: true }) } finally { closeSync(fd) }
     }
     const one = await startStormProxy('highproxy (storm)', [])
-    // The yardstick: the least Node does for such a request (bench/servers/storm-floor.mjs),
-    // stormed the same way, so "CPU per storm request" reads against what Node itself costs.
+    // The yardsticks: the least Node does for such a request (bench/servers/storm-floor.mjs),
+    // stormed the same way, so "CPU per storm request" reads against what Node itself costs;
+    // and nginx with the same two routes, for the storm's lateness and the healthy route.
     const floor = await startNodeServer('storm floor', 'storm-floor.mjs', dead.url, [String(P.stormTimeoutMs)])
+    const nginxBin = which('nginx')
+    const nginx = nginxBin === null ? null : await startNginxStorm(nginxBin, dead.url, Number(new URL(origin.url).port), P.stormTimeoutMs, ctx.tmp)
     try {
       out.fdLimit = Number(/^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${one.proc.pid}/limits`, 'utf8'))?.[1] ?? NaN)
       const check = await get(one.port, '/')
@@ -664,51 +667,56 @@ async function storm (results, ctx) {
       // by round (the order alternating), as every CPU figure of the bench. One storm's CPU
       // swings by half between storms on this machine, the floor's as much; the median of
       // the paired ratios is the figure, and the round at the median is the one shown.
-      out.rounds = []
-      for (let r = 0; r < P.stormRounds; r++) {
-        const pair = {}
-        for (const who of r % 2 === 0 ? ['hp', 'floor'] : ['floor', 'hp']) {
-          pair[who] = who === 'hp' ? await stormWave(one, { logFile, synPort }) : await stormWave(floor, { synPort })
-        }
-        pair.ratio = pair.hp.cpuPerRequest / pair.floor.cpuPerRequest
-        out.rounds.push(pair)
+      out.rounds = await pairedStorms(one, floor, { logFile }, {}, p => p.a.cpuPerRequest / p.b.cpuPerRequest)
+      const mid = atMedian(out.rounds)
+      out.clean = mid.a
+      out.floor = mid.b
+      out.floorRatio = mid.value
+      log(`  storm CPU × the floor, round by round: ${out.rounds.map(p => p.value.toFixed(2)).join(' ')}; median ${mid.value.toFixed(2)}`)
+      // The SYNs toward the origin are counted in a storm of their own: `ss` run every 100 ms
+      // is a process started ten times a second on a 2-core machine, which moved the CPU,
+      // the lateness and the healthy route's p99 of the storm it watched.
+      out.clean.synSentMax = (await stormWave(one, { synPort })).synSentMax
+      out.floor.synSentMax = (await stormWave(floor, { synPort })).synSentMax
+      // Then a healthy route beside it: its latency quiet, then during storms. The first storm
+      // that meets healthy traffic costs twice the next ones and has twice their lateness (the
+      // JIT redoes what it made for the storm alone, as the two paths' objects meet in the
+      // same Node code): warm-up storms under the load first.
+      out.quiet = quietLoad(await steady(one.port, P.stormQuietSeconds))
+      log(`  healthy route, no storm: p99 ${out.quiet.p99?.toFixed(2)} ms at ${P.stormLoadRate} req/s`)
+      out.loadedWarmup = await warmUpStorms(one, { withLoad: true })
+      if (nginx === null) {
+        out.loaded = await stormWave(one, { withLoad: true, logFile })
+      } else {
+        const n = { warmup: await warmUpStorms(nginx), quiet: quietLoad(await steady(nginx.port, P.stormQuietSeconds)) }
+        log(`  nginx: healthy route, no storm: p99 ${n.quiet.p99?.toFixed(2)} ms at ${P.stormLoadRate} req/s`)
+        n.clean = await stormWave(nginx)
+        n.clean.synSentMax = (await stormWave(nginx, { synPort })).synSentMax
+        await warmUpStorms(nginx, { withLoad: true })
+        // Lateness and the healthy route's p99 swing as much between storms as CPU does: the
+        // storm under load, against nginx's, paired round by round; the median of each.
+        const loaded = await pairedStorms(one, nginx, { withLoad: true, logFile }, { withLoad: true }, p => p.a.client.lateness.p99)
+        const byHealthy = loaded.map(p => ({ ...p, value: p.a.healthyDuring.p99 }))
+        out.loaded = atMedian(loaded).a
+        n.loaded = atMedian(loaded.map(p => ({ ...p, value: p.b.client.lateness.p99 }))).b
+        out.loadedRounds = loaded.map(p => ({ lateness: p.a.client.lateness.p99, nginxLateness: p.b.client.lateness.p99, healthy: p.a.healthyDuring.p99, nginxHealthy: p.b.healthyDuring.p99 }))
+        out.loadedHealthyP99 = atMedian(byHealthy).value
+        n.loadedHealthyP99 = atMedian(loaded.map(p => ({ ...p, value: p.b.healthyDuring.p99 }))).value
+        out.nginx = n
+        log(`  under load, p99 lateness highproxy / nginx by round: ${out.loadedRounds.map(r => `${r.lateness?.toFixed(0)}/${r.nginxLateness?.toFixed(0)}`).join(' ')}; healthy p99 ${out.loadedRounds.map(r => `${r.healthy?.toFixed(1)}/${r.nginxHealthy?.toFixed(1)}`).join(' ')}`)
       }
-      const byRatio = [...out.rounds].sort((a, b) => a.ratio - b.ratio)
-      const mid = byRatio[Math.floor((byRatio.length - 1) / 2)]
-      out.clean = mid.hp
-      out.floor = mid.floor
-      out.floorRatio = mid.ratio
-      log(`  storm CPU × the floor, round by round: ${out.rounds.map(p => p.ratio.toFixed(2)).join(' ')}; median ${mid.ratio.toFixed(2)}`)
-      // Then a healthy route beside it: its latency quiet, then during a storm.
-      const quiet = await steady(one.port, P.stormQuietSeconds)
-      out.quiet = { p50: quiet.p50, p99: quiet.p99, count: quiet.requests, errors: quiet.errors + quiet.timeouts + quiet.non2xx }
-      log(`  healthy route, no storm: p99 ${quiet.p99?.toFixed(2)} ms at ${P.stormLoadRate} req/s`)
-      out.loaded = await stormWave(one, { withLoad: true, logFile, synPort })
     } finally {
       await one.proc.stop()
       await floor.proc.stop()
-    }
-    // nginx, the same storm and the same healthy load (issue 22 sets its targets against it).
-    const nginxBin = which('nginx')
-    if (nginxBin !== null) {
-      const nginx = await startNginxStorm(nginxBin, dead.url, Number(new URL(origin.url).port), P.stormTimeoutMs, ctx.tmp)
-      try {
-        const warmup = await warmUpStorms(nginx)
-        const quiet = await steady(nginx.port, P.stormQuietSeconds)
-        log(`  nginx: healthy route, no storm: p99 ${quiet.p99?.toFixed(2)} ms at ${P.stormLoadRate} req/s`)
-        const clean = await stormWave(nginx, { synPort })
-        const loaded = await stormWave(nginx, { withLoad: true, synPort })
-        out.nginx = { warmup, quiet: { p50: quiet.p50, p99: quiet.p99, count: quiet.requests, errors: quiet.errors + quiet.timeouts + quiet.non2xx }, clean, loaded }
-      } finally {
-        await nginx.proc.stop()
-      }
+      await nginx?.proc.stop()
     }
     if (/--workers\b/.test(await highproxyHelp())) {
       const two = await startStormProxy('highproxy --workers 2 (storm)', ['--workers', '2'])
       try {
         out.workers2Processes = processTree(two.proc.pid).length
         out.workers2Warmup = await warmUpStorms(two)
-        out.workers2 = await stormWave(two, { synPort })
+        out.workers2 = await stormWave(two)
+        out.workers2.synSentMax = (await stormWave(two, { synPort })).synSentMax
       } finally {
         await two.proc.stop()
       }
@@ -724,16 +732,37 @@ async function storm (results, ctx) {
  * at most P.stormWarmups of them: a process that has served one storm still runs much of
  * its failure path unoptimized (the second storm cost up to 2× the fourth).
  */
-async function warmUpStorms (target) {
-  let last = await stormWave(target)
+async function warmUpStorms (target, wave = {}) {
+  let last = await stormWave(target, wave)
   for (let i = 1; i < P.stormWarmups; i++) {
-    const next = await stormWave(target)
+    const next = await stormWave(target, wave)
     const settled = Math.abs(next.cpuPerRequest - last.cpuPerRequest) <= 0.15 * last.cpuPerRequest
     last = { ...next, warmups: i + 1 }
     if (settled) break
   }
   return last
 }
+
+/** The healthy load's figures without its per-request times. */
+const quietLoad = q => ({ p50: q.p50, p99: q.p99, count: q.requests, errors: q.errors + q.timeouts + q.non2xx })
+
+/**
+ * P.stormRounds rounds of one storm on `a` and one on `b`, the order alternating; `value`
+ * reads each round's pair ({ a, b }) into the figure whose median counts.
+ */
+async function pairedStorms (a, b, waveA, waveB, value) {
+  const rounds = []
+  for (let r = 0; r < P.stormRounds; r++) {
+    const pair = {}
+    if (r % 2 === 0) { pair.a = await stormWave(a, waveA); pair.b = await stormWave(b, waveB) } else { pair.b = await stormWave(b, waveB); pair.a = await stormWave(a, waveA) }
+    pair.value = value(pair)
+    rounds.push(pair)
+  }
+  return rounds
+}
+
+/** The round whose value is the median (the lower one of an even count). */
+const atMedian = rounds => [...rounds].sort((x, y) => x.value - y.value)[Math.floor((rounds.length - 1) / 2)]
 
 // ---------------------------------------------------------------------------------
 // 5. Error pages
