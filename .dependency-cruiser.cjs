@@ -3,7 +3,7 @@
 //
 // An import may only point down this list, never up or sideways:
 //
-//   entry points   src/*.ts: cli, cluster, lifecycle, demo, probe, index, runtime-check, tracing
+//   entry points   src/*.ts: cli, cluster, lifecycle, demo, probe, index, runtime-check, node-flags, tracing
 //   listen/        the listeners: the HTTP/1.1 server, the TLS front door, client refusals
 //   edge/          one request
 //   page/          the pages and headers the edge writes itself            ┐

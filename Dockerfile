@@ -51,5 +51,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "docker/healthcheck.mjs"]
 # Exec form: node is PID 1 and receives SIGTERM (graceful drain) and SIGHUP (reload)
 # itself. Flags go after the image name: `docker run highproxy --workers 2`.
-ENTRYPOINT ["node", "dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=32", "dist/cli.js"]
 CMD []

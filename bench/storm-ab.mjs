@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util'
 import { freePort, start, stopAll } from './lib/procs.mjs'
 import { cpuWindow } from './lib/cpu.mjs'
 import { runStorm } from './lib/storm.mjs'
-import { startNodeServer } from './lib/servers.mjs'
+import { highproxyNodeFlags, startNodeServer } from './lib/servers.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const { values: flags } = parseArgs({
@@ -59,7 +59,7 @@ async function proxy (name, root) {
   const port = await freePort()
   const fd = openSync(path.join(tmp, `${name}.log`), 'a')
   try {
-    const proc = start(name, process.execPath, [path.join(root, 'dist', 'cli.js'), '--config', config, '--port', String(port),
+    const proc = start(name, process.execPath, [...await highproxyNodeFlags(), path.join(root, 'dist', 'cli.js'), '--config', config, '--port', String(port),
       '--admin-port', String(await freePort()), '--log-format', 'json'], { stdout: fd, raiseFdLimit: true })
     await waitUp(port)
     return { name, proc, port }

@@ -10,6 +10,7 @@ import { clusterView } from './admin/cluster-view.js'
 import { onWorkerState } from './admin/ipc.js'
 import { startAdmin, type AdminServer } from './admin/server.js'
 import type { Hangup } from './lifecycle.js'
+import { withNodeFlags } from './node-flags.js'
 
 /** A worker that dies sooner than this after its start waits before it is replaced. */
 const CRASH_LOOP_MS = 1000
@@ -107,6 +108,8 @@ export async function runPrimary (count: number, logger: Logger, adminConfig: Ad
     else for (const w of workers.keys()) w.process.kill('SIGHUP')
   })
 
+  // Workers serve the traffic: they run with the V8 flags the launchers give a single process.
+  cluster.setupPrimary({ execArgv: withNodeFlags(process.execArgv, process.env.NODE_OPTIONS) })
   for (let i = 0; i < count; i++) fork()
   logger.info({ workers: count, pid: process.pid, admin: admin?.url ?? null }, 'highproxy primary started')
 }

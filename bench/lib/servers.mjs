@@ -5,7 +5,7 @@
 import { execFile, execFileSync } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { HOST, freePort, start, waitHttp, waitHttps } from './procs.mjs'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -119,13 +119,23 @@ export function highproxyHelp () {
  */
 export async function startHighproxy (name, args, { extra = [], node = [], stdout = 'ignore', raiseFdLimit = false, readyPath = '/', tls = null, bin = NODE, cli = CLI } = {}) {
   const port = await freePort()
+  const flags = await highproxyNodeFlags()
   // A side listener on a fixed default port would collide between runs: give it a free one.
   const admin = /--admin-port\b/.test(await highproxyHelp()) ? ['--admin-port', String(await freePort())] : []
   const tlsArgs = tls === null ? [] : ['--tls-cert', tls.cert, '--tls-key', tls.key]
-  const proc = start(name, bin, [...node, cli, ...args, ...tlsArgs, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
+  const proc = start(name, bin, [...flags, ...node, cli, ...args, ...tlsArgs, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
   if (tls === null) await waitHttp(proc, port, readyPath)
   else await waitHttps(proc, port)
   return { proc, port }
+}
+
+/**
+ * The V8 flags highproxy is shipped with (`npm start`, the image): this checkout's
+ * dist/node-flags.js. Every build the bench starts, a baseline's too, runs with them: they
+ * are how highproxy is launched, not part of a build.
+ */
+export async function highproxyNodeFlags () {
+  return [...(await import(pathToFileURL(path.join(ROOT, 'dist', 'node-flags.js')).href)).NODE_FLAGS]
 }
 
 /** A throwaway ECDSA P-256 certificate for 127.0.0.1 (what most sites serve today): { cert, key } paths. */
