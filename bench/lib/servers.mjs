@@ -118,8 +118,10 @@ export function highproxyHelp () {
  * `node` holds arguments for node itself (e.g. --cpu-prof).
  */
 export async function startHighproxy (name, args, { extra = [], node = [], stdout = 'ignore', raiseFdLimit = false, readyPath = '/', tls = null, bin = NODE, cli = CLI } = {}) {
-  const port = await freePort()
+  // Before the port is picked: targets start side by side, and an await between picking a
+  // free port and listening on it lets another target pick the same one.
   const flags = await highproxyNodeFlags()
+  const port = await freePort()
   // A side listener on a fixed default port would collide between runs: give it a free one.
   const admin = /--admin-port\b/.test(await highproxyHelp()) ? ['--admin-port', String(await freePort())] : []
   const tlsArgs = tls === null ? [] : ['--tls-cert', tls.cert, '--tls-key', tls.key]

@@ -20,6 +20,7 @@ import { loadConfig } from '../../src/config/load.js'
 import { durationMs } from '../../src/config/duration.js'
 import { healthyOrigin } from '../../src/lab/healthy-origin.js'
 import { refusedPort } from '../../src/lab/loopback.js'
+import { NODE_FLAGS } from '../../src/node-flags.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SIDECAR = join(ROOT, 'docs', 'sidecar')
@@ -290,7 +291,7 @@ t.test('the Dockerfile', async t => {
   t.same(IMAGE_ENV, { NODE_ENV: 'production', HIGHPROXY_HOST: '0.0.0.0', HIGHPROXY_LOG_FORMAT: 'json' }, 'ENV')
   const exposed = runtime.body.filter(i => i.op === 'EXPOSE').flatMap(i => i.args.split(/\s+/))
   t.ok(exposed.includes('8080') && exposed.includes('9090'), `EXPOSE 8080 9090 (${exposed.join(' ')})`)
-  t.same(START, ['node', 'dist/cli.js'], 'ENTRYPOINT + CMD, exec form (node is PID 1 and gets the signals)')
+  t.same(START, ['node', ...NODE_FLAGS, 'dist/cli.js'], 'ENTRYPOINT + CMD, exec form (node is PID 1 and gets the signals), with highproxy\'s V8 flags')
   t.same(HEALTHCHECK, ['node', 'docker/healthcheck.mjs'], 'HEALTHCHECK, exec form, no curl or wget')
   t.match(readFileSync(join(ROOT, 'docker', 'healthcheck.mjs'), 'utf8'), /HIGHPROXY_ADMIN_PORT \|\| '9090'/, 'the healthcheck defaults to port 9090')
   // A supported LTS line (Node 20 is end-of-life since 2026-04-30): the image and the examples.
