@@ -154,8 +154,12 @@ const P = {
   warmupRequests: quick ? 5000 : 15000,
   // Warm-up storms before the measured ones, until their CPU per request settles.
   stormWarmups: quick ? 2 : 4,
-  // Measured storms, each paired with one of the Node storm floor.
-  stormRounds: quick ? 1 : 5,
+  // Measured storms, each paired with one of the Node storm floor (and, under the healthy
+  // load, with one of nginx's). The floor's CPU per storm request alone swings from 110 to
+  // 340 µs between storms (the kernel's work on its 1,000 SYN-SENT sockets lands on whichever
+  // process runs): with 5 rounds the median ratio read 1.73× and 1.00× in two runs an hour
+  // apart; 9 rounds hold it closer, for 40 s more.
+  stormRounds: quick ? 1 : 9,
   warmup: quick ? 1.5 : 4,
   laterWarmup: quick ? 0.25 : 0.5,
   generator: generator === 'autocannon' || wrkBin === null ? 'autocannon' : 'wrk',
