@@ -120,24 +120,25 @@ export function highproxyHelp () {
 export async function startHighproxy (name, args, { extra = [], node = [], stdout = 'ignore', raiseFdLimit = false, readyPath = '/', tls = null, bin = NODE, cli = CLI } = {}) {
   // Before the port is picked: targets start side by side, and an await between picking a
   // free port and listening on it lets another target pick the same one.
-  const flags = await highproxyNodeFlags()
+  const nodeArgs = await highproxyNodeFlags(node)
   const port = await freePort()
   // A side listener on a fixed default port would collide between runs: give it a free one.
   const admin = /--admin-port\b/.test(await highproxyHelp()) ? ['--admin-port', String(await freePort())] : []
   const tlsArgs = tls === null ? [] : ['--tls-cert', tls.cert, '--tls-key', tls.key]
-  const proc = start(name, bin, [...flags, ...node, cli, ...args, ...tlsArgs, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
+  const proc = start(name, bin, [...nodeArgs, cli, ...args, ...tlsArgs, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
   if (tls === null) await waitHttp(proc, port, readyPath)
   else await waitHttps(proc, port)
   return { proc, port }
 }
 
 /**
- * The V8 flags highproxy is shipped with (`npm start`, the image): this checkout's
- * dist/node-flags.js. Every build the bench starts, a baseline's too, runs with them: they
- * are how highproxy is launched, not part of a build.
+ * `node` (arguments for node itself) with the V8 flags highproxy is shipped with (`npm
+ * start`, the image), merged by this checkout's dist/node-flags.js as the primary of
+ * --workers merges them: a flag `node` sets itself is kept. Every build the bench starts, a
+ * baseline's too, runs with them: they are how highproxy is launched, not part of a build.
  */
-export async function highproxyNodeFlags () {
-  return [...(await import(pathToFileURL(path.join(ROOT, 'dist', 'node-flags.js')).href)).NODE_FLAGS]
+export async function highproxyNodeFlags (node = []) {
+  return (await import(pathToFileURL(path.join(ROOT, 'dist', 'node-flags.js')).href)).withNodeFlags(node)
 }
 
 /** A throwaway ECDSA P-256 certificate for 127.0.0.1 (what most sites serve today): { cert, key } paths. */
