@@ -4,12 +4,17 @@
 // load of a shared machine. The median of each ratio over the rounds is the figure.
 //
 //   node bench/storm-ab.mjs --base <dir of another checkout, built> [--rounds 7] [--concurrency 1000]
+//                           [--base-args="<highproxy args>"] [--this-args="<highproxy args>"]
+//                           [--this-yaml "<lines added to this one's config>"]
+//
+// --base . with --this-args or --this-yaml compares one build against itself with a setting
+// changed (e.g. --this-yaml "log: { level: error }": what the log lines cost in a storm).
 //
 // <dir>/dist/cli.js is started as "base", this checkout's dist/cli.js as "this". Both get
 // the storm section's config (a /dead route to a SYN-dropping origin, connect timeout 2 s,
 // max_pending_connects 64) and log JSON to a file, as in `npm run bench -- --only storm`.
 
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -18,6 +23,7 @@ import { freePort, start, stopAll } from './lib/procs.mjs'
 import { cpuWindow } from './lib/cpu.mjs'
 import { runStorm } from './lib/storm.mjs'
 import { highproxyNodeFlags, startNodeServer } from './lib/servers.mjs'
+import { splitArgs } from './lib/args.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const { values: flags } = parseArgs({
@@ -25,7 +31,10 @@ const { values: flags } = parseArgs({
     base: { type: 'string' },
     rounds: { type: 'string', default: '7' },
     concurrency: { type: 'string', default: '1000' },
-    cap: { type: 'string', default: '64' }
+    cap: { type: 'string', default: '64' },
+    'base-args': { type: 'string', default: '' },
+    'this-args': { type: 'string', default: '' },
+    'this-yaml': { type: 'string', default: '' }
   },
   strict: true
 })
@@ -47,6 +56,8 @@ writeFileSync(config, [
   `  max_pending_connects: ${flags.cap}`,
   ''
 ].join('\n'))
+const thisConfig = path.join(tmp, 'storm-this.yaml')
+writeFileSync(thisConfig, readFileSync(config, 'utf8') + flags['this-yaml'] + '\n')
 
 async function waitUp (port) {
   for (let i = 0; i < 300; i++) {
@@ -55,12 +66,12 @@ async function waitUp (port) {
   throw new Error(`nothing answered on ${port}`)
 }
 
-async function proxy (name, root) {
+async function proxy (name, root, extra, file = config) {
   const port = await freePort()
   const fd = openSync(path.join(tmp, `${name}.log`), 'a')
   try {
-    const proc = start(name, process.execPath, [...await highproxyNodeFlags(), path.join(root, 'dist', 'cli.js'), '--config', config, '--port', String(port),
-      '--admin-port', String(await freePort()), '--log-format', 'json'], { stdout: fd, raiseFdLimit: true })
+    const proc = start(name, process.execPath, [...await highproxyNodeFlags(), path.join(root, 'dist', 'cli.js'), '--config', file, '--port', String(port),
+      '--admin-port', String(await freePort()), '--log-format', 'json', ...extra], { stdout: fd, raiseFdLimit: true })
     await waitUp(port)
     return { name, proc, port }
   } finally { closeSync(fd) }
@@ -79,7 +90,7 @@ async function storm (target) {
 
 const median = xs => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 try {
-  const targets = [await proxy('base', path.resolve(flags.base)), await proxy('this', ROOT)]
+  const targets = [await proxy('base', path.resolve(flags.base), splitArgs(flags['base-args'])), await proxy('this', ROOT, splitArgs(flags['this-args']), thisConfig)]
   const floor = await startNodeServer('floor', 'storm-floor.mjs', dead.url, [String(TIMEOUT_MS)])
   targets.push({ name: 'floor', ...floor })
   for (const t of targets) for (let i = 0; i < 3; i++) await storm(t) // warm-up
