@@ -5,7 +5,7 @@
 //
 //   node bench/storm-ab.mjs --base <dir of another checkout, built> [--rounds 7] [--concurrency 1000]
 //                           [--base-args="<highproxy args>"] [--this-args="<highproxy args>"]
-//                           [--this-yaml "<lines added to this one's config>"]
+//                           [--this-yaml "<lines added to this one's config>"] [--this-node="<node flags>"]
 //
 // --base . with --this-args or --this-yaml compares one build against itself with a setting
 // changed (e.g. --this-yaml "log: { level: error }": what the log lines cost in a storm).
@@ -34,7 +34,8 @@ const { values: flags } = parseArgs({
     cap: { type: 'string', default: '64' },
     'base-args': { type: 'string', default: '' },
     'this-args': { type: 'string', default: '' },
-    'this-yaml': { type: 'string', default: '' }
+    'this-yaml': { type: 'string', default: '' },
+    'this-node': { type: 'string', default: '' }
   },
   strict: true
 })
@@ -66,11 +67,11 @@ async function waitUp (port) {
   throw new Error(`nothing answered on ${port}`)
 }
 
-async function proxy (name, root, extra, file = config) {
+async function proxy (name, root, extra, file = config, node = []) {
   const port = await freePort()
   const fd = openSync(path.join(tmp, `${name}.log`), 'a')
   try {
-    const proc = start(name, process.execPath, [...await highproxyNodeFlags(), path.join(root, 'dist', 'cli.js'), '--config', file, '--port', String(port),
+    const proc = start(name, process.execPath, [...await highproxyNodeFlags(node), path.join(root, 'dist', 'cli.js'), '--config', file, '--port', String(port),
       '--admin-port', String(await freePort()), '--log-format', 'json', ...extra], { stdout: fd, raiseFdLimit: true })
     await waitUp(port)
     return { name, proc, port }
@@ -90,7 +91,7 @@ async function storm (target) {
 
 const median = xs => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 try {
-  const targets = [await proxy('base', path.resolve(flags.base), splitArgs(flags['base-args'])), await proxy('this', ROOT, splitArgs(flags['this-args']), thisConfig)]
+  const targets = [await proxy('base', path.resolve(flags.base), splitArgs(flags['base-args'])), await proxy('this', ROOT, splitArgs(flags['this-args']), thisConfig, splitArgs(flags['this-node']))]
   const floor = await startNodeServer('floor', 'storm-floor.mjs', dead.url, [String(TIMEOUT_MS)])
   targets.push({ name: 'floor', ...floor })
   for (const t of targets) for (let i = 0; i < 3; i++) await storm(t) // warm-up
