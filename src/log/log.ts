@@ -25,7 +25,7 @@ function isoTime (): string {
   return stamp
 }
 
-const { asJsonSym, lsCacheSym, chindingsSym, endSym } = pino.symbols
+const { asJsonSym, lsCacheSym, chindingsSym, endSym, serializersSym, stringifiersSym, formattersSym } = pino.symbols
 type AsJson = (this: Logger, obj: Record<string, unknown>, msg: unknown, num: number, time: string) => string
 /** A pino instance's own state, under the symbols pino exports for integrations. */
 const own = <T>(logger: object, key: symbol): T => (logger as Record<symbol, unknown>)[key] as T
@@ -43,12 +43,17 @@ const pinoAsJsonChannel = tracingChannel('pino_asJson')
  * The line is byte for byte what pino writes (test/unit/log-json.test.ts): pino's level,
  * time and bindings, then the record's own fields. pino keeps what only it does: a line
  * with a message argument, an `err` to serialize, int64 nanoseconds (the Logpush shape's
- * BigInt timestamps, which JSON.stringify refuses), and a subscriber to its diagnostics.
+ * BigInt timestamps, which JSON.stringify refuses), a subscriber to its diagnostics, and a
+ * child logger given serializers, redaction or a log formatter of its own.
  */
 function stringifyLines (logger: Logger): void {
   const pinoAsJson = own<AsJson>(logger, asJsonSym)
+  // A child shares these with the root unless it was given its own.
+  const serializers = own<object>(logger, serializersSym)
+  const stringifiers = own<object>(logger, stringifiersSym)
   const fast: AsJson = function (obj, msg, num, time) {
-    if (msg !== undefined || obj.err !== undefined || typeof obj.EdgeStartTimestamp === 'bigint' || pinoAsJsonChannel.hasSubscribers) {
+    if (msg !== undefined || obj.err !== undefined || typeof obj.EdgeStartTimestamp === 'bigint' || pinoAsJsonChannel.hasSubscribers ||
+      own(this, serializersSym) !== serializers || own(this, stringifiersSym) !== stringifiers || own<{ log?: unknown }>(this, formattersSym).log !== undefined) {
       return pinoAsJson.call(this, obj, msg, num, time)
     }
     let json: string

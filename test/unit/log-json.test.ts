@@ -61,7 +61,7 @@ t.test('the logger and its children serialize with JSON.stringify, not pino\'s k
   t.equal(slot(ours.child({ component: 'admin' })), slot(ours), 'children inherit it')
 })
 
-t.test('what only pino does goes through pino: a message argument, an err, BigInt nanoseconds', async t => {
+t.test('what only pino does goes through pino: a message argument, an err, BigInt nanoseconds, a child\'s redaction or serializers', async t => {
   const { ours, theirs, oursOut, theirsOut } = pair()
   const err = new Error('boom')
   const logpush = { msg: 'access', RayID: 'r', EdgeStartTimestamp: 1796000000123456789n, EdgeEndTimestamp: 1796000000223456789n }
@@ -71,8 +71,15 @@ t.test('what only pino does goes through pino: a message argument, an err, BigIn
     l.error(err)
     l.info(logpush)
   }
-  t.equal(oursOut.length, 4)
-  for (let i = 0; i < 4; i++) t.equal(timeless(oursOut[i]), timeless(theirsOut[i]), `line ${i}`)
+  // A child with redaction or serializers of its own.
+  for (const l of [ours, theirs]) {
+    l.child({}, { redact: ['secret'] }).info({ msg: 'redacted', secret: 'hunter2', kept: 1 })
+    l.child({}, { serializers: { user: (u: { name: string }) => u.name } }).info({ msg: 'serialized', user: { name: 'ada', password: 'x' } })
+  }
+  t.equal(oursOut.length, 6)
+  for (let i = 0; i < 6; i++) t.equal(timeless(oursOut[i]), timeless(theirsOut[i]), `line ${i}`)
+  t.match(oursOut[4], /"secret":"\[Redacted\]","kept":1/)
+  t.match(oursOut[5], /"user":"ada"\}\n$/)
   t.match(oursOut[0], /"routes":\["a"\],"msg":"highproxy listening"\}\n$/)
   t.match(oursOut[1], /"err":\{"type":"Error","message":"boom","stack":"Error: boom/)
   t.match(oursOut[3], /"EdgeStartTimestamp":1796000000123456789,"EdgeEndTimestamp":1796000000223456789\}\n$/)
