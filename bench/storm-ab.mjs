@@ -7,7 +7,7 @@
 //                           [--base-args="<highproxy args>"] [--this-args="<highproxy args>"]
 //                           [--this-yaml "<lines added to this one's config>"] [--this-node="<node flags>"]
 //
-// --base . with --this-args or --this-yaml compares one build against itself with a setting
+// --base . with --this-args, --this-yaml or --this-node compares one build against itself with a setting
 // changed (e.g. --this-yaml "log: { level: error }": what the log lines cost in a storm).
 //
 // <dir>/dist/cli.js is started as "base", this checkout's dist/cli.js as "this". Both get
