@@ -31,6 +31,7 @@ import { CLI, highproxyHelp, nodeBin, otlpSink, startHaproxy, startHighproxy, st
 import { evaluateTargets, markdown, printTables } from './lib/report.mjs'
 import { tlsSection } from './lib/tls.mjs'
 import { drowningSection } from './lib/drowning.mjs'
+import { tracingSideBySide } from './lib/tracing-cost.mjs'
 import { toxiproxySection } from './lib/toxiproxy.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -56,7 +57,9 @@ const USAGE = `Usage: npm run bench -- [options]
   --compare-node <path>    healthy section: also a highproxy row and a Node floor row on this other
                            node binary, measured in the same interleaved rounds (paired ratios)
   --tracing                healthy section: rows with OpenTelemetry tracing on, every request
-                           and 1% sampled, exported to a local OTLP receiver (docs/tracing.md)
+                           and 1% sampled, exported to a local OTLP receiver (docs/tracing.md);
+                           then the same three configurations side by side at the same moment,
+                           two copies each at a fixed 1,000 req/s (about 2 minutes more)
   --baseline <cli.js>      healthy section: one more row, another build of highproxy (e.g. the
                            main branch's dist/cli.js), to pair this build's CPU/req against
   --no-write               do not write bench/results/
@@ -383,6 +386,13 @@ async function paths (results, notes, ctx, { throughput, latency }) {
     if (latency) results.latency = await fixedRate(targets, origin, { warm: throughput })
   } finally {
     for (const t of targets) if (t.kind !== 'direct') await t.proc.stop()
+  }
+  // Tracing's cost once more, its configurations side by side at the same moment (table 1c).
+  if (throughput && P.tracing) {
+    results.tracingCost = await tracingSideBySide({
+      origin, tmp: ctx.tmp, log, start: (name, args) => hp(name, args),
+      params: { copies: 2, rate: 1000, connections: 20, seconds: quick ? 2 : 5, rounds: quick ? 3 : 9, warmupSeconds: quick ? 5 : 30, dryRun }
+    })
   }
 }
 

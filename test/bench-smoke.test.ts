@@ -74,11 +74,11 @@ t.test('bench refuses an unknown flag', async t => {
   t.match(run.stderr, /Usage: npm run bench/)
 })
 
-t.test('bench --node: every Node row on that binary, named in the header; a path that is not node is refused', async t => {
+t.test('bench --node: every Node row on that binary, named in the header; a path that is not node is refused; --tracing adds table 1c', async t => {
   const bad = await runBench(['--node', '/nonexistent/node'], 10_000)
   t.equal(bad.code, 2)
   t.match(bad.stderr, /--node \/nonexistent\/node: not a node binary/)
-  const run = await runBench(['--quick', '--dry-run', '--only', 'healthy', '--no-write', '--node', process.execPath, '--compare-node', process.execPath], 40_000)
+  const run = await runBench(['--quick', '--dry-run', '--only', 'healthy', '--tracing', '--no-write', '--node', process.execPath, '--compare-node', process.execPath], 60_000)
   if (run.code !== 0) t.comment(run.stderr.slice(-4000))
   t.equal(run.code, 0)
   t.match(run.stderr, `Node rows on node ${process.version} (${process.execPath}); compared with node ${process.version}`)
@@ -86,6 +86,9 @@ t.test('bench --node: every Node row on that binary, named in the header; a path
   for (const row of [`node floor @ node ${process.version}`, `highproxy @ node ${process.version}`]) {
     t.match(run.stdout, new RegExp(`\\| 200 "ok" \\(2 B\\) +\\| ${row.replace(/[/@()+.]/g, '\\$&')} +\\|`), `${row} row`)
   }
+  // Tracing side by side: its copies were started (and stopped) and its rows are there.
+  t.match(run.stdout, '1c. Tracing side by side: 2 copies of each configuration')
+  for (const row of ['tracing off', 'tracing 1%', 'tracing 100%']) t.match(run.stdout, new RegExp(`\\| ${row} +\\|`), `${row} row`)
 })
 
 t.test('bench refuses a variant without a name', async t => {

@@ -43,6 +43,14 @@ function ownRows (h) {
   }
 }
 
+function tracingCostTable (t) {
+  return {
+    title: `1c. Tracing side by side: ${t.copies} copies of each configuration, all loaded at once, each at a fixed ${num(t.rate)} req/s (${t.connections} connections; origin: ${t.origin}), ${t.rounds} rounds of ${t.seconds} s after ${t.warmupSeconds} s of warm-up; × off = CPU/req over tracing off's in the same round, median over rounds`,
+    header: ['target', 'CPU µs/req', '× off', 'each copy × off', 'per round'],
+    rows: t.rows.map(r => [r.target, us(r.cpuUs), x(r.xOff), r.copies.map(x).join(' '), r.rounds.map(v => v.toFixed(2)).join(' ')])
+  }
+}
+
 function latencyTable (l) {
   return {
     title: `2. Latency at a fixed ${num(l.rate)} req/s (evenly spaced, ${l.connections} connections; origin: ${l.origin}; median of ${l.rounds} interleaved round${l.rounds > 1 ? 's' : ''} of ${l.seconds} s; added = minus direct, paired by round)`,
@@ -119,6 +127,7 @@ function tables (results) {
   if (results.healthy !== undefined) out.push(healthyTable(results.healthy))
   const own = ownRows(results.healthy)
   if (own !== null) out.push(own)
+  if (results.tracingCost !== undefined) out.push(tracingCostTable(results.tracingCost))
   if (results.latency !== undefined) out.push(latencyTable(results.latency))
   if (results.workers !== undefined) out.push(workersTable(results.workers))
   if (results.storm !== undefined) out.push(stormTable(results.storm))
@@ -202,8 +211,11 @@ export function evaluateTargets (results) {
     }
     for (const [name, limit] of [['highproxy (tracing 100%)', 1.35], ['highproxy (tracing 1%)', 1.05]]) {
       const r = row(name)
-      if (r !== undefined) add(`2 B: ${name} CPU/req ≤ ${limit}× tracing off`, `${x(r.xHighproxy)} (${us(r.cpuUs)} µs)`, r.xHighproxy == null ? null : r.xHighproxy <= limit)
+      if (r !== undefined) add(`2 B at saturation: ${name} CPU/req ≤ ${limit}× tracing off`, `${x(r.xHighproxy)} (${us(r.cpuUs)} µs)`, r.xHighproxy == null ? null : r.xHighproxy <= limit)
     }
+  }
+  for (const r of results.tracingCost?.rows ?? []) {
+    if (r.limit !== null && r.rounds.length > 0) add(`2 B, side by side at ${num(results.tracingCost.rate)} req/s: highproxy (${r.target}) CPU/req ≤ ${r.limit}× tracing off`, `${x(r.xOff)} (${us(r.cpuUs)} µs)`, r.xOff == null ? null : r.xOff <= r.limit)
   }
   const l = results.latency
   if (l !== undefined && measuredRows(l.rows)) {

@@ -1,0 +1,84 @@
+// Tracing's cost read side by side at the same moment (`npm run bench -- --tracing`, table
+// 1c): copies of highproxy with tracing off, on at 1% and on for every request, all loaded
+// at once, each at the same fixed rate, round after round; CPU per request of each from
+// /proc. Why not only the saturation rows of table 1b:
+// - at saturation a process that costs more per request serves fewer per second, so it
+//   batches fewer writes per event-loop turn and costs more per request again: a few
+//   percent of tracing read as 40% there;
+// - targets loaded one after another meet the machine at different moments, and two
+//   processes of one build differ by 5–20% in what the JIT made of them: an identical copy
+//   read 1.19× in sequential rounds. Here every process meets the same moment, and each
+//   configuration is the mean of its copies;
+// - the first exports run through Node's HTTP client code, which the server's hot paths
+//   share: V8 deoptimizes those for some 30 s (68 deoptimizations in the first 10 s, one
+//   per 10 s after 30 s), so the rounds start after a warm-up of that length.
+
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { treeCpuUs } from './cpu.mjs'
+import { load, median } from './load.mjs'
+import { fixedLoad } from './rate.mjs'
+import { otlpSink } from './servers.mjs'
+
+export const TRACING_COST_ROWS = [
+  { name: 'tracing off', ratio: null },
+  { name: 'tracing 1%', ratio: 0.01, limit: 1.05 },
+  { name: 'tracing 100%', ratio: 1, limit: 1.35 }
+]
+
+const mean = xs => xs.reduce((a, b) => a + b, 0) / xs.length
+
+/**
+ * @param start (name, args) => started highproxy ({ proc, port }), as run.mjs starts it
+ * @param params { copies, rate, connections, seconds, rounds, warmupSeconds, dryRun }
+ * The highproxy copies are stopped here; their OTLP sinks with every other process the bench
+ * started, at its end.
+ */
+export async function tracingSideBySide ({ origin, tmp, start, log, params }) {
+  const procs = []
+  for (const row of TRACING_COST_ROWS) {
+    for (let c = 0; c < params.copies; c++) {
+      const args = ['--origin', origin.url]
+      if (row.ratio !== null) {
+        const sink = await otlpSink()
+        const file = path.join(tmp, `tracing-cost-${row.ratio}-${c}.yaml`)
+        writeFileSync(file, `tracing:\n  enabled: true\n  endpoint: ${sink.url}\n  sampler: traceidratio\n  sampler_arg: ${row.ratio}\n`)
+        args.push('--config', file)
+      }
+      procs.push({ row: row.name, ...(await start(`highproxy (${row.name}, copy ${c + 1})`, args)) })
+    }
+  }
+  const loadAll = seconds => Promise.all(procs.map(p => fixedLoad({ port: p.port, connections: params.connections, rate: params.rate, seconds })))
+  const cpu = procs.map(() => [])
+  try {
+    if (!params.dryRun) {
+      for (const p of procs) await load({ port: p.port, connections: params.connections, seconds: 1 })
+      // The rate client reports every answer's time: warm up in 5 s pieces.
+      for (let s = 0; s < params.warmupSeconds; s += 5) await loadAll(5)
+      for (let r = 0; r < params.rounds; r++) {
+        const before = procs.map(p => treeCpuUs(p.proc.pid))
+        const results = await loadAll(params.seconds)
+        procs.forEach((p, i) => cpu[i].push(results[i].requests > 0 ? (treeCpuUs(p.proc.pid) - before[i]) / results[i].requests : NaN))
+        log(`  tracing side by side, round ${r + 1}/${params.rounds}: ${TRACING_COST_ROWS.map(row => `${row.name} ${mean(perRow(row.name, r)).toFixed(1)}`).join(', ')} µs CPU/req`)
+      }
+    }
+  } finally {
+    for (const p of procs) await p.proc.stop()
+  }
+  /** Each copy's CPU per request in round r, for one configuration. */
+  function perRow (name, r) { return procs.flatMap((p, i) => p.row === name ? [cpu[i][r]] : []) }
+  const offRounds = cpu[0].map((_, r) => mean(perRow('tracing off', r)))
+  const rows = TRACING_COST_ROWS.map(row => {
+    const own = offRounds.map((_, r) => mean(perRow(row.name, r)))
+    const copies = procs.flatMap((p, i) => p.row === row.name ? [median(cpu[i].map((v, r) => v / offRounds[r]))] : [])
+    return {
+      target: row.name,
+      limit: row.limit ?? null,
+      cpuUs: median(own),
+      xOff: own.length === 0 ? null : median(own.map((v, r) => v / offRounds[r])),
+      rounds: own.map((v, r) => v / offRounds[r]),
+      copies
+    }
+  })
+  return { copies: params.copies, rate: params.rate, connections: params.connections, seconds: params.seconds, rounds: params.rounds, warmupSeconds: params.warmupSeconds, origin: origin.kind, rows }
+}
