@@ -390,7 +390,7 @@ async function paths (results, notes, ctx, { throughput, latency }) {
   // Tracing's cost once more, its configurations side by side at the same moment (table 1c).
   if (throughput && P.tracing) {
     results.tracingCost = await tracingSideBySide({
-      origin, tmp: ctx.tmp, log, start: (name, args) => hp(name, args),
+      origin, tmp: ctx.tmp, log, start: hp,
       params: { copies: 2, rate: 1000, connections: 20, seconds: quick ? 2 : 5, rounds: quick ? 3 : 9, warmupSeconds: quick ? 5 : 30, dryRun }
     })
   }
