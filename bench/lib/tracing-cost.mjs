@@ -70,15 +70,9 @@ export async function tracingSideBySide ({ origin, tmp, start, log, params }) {
   const offRounds = cpu[0].map((_, r) => mean(perRow('tracing off', r)))
   const rows = TRACING_COST_ROWS.map(row => {
     const own = offRounds.map((_, r) => mean(perRow(row.name, r)))
+    const rounds = own.map((v, r) => v / offRounds[r])
     const copies = procs.flatMap((p, i) => p.row === row.name ? [median(cpu[i].map((v, r) => v / offRounds[r]))] : [])
-    return {
-      target: row.name,
-      limit: row.limit ?? null,
-      cpuUs: median(own),
-      xOff: own.length === 0 ? null : median(own.map((v, r) => v / offRounds[r])),
-      rounds: own.map((v, r) => v / offRounds[r]),
-      copies
-    }
+    return { target: row.name, limit: row.limit ?? null, cpuUs: median(own), xOff: median(rounds), rounds, copies }
   })
   return { copies: params.copies, rate: params.rate, connections: params.connections, seconds: params.seconds, rounds: params.rounds, warmupSeconds: params.warmupSeconds, origin: origin.kind, rows }
 }
