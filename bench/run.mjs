@@ -391,7 +391,7 @@ async function paths (results, notes, ctx, { throughput, latency }) {
   if (throughput && P.tracing) {
     results.tracingCost = await tracingSideBySide({
       origin, tmp: ctx.tmp, log, start: hp,
-      params: { copies: 2, rate: 1000, connections: 20, seconds: quick ? 2 : 5, rounds: quick ? 3 : 9, warmupSeconds: quick ? 5 : 30, dryRun }
+      params: { trials: quick ? 1 : 3, copies: 2, rate: 1000, connections: 20, seconds: quick ? 2 : 5, rounds: quick ? 3 : 9, warmupSeconds: quick ? 5 : 30, dryRun }
     })
   }
 }

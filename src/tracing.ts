@@ -1,8 +1,9 @@
 // The OpenTelemetry SDK, set up once per process (each worker exports its own spans):
-// a tracer provider with the configured sampler and resource, a batch span processor
-// in front of the OTLP/HTTP exporter (protobuf or JSON), and the count of what was not
-// exported. The per-request side, an Exchange and its Attempts turned into spans, is
-// edge/trace.ts; nothing here runs per request but the ids and the processor's onEnd.
+// a tracer provider with the configured sampler and resource, whose finished spans are
+// handed to the export thread (tracing-export.ts: the SDK's batch span processor in front
+// of its OTLP/HTTP exporter, protobuf or JSON), and the count of what was not exported.
+// The per-request side, an Exchange and its Attempts turned into spans, is edge/trace.ts;
+// nothing here runs per request but the ids and the processor's onEnd.
 //
 // Why these packages: @opentelemetry/sdk-trace-base is the SDK without Node's automatic
 // instrumentation (sdk-trace-node would add a context manager for async_hooks, which the
@@ -11,18 +12,18 @@
 // resource (service.name and the rest), @opentelemetry/core has the W3C propagator.
 // The 2.x SDK line is used because 3.x needs Node 22; highproxy supports Node 20.
 
-import { DiagLogLevel, diag, TraceFlags, type Attributes, type Context, type DiagLogger, type Link, type SpanKind, type Tracer } from '@opentelemetry/api'
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core'
-import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto'
-import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http'
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources'
+import { Worker } from 'node:worker_threads'
+import { DiagLogLevel, diag, TraceFlags, type Attributes, type Context, type Link, type SpanKind, type Tracer } from '@opentelemetry/api'
 import {
-  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, RandomIdGenerator, TraceIdRatioBasedSampler,
-  type IdGenerator, type ReadableSpan, type Sampler, type SamplingResult, type Span, type SpanExporter, type SpanProcessor
+  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, ParentBasedSampler, RandomIdGenerator, TraceIdRatioBasedSampler,
+  type IdGenerator, type ReadableSpan, type Sampler, type SamplingResult, type Span, type SpanProcessor
 } from '@opentelemetry/sdk-trace-base'
 import type { Logger } from 'pino'
 import type { SamplerName, TracingConfig } from './config/tracing.js'
 import { edgeTracing, type EdgeTracing, type TraceIds } from './edge/trace.js'
+import { diagLines } from './tracing-diag.js'
+import type { ExportSetup, FromExporter, ToExporter } from './tracing-export.js'
+import { encodeSpan, type Wire } from './tracing-wire.js'
 
 /** What the exporter did with the spans handed to it, for /metrics. */
 export interface SpanCounts {
@@ -54,19 +55,44 @@ export function samplerOf (name: SamplerName, ratio: number): Sampler {
   }
 }
 
+/** Spans go to the export thread this often, or at once when this many wait: one copy per handful, not per span. */
+const SHIP_MS = 1000
+const SHIP_AT = 256
+
 /**
- * The queue's bound, kept here rather than inside the batch processor: the processor
- * drops past its own bound silently (a debug line), and the operator must see the drops.
- * Every span handed on is pending until the exporter reports its batch; past
- * `maxQueueSize` pending, a span is dropped here and counted. The processor's own queue
- * is then never full.
+ * The span processor of the request thread: it hands each sampled span to the export
+ * thread, and keeps the queue's bound. The bound is kept here rather than by the batch
+ * processor, which drops past its own bound silently (a debug line): the operator must see
+ * the drops. Every span handed on is pending until the exporter reports its batch; past
+ * `maxQueueSize` pending, a span is dropped here and counted. The processor's own queue is
+ * then never full. The thread does not keep the process alive, except while a flush or
+ * shutdown it was asked for is awaited.
  */
-class BoundedQueue implements SpanProcessor {
+export class Shipper implements SpanProcessor {
   pending = 0
   readonly counts: SpanCounts = { exported: 0, droppedQueueFull: 0, droppedExportFailed: 0 }
-  inner: SpanProcessor | null = null
+  private wire: Wire = []
+  /** Spans in `wire`. */
+  private held = 0
+  private timer: NodeJS.Timeout | null = null
+  private asked = 0
+  private readonly waiting = new Map<number, () => void>()
+  /** The thread is gone (it failed, exited, or was shut down): what would be handed on is counted as failed. */
+  private gone = false
 
-  constructor (private readonly max: number) {}
+  constructor (private readonly max: number, private readonly worker: Worker, say: (m: string) => void) {
+    worker.unref()
+    worker.on('message', (m: FromExporter) => {
+      if ('settled' in m) this.settled(m.settled, m.ok)
+      else if ('done' in m) this.answered(m.done)
+      else say(m.diag)
+    })
+    worker.on('error', err => { say(`the export thread failed: ${err.message}`) })
+    worker.on('exit', code => {
+      if (!this.gone) say(`the export thread exited (code ${code}): spans are counted as export_failed from now on`)
+      this.lost()
+    })
+  }
 
   onStart (_span: Span, _parent: Context): void {}
 
@@ -74,17 +100,64 @@ class BoundedQueue implements SpanProcessor {
     if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return
     if (this.pending >= this.max) { this.counts.droppedQueueFull++; return }
     this.pending++
-    this.inner?.onEnd(span)
+    encodeSpan(span, this.wire)
+    if (++this.held >= SHIP_AT) this.ship()
+    else this.timer ??= setTimeout(this.ship, SHIP_MS).unref()
   }
 
-  settled (count: number, result: ExportResult): void {
+  private readonly ship = (): void => {
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null }
+    if (this.held === 0) return
+    const spans = this.wire
+    const count = this.held
+    this.wire = []
+    this.held = 0
+    if (this.gone) this.settled(count, false)
+    else this.post({ spans })
+  }
+
+  private settled (count: number, ok: boolean): void {
     this.pending -= count
-    if (result.code === ExportResultCode.SUCCESS) this.counts.exported += count
+    if (ok) this.counts.exported += count
     else this.counts.droppedExportFailed += count
   }
 
-  async forceFlush (): Promise<void> { await this.inner?.forceFlush() }
-  async shutdown (): Promise<void> { await this.inner?.shutdown() }
+  private post (m: ToExporter): void { this.worker.postMessage(m) }
+
+  /** Hands on what waits, then asks the thread to flush (or shut down) and waits for its answer. */
+  private ask (what: 'flush' | 'shutdown'): Promise<void> {
+    this.ship()
+    if (this.gone) return Promise.resolve()
+    const id = ++this.asked
+    this.worker.ref()
+    return new Promise<void>(resolve => {
+      this.waiting.set(id, resolve)
+      this.post(what === 'flush' ? { flush: id } : { shutdown: id })
+    })
+  }
+
+  private answered (id: number): void {
+    this.waiting.get(id)?.()
+    this.waiting.delete(id)
+    if (this.waiting.size === 0) this.worker.unref()
+  }
+
+  private lost (): void {
+    if (this.gone) return
+    this.gone = true
+    // What the thread held never reaches the receiver.
+    this.settled(this.pending - this.held, false)
+    for (const resolve of this.waiting.values()) resolve()
+    this.waiting.clear()
+  }
+
+  forceFlush (): Promise<void> { return this.ask('flush') }
+
+  async shutdown (): Promise<void> {
+    await this.ask('shutdown')
+    this.gone = true
+    await this.worker.terminate()
+  }
 }
 
 /**
@@ -122,56 +195,46 @@ class Pinned implements IdGenerator, TraceIds, Sampler {
   toString (): string { return this.sampler.toString() }
 }
 
-/** The exporter, telling the queue how each batch ended. */
-class CountingExporter implements SpanExporter {
-  constructor (private readonly inner: SpanExporter, private readonly queue: BoundedQueue) {}
-
-  export (spans: ReadableSpan[], done: (result: ExportResult) => void): void {
-    let reported = false
-    this.inner.export(spans, result => {
-      if (!reported) { reported = true; this.queue.settled(spans.length, result) }
-      done(result)
-    })
-  }
-
-  shutdown (): Promise<void> { return this.inner.shutdown() }
-  forceFlush (): Promise<void> { return this.inner.forceFlush?.() ?? Promise.resolve() }
-}
-
 /** A receiver that is down fails every export: one warning per interval, with the count, not one per batch. */
 const DIAG_INTERVAL_MS = 30_000
 
-function diagLogger (log: Logger): DiagLogger {
+function exportProblems (log: Logger): (message: string) => void {
   let last = 0
   let quiet = 0
-  const say = (message: string): void => {
+  return message => {
     const now = Date.now()
     if (now - last < DIAG_INTERVAL_MS) { quiet++; return }
     log.warn({ msg: 'tracing: export problem', detail: message.slice(0, 500), similar_since_last: quiet })
     last = now
     quiet = 0
   }
-  const text = (m: string, args: unknown[]): string => [m, ...args.map(a => a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a))].join(' ')
-  const ignore = (): void => {}
-  return { error: (m, ...a) => say(text(m, a)), warn: (m, ...a) => say(text(m, a)), info: ignore, debug: ignore, verbose: ignore }
 }
 
+/** The export thread's module, beside this one (dist/tracing-export.js, or the .ts a TypeScript loader maps it to). */
+const EXPORT_THREAD = new URL('./tracing-export.js', import.meta.url)
+
 export function startTracing (config: TracingConfig, log: Logger, version: string): Tracing {
-  diag.setLogger(diagLogger(log), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })
-  const queue = new BoundedQueue(config.maxQueueSize)
-  const options = { url: config.url, headers: config.headers }
-  const exporter = new CountingExporter(config.protocol === 'http/json' ? new JsonExporter(options) : new ProtobufExporter(options), queue)
-  queue.inner = new BatchSpanProcessor(exporter, { maxQueueSize: config.maxQueueSize })
-  const resource = defaultResource().merge(resourceFromAttributes({
-    ...config.resourceAttributes,
-    'service.name': config.serviceName,
-    'service.version': version,
-    // With --workers every worker exports: its pid says which one.
-    'process.pid': process.pid
-  }))
+  const say = exportProblems(log)
+  diag.setLogger(diagLines(say), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })
+  const setup: ExportSetup = {
+    url: config.url,
+    protocol: config.protocol,
+    headers: config.headers,
+    maxQueueSize: config.maxQueueSize,
+    resource: {
+      ...config.resourceAttributes,
+      'service.name': config.serviceName,
+      'service.version': version,
+      // With --workers every worker exports: its pid says which one.
+      'process.pid': process.pid
+    },
+    scope: { name: 'highproxy', version },
+    highproxyExport: true
+  }
+  const queue = new Shipper(config.maxQueueSize, new Worker(EXPORT_THREAD, { workerData: setup }), say)
   const sampler = samplerOf(config.sampler, config.samplerArg)
   const pinned = new Pinned(sampler)
-  const provider = new BasicTracerProvider({ resource, sampler: pinned, idGenerator: pinned, spanProcessors: [queue] })
+  const provider = new BasicTracerProvider({ sampler: pinned, idGenerator: pinned, spanProcessors: [queue] })
   // Not registered as the global provider: an app that embeds the edge keeps its own.
   const tracer: Tracer = provider.getTracer('highproxy', version)
   return {

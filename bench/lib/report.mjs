@@ -45,9 +45,9 @@ function ownRows (h) {
 
 function tracingCostTable (t) {
   return {
-    title: `1c. Tracing side by side: ${t.copies} copies of each configuration, all loaded at once, each at a fixed ${num(t.rate)} req/s (${t.connections} connections; origin: ${t.origin}), ${t.rounds} rounds of ${t.seconds} s after ${t.warmupSeconds} s of warm-up; × off = CPU/req over tracing off's in the same round, median over rounds`,
-    header: ['target', 'CPU µs/req', '× off', 'each copy × off', 'per round'],
-    rows: t.rows.map(r => [r.target, us(r.cpuUs), x(r.xOff), r.copies.map(x).join(' '), r.rounds.map(v => v.toFixed(2)).join(' ')])
+    title: `1c. Tracing side by side: ${t.trials} trial${t.trials > 1 ? 's' : ''}, each of ${t.copies} fresh copies of each configuration, all loaded at once, each at a fixed ${num(t.rate)} req/s (${t.connections} connections; origin: ${t.origin}), ${t.rounds} rounds of ${t.seconds} s after ${t.warmupSeconds} s of warm-up; × off = CPU/req over tracing off's in the same round, median over the rounds of every trial`,
+    header: ['target', 'CPU µs/req', '× off', 'each trial × off', 'each copy × off', 'per round'],
+    rows: t.rows.map(r => [r.target, us(r.cpuUs), x(r.xOff), r.perTrial.map(x).join(' '), r.copies.map(x).join(' '), r.rounds.map(v => v.toFixed(2)).join(' ')])
   }
 }
 

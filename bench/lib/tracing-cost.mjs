@@ -7,10 +7,11 @@
 //   percent of tracing read as 40% there;
 // - targets loaded one after another meet the machine at different moments, and two
 //   processes of one build differ by 5–20% in what the JIT made of them: an identical copy
-//   read 1.19× in sequential rounds. Here every process meets the same moment, and each
-//   configuration is the mean of its copies;
-// - the first exports run through Node's HTTP client code, which the server's hot paths
-//   share: V8 deoptimizes those for some 30 s (68 deoptimizations in the first 10 s, one
+//   read 1.19× in sequential rounds. Here every process meets the same moment, each
+//   configuration is the mean of its copies, and fresh copies are started for each trial
+//   (two copies of one build, side by side, still read up to 4% apart);
+// - the JIT settles over the first half minute of load (with the exporter on the main
+//   thread, as before the export thread, V8 deoptimized 68 times in the first 10 s, once
 //   per 10 s after 30 s), so the rounds start after a warm-up of that length.
 
 import { writeFileSync } from 'node:fs'
@@ -30,49 +31,58 @@ const mean = xs => xs.reduce((a, b) => a + b, 0) / xs.length
 
 /**
  * @param start (name, args) => started highproxy ({ proc, port }), as run.mjs starts it
- * @param params { copies, rate, connections, seconds, rounds, warmupSeconds, dryRun }
- * The highproxy copies are stopped here; their OTLP sinks with every other process the bench
- * started, at its end.
+ * @param params { trials, copies, rate, connections, seconds, rounds, warmupSeconds, dryRun }
+ * Each trial starts fresh copies (what the JIT makes of a process differs from one process
+ * to the next by more than the few percent measured: one process, or two, is one draw of
+ * that), and stops them; the rounds of every trial are pooled. Their OTLP sinks stop with
+ * every other process the bench started, at its end.
  */
 export async function tracingSideBySide ({ origin, tmp, start, log, params }) {
-  const procs = []
-  for (const row of TRACING_COST_ROWS) {
-    for (let c = 0; c < params.copies; c++) {
-      const args = ['--origin', origin.url]
-      if (row.ratio !== null) {
-        const sink = await otlpSink()
-        const file = path.join(tmp, `tracing-cost-${row.ratio}-${c}.yaml`)
-        writeFileSync(file, `tracing:\n  enabled: true\n  endpoint: ${sink.url}\n  sampler: traceidratio\n  sampler_arg: ${row.ratio}\n`)
-        args.push('--config', file)
-      }
-      procs.push({ row: row.name, ...(await start(`highproxy (${row.name}, copy ${c + 1})`, args)) })
-    }
-  }
-  const loadAll = seconds => Promise.all(procs.map(p => fixedLoad({ port: p.port, connections: params.connections, rate: params.rate, seconds })))
-  const cpu = procs.map(() => [])
-  try {
-    if (!params.dryRun) {
-      for (const p of procs) await load({ port: p.port, connections: params.connections, seconds: 1 })
-      // The rate client reports every answer's time: warm up in 5 s pieces.
-      for (let s = 0; s < params.warmupSeconds; s += 5) await loadAll(5)
-      for (let r = 0; r < params.rounds; r++) {
-        const before = procs.map(p => treeCpuUs(p.proc.pid))
-        const results = await loadAll(params.seconds)
-        procs.forEach((p, i) => cpu[i].push(results[i].requests > 0 ? (treeCpuUs(p.proc.pid) - before[i]) / results[i].requests : NaN))
-        log(`  tracing side by side, round ${r + 1}/${params.rounds}: ${TRACING_COST_ROWS.map(row => `${row.name} ${mean(perRow(row.name, r)).toFixed(1)}`).join(', ')} µs CPU/req`)
-      }
-    }
-  } finally {
-    for (const p of procs) await p.proc.stop()
-  }
-  /** Each copy's CPU per request in round r, for one configuration. */
-  function perRow (name, r) { return procs.flatMap((p, i) => p.row === name ? [cpu[i][r]] : []) }
-  const offRounds = cpu[0].map((_, r) => mean(perRow('tracing off', r)))
+  const trials = []
+  for (let t = 0; t < params.trials; t++) trials.push(await trial(t))
   const rows = TRACING_COST_ROWS.map(row => {
-    const own = offRounds.map((_, r) => mean(perRow(row.name, r)))
-    const rounds = own.map((v, r) => v / offRounds[r])
-    const copies = procs.flatMap((p, i) => p.row === row.name ? [median(cpu[i].map((v, r) => v / offRounds[r]))] : [])
-    return { target: row.name, limit: row.limit ?? null, cpuUs: median(own), xOff: median(rounds), rounds, copies }
+    const own = trials.flatMap(tr => tr.offRounds.map((_, r) => mean(tr.perRow(row.name, r))))
+    const rounds = trials.flatMap(tr => tr.offRounds.map((off, r) => mean(tr.perRow(row.name, r)) / off))
+    const copies = trials.flatMap(tr => tr.procs.flatMap((p, i) => p.row === row.name ? [median(tr.cpu[i].map((v, r) => v / tr.offRounds[r]))] : []))
+    const perTrial = trials.map(tr => median(tr.offRounds.map((off, r) => mean(tr.perRow(row.name, r)) / off)))
+    return { target: row.name, limit: row.limit ?? null, cpuUs: median(own), xOff: median(rounds), rounds, copies, perTrial }
   })
-  return { copies: params.copies, rate: params.rate, connections: params.connections, seconds: params.seconds, rounds: params.rounds, warmupSeconds: params.warmupSeconds, origin: origin.kind, rows }
+  return { trials: params.trials, copies: params.copies, rate: params.rate, connections: params.connections, seconds: params.seconds, rounds: params.rounds, warmupSeconds: params.warmupSeconds, origin: origin.kind, rows }
+
+  async function trial (t) {
+    const procs = []
+    for (const row of TRACING_COST_ROWS) {
+      for (let c = 0; c < params.copies; c++) {
+        const args = ['--origin', origin.url]
+        if (row.ratio !== null) {
+          const sink = await otlpSink()
+          const file = path.join(tmp, `tracing-cost-${row.ratio}-${t}-${c}.yaml`)
+          writeFileSync(file, `tracing:\n  enabled: true\n  endpoint: ${sink.url}\n  sampler: traceidratio\n  sampler_arg: ${row.ratio}\n`)
+          args.push('--config', file)
+        }
+        procs.push({ row: row.name, ...(await start(`highproxy (${row.name}, trial ${t + 1}, copy ${c + 1})`, args)) })
+      }
+    }
+    const loadAll = seconds => Promise.all(procs.map(p => fixedLoad({ port: p.port, connections: params.connections, rate: params.rate, seconds })))
+    const cpu = procs.map(() => [])
+    /** Each copy's CPU per request in round r, for one configuration. */
+    const perRow = (name, r) => procs.flatMap((p, i) => p.row === name ? [cpu[i][r]] : [])
+    try {
+      if (!params.dryRun) {
+        for (const p of procs) await load({ port: p.port, connections: params.connections, seconds: 1 })
+        // The rate client reports every answer's time: warm up in 5 s pieces.
+        for (let s = 0; s < params.warmupSeconds; s += 5) await loadAll(5)
+        for (let r = 0; r < params.rounds; r++) {
+          const before = procs.map(p => treeCpuUs(p.proc.pid))
+          const results = await loadAll(params.seconds)
+          procs.forEach((p, i) => cpu[i].push(results[i].requests > 0 ? (treeCpuUs(p.proc.pid) - before[i]) / results[i].requests : NaN))
+          log(`  tracing side by side, trial ${t + 1}/${params.trials}, round ${r + 1}/${params.rounds}: ${TRACING_COST_ROWS.map(row => `${row.name} ${mean(perRow(row.name, r)).toFixed(1)}`).join(', ')} µs CPU/req`)
+        }
+      }
+    } finally {
+      for (const p of procs) await p.proc.stop()
+    }
+    const offRounds = cpu[0].map((_, r) => mean(perRow('tracing off', r)))
+    return { procs, cpu, perRow, offRounds }
+  }
 }

@@ -4,6 +4,7 @@
 
 import { createHash } from 'node:crypto'
 import http from 'node:http'
+import { createRequire } from 'node:module'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
@@ -410,6 +411,36 @@ t.test('the CLI with OTEL_* set: the admin ray lookup returns the trace ids of t
   t.equal(found.attempts[0]?.trace_id, traceId, '/rays/<id> has the trace id')
   const { attempts } = await traceOf(receiver, traceId, 1)
   t.equal(found.attempts[0]?.span_id, attempts[0]?.spanId, "… and the failed attempt's span id")
+})
+
+t.test('spans are exported from a thread of its own: the request thread never loads the exporter, and a SIGTERM sends what is queued', async t => {
+  // In this process: spans exported, and no OTLP exporter module among what the thread that
+  // serves requests has loaded (it runs in the export thread's own isolate).
+  const proxy = await proxyWith(t, { tracing: tracing(receiver), routes: [{ name: 'web', origin: origin.url }] })
+  const res = await get(`${proxy.url}/`)
+  const traceId = TRACEPARENT.exec((JSON.parse(res.body) as { traceparent: string }).traceparent)?.[1] as string
+  await proxy.tracing?.flush()
+  await traceOf(receiver, traceId, 1)
+  const loaded = Object.keys(createRequire(import.meta.url).cache)
+  t.ok(loaded.some(f => f.includes('@opentelemetry/sdk-trace')), 'the SDK is loaded here (the sampler and the spans)')
+  t.notOk(loaded.some(f => /@opentelemetry\/(exporter-trace-otlp|otlp-transformer|otlp-exporter-base)/.test(f)), 'no exporter module on the request thread')
+
+  // The CLI with the SDK's default 5 s batch delay: spans still queued when SIGTERM comes
+  // are exported before the process exits.
+  const p = start(['--origin', origin.url], { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url })
+  t.teardown(async () => { p.child.kill('SIGKILL'); await p.exited })
+  const up = await p.waitFor(l => l.msg === 'highproxy listening')
+  const ids: string[] = []
+  for (let i = 0; i < 3; i++) {
+    const r = await get(`${String(up.listen)}/queued${i}`)
+    ids.push(TRACEPARENT.exec((JSON.parse(r.body) as { traceparent: string }).traceparent)?.[1] as string)
+  }
+  const before = (await receiver.spans()).filter(s => ids.includes(s.traceId)).length
+  t.equal(before, 0, 'nothing exported yet: the batch waits for its 5 s')
+  p.child.kill('SIGTERM')
+  t.equal(await p.exited, 0)
+  const spans = await receiver.waitFor(all => ids.every(id => all.filter(s => s.traceId === id).length === 2), 5000)
+  t.equal(spans.filter(s => ids.includes(s.traceId)).length, 6, 'every span of the three requests, sent at shutdown')
 })
 
 t.test('bad tracing settings: one line naming the variable, exit 2', async t => {
