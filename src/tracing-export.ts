@@ -16,14 +16,14 @@
 // flush or shutdown is over; { diag: text }, an export problem for the main log.
 
 import { parentPort, workerData } from 'node:worker_threads'
-import { DiagLogLevel, diag, type SpanContext } from '@opentelemetry/api'
-import { ExportResultCode, TraceState, hrTimeDuration, type ExportResult } from '@opentelemetry/core'
+import { DiagLogLevel, diag } from '@opentelemetry/api'
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core'
 import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto'
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http'
-import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources'
+import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources'
 import { BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base'
 import { diagLines } from './tracing-diag.js'
-import { decodeSpans, type DecodedSpan, type Wire } from './tracing-wire.js'
+import { decodeSpans, type Wire } from './tracing-wire.js'
 
 /** What the main thread gives the export thread when it starts. */
 export interface ExportSetup {
@@ -40,32 +40,6 @@ export interface ExportSetup {
 
 export type ToExporter = { spans: Wire } | { flush: number } | { shutdown: number }
 export type FromExporter = { settled: number, ok: boolean } | { done: number } | { diag: string }
-
-const withState = (c: SpanContext & { traceStateText: string | null }): SpanContext =>
-  c.traceStateText === null ? c : { ...c, traceState: new TraceState(c.traceStateText) }
-
-function readable (d: DecodedSpan, resource: Resource, scope: ExportSetup['scope']): ReadableSpan {
-  const context = withState(d.context)
-  return {
-    name: d.name,
-    kind: d.kind,
-    spanContext: () => context,
-    parentSpanContext: d.parentSpanId === null ? undefined : { traceId: context.traceId, spanId: d.parentSpanId, traceFlags: context.traceFlags, isRemote: d.parentIsRemote },
-    startTime: d.startTime,
-    endTime: d.endTime,
-    status: d.status,
-    attributes: d.attributes,
-    links: d.links.map(l => ({ ...l, context: withState(l.context) })),
-    events: d.events,
-    duration: hrTimeDuration(d.startTime, d.endTime),
-    ended: true,
-    resource,
-    instrumentationScope: scope,
-    droppedAttributesCount: d.droppedAttributesCount,
-    droppedEventsCount: d.droppedEventsCount,
-    droppedLinksCount: d.droppedLinksCount
-  }
-}
 
 /** The exporter, telling the main thread how each batch ended (once, whatever the SDK calls back). */
 class CountingExporter implements SpanExporter {
@@ -89,12 +63,11 @@ function run (port: NonNullable<typeof parentPort>, setup: ExportSetup): void {
   const options = { url: setup.url, headers: setup.headers }
   const exporter = new CountingExporter(setup.protocol === 'http/json' ? new JsonExporter(options) : new ProtobufExporter(options), tell)
   const processor = new BatchSpanProcessor(exporter, { maxQueueSize: setup.maxQueueSize })
-  const resource = defaultResource().merge(resourceFromAttributes(setup.resource))
-  const scope = setup.scope
+  const origin = { resource: defaultResource().merge(resourceFromAttributes(setup.resource)), scope: setup.scope }
   // A failed export rejects a flush; the counts already say what failed.
   const answer = (p: Promise<void>, id: number): void => { p.catch(() => {}).finally(() => { tell({ done: id }) }) }
   port.on('message', (m: ToExporter) => {
-    if ('spans' in m) for (const d of decodeSpans(m.spans)) processor.onEnd(readable(d, resource, scope))
+    if ('spans' in m) for (const span of decodeSpans(m.spans, origin)) processor.onEnd(span)
     else if ('flush' in m) answer(processor.forceFlush(), m.flush)
     else answer(processor.shutdown(), m.shutdown)
   })

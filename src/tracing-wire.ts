@@ -12,7 +12,8 @@
 // attributes), the links (count; each: trace id, span id, flags, trace state, is remote,
 // dropped attributes, attributes).
 
-import type { Attributes, AttributeValue, HrTime, Link, SpanContext, SpanKind, SpanStatus } from '@opentelemetry/api'
+import type { Attributes, AttributeValue, HrTime, Link, SpanContext, SpanKind } from '@opentelemetry/api'
+import { TraceState, hrTimeDuration } from '@opentelemetry/core'
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base'
 
 export type Wire = Array<string | number | boolean | null | AttributeValue>
@@ -46,26 +47,14 @@ export function encodeSpan (span: ReadableSpan, out: Wire): void {
   }
 }
 
-/** A span read back: everything but what the reading side supplies (its resource and scope, and trace states as objects). */
-export interface DecodedSpan {
-  name: string
-  kind: SpanKind
-  context: SpanContext & { traceStateText: string | null }
-  parentSpanId: string | null
-  parentIsRemote: boolean
-  startTime: HrTime
-  endTime: HrTime
-  status: SpanStatus
-  attributes: Attributes
-  events: TimedEvent[]
-  links: Array<Omit<Link, 'context'> & { context: SpanContext & { traceStateText: string | null } }>
-  droppedAttributesCount: number
-  droppedEventsCount: number
-  droppedLinksCount: number
+/** What a reading side gives every span it reads: its own resource and instrumentation scope. */
+export interface SpanOrigin {
+  resource: ReadableSpan['resource']
+  scope: ReadableSpan['instrumentationScope']
 }
 
-/** Reads every span of a batch. */
-export function decodeSpans (w: Wire): DecodedSpan[] {
+/** Reads every span of a batch, as the SDK's ReadableSpans. */
+export function decodeSpans (w: Wire, origin: SpanOrigin): ReadableSpan[] {
   let i = 0
   const next = (): unknown => w[i++]
   const str = (): string => next() as string
@@ -75,19 +64,25 @@ export function decodeSpans (w: Wire): DecodedSpan[] {
     for (let n = num(); n > 0; n--) { const k = str(); a[k] = next() as AttributeValue }
     return a
   }
-  const spans: DecodedSpan[] = []
+  /** Trace id, span id, flags, trace state (or null), in that order; `isRemote` read by the caller. */
+  const context = (isRemote: () => boolean): SpanContext => {
+    const traceId = str()
+    const spanId = str()
+    const traceFlags = num()
+    const state = next() as string | null
+    return { traceId, spanId, traceFlags, isRemote: isRemote(), ...(state === null ? {} : { traceState: new TraceState(state) }) }
+  }
+  const spans: ReadableSpan[] = []
   while (i < w.length) {
     const name = str()
     const kind = num() as SpanKind
-    const traceId = str()
-    const context = { traceId, spanId: str(), traceFlags: num(), traceStateText: next() as string | null }
+    const own = context(() => false)
     const parentSpanId = next() as string | null
     const parentIsRemote = next() as boolean
     const startTime: HrTime = [num(), num()]
     const endTime: HrTime = [num(), num()]
     const code = num()
     const message = next() as string | null
-    const status: SpanStatus = message === null ? { code } : { code, message }
     const droppedAttributesCount = num()
     const droppedEventsCount = num()
     const droppedLinksCount = num()
@@ -99,14 +94,32 @@ export function decodeSpans (w: Wire): DecodedSpan[] {
       const dropped = num()
       events.push({ name: eventName, time, droppedAttributesCount: dropped, attributes: attributes() })
     }
-    const links: DecodedSpan['links'] = []
+    const links: Link[] = []
     for (let n = num(); n > 0; n--) {
-      const lc = { traceId: str(), spanId: str(), traceFlags: num(), traceStateText: next() as string | null, isRemote: next() as boolean }
+      const lc = context(() => next() as boolean)
       const dropped = num()
       const a = attributes()
       links.push({ context: lc, droppedAttributesCount: dropped, ...(Object.keys(a).length > 0 ? { attributes: a } : {}) })
     }
-    spans.push({ name, kind, context, parentSpanId, parentIsRemote, startTime, endTime, status, attributes: attrs, events, links, droppedAttributesCount, droppedEventsCount, droppedLinksCount })
+    spans.push({
+      name,
+      kind,
+      spanContext: () => own,
+      parentSpanContext: parentSpanId === null ? undefined : { traceId: own.traceId, spanId: parentSpanId, traceFlags: own.traceFlags, isRemote: parentIsRemote },
+      startTime,
+      endTime,
+      status: message === null ? { code } : { code, message },
+      attributes: attrs,
+      links,
+      events,
+      duration: hrTimeDuration(startTime, endTime),
+      ended: true,
+      resource: origin.resource,
+      instrumentationScope: origin.scope,
+      droppedAttributesCount,
+      droppedEventsCount,
+      droppedLinksCount
+    })
   }
   return spans
 }

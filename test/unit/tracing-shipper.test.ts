@@ -48,25 +48,33 @@ t.test('a span crosses as it was: ids, parent, times, status, attributes of ever
   parent.addEvent('first byte', { 'highproxy.duration_ms': 1.5 }, 1000)
   parent.setStatus({ code: SpanStatusCode.ERROR, message: 'refused' })
   parent.end()
-  const wire: Wire = []
-  for (const s of memory.getFinishedSpans()) encodeSpan(s, wire)
-  encodeSpan(memory.getFinishedSpans()[0] as ReadableSpan, wire)
-  const [got, again] = decodeSpans(structuredClone(wire))
   const sent = memory.getFinishedSpans()[0] as ReadableSpan
+  const wire: Wire = []
+  encodeSpan(sent, wire)
+  encodeSpan(sent, wire)
+  const origin = { resource: sent.resource, scope: { name: 'test' } }
+  const [got, again] = decodeSpans(structuredClone(wire), origin)
   t.match(got, {
     name: 'parent',
     kind: SpanKind.SERVER,
-    context: { traceId: sent.spanContext().traceId, spanId: sent.spanContext().spanId, traceFlags: TraceFlags.SAMPLED, traceStateText: null },
-    parentSpanId: null,
+    parentSpanContext: undefined,
     startTime: sent.startTime,
     endTime: sent.endTime,
+    duration: sent.duration,
+    ended: true,
     status: { code: SpanStatusCode.ERROR, message: 'refused' },
     attributes: { s: 'x', n: 2.5, b: false, list: ['a', 'b'] },
     events: [{ name: 'first byte', attributes: { 'highproxy.duration_ms': 1.5 }, time: sent.events[0]?.time, droppedAttributesCount: 0 }],
-    links: [{ context: { traceId: linked.traceId, spanId: linked.spanId, traceFlags: TraceFlags.SAMPLED, traceStateText: 'k=v', isRemote: true }, attributes: { why: 'untrusted caller' }, droppedAttributesCount: 0 }],
+    links: [{ context: { traceId: linked.traceId, spanId: linked.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true }, attributes: { why: 'untrusted caller' }, droppedAttributesCount: 0 }],
     droppedAttributesCount: 0,
     droppedEventsCount: 0,
     droppedLinksCount: 0
   })
-  t.same(again, got, 'spans follow one another in one batch')
+  t.same(got?.spanContext(), { traceId: sent.spanContext().traceId, spanId: sent.spanContext().spanId, traceFlags: TraceFlags.SAMPLED, isRemote: false }, 'its own ids, no trace state')
+  t.equal(got?.links[0]?.context.traceState?.serialize(), 'k=v', "the link's trace state")
+  t.equal(got?.resource, origin.resource, "the reading side's resource and scope")
+  t.equal(got?.instrumentationScope, origin.scope)
+  const back: Wire = []
+  for (const span of [got, again]) encodeSpan(span as ReadableSpan, back)
+  t.same(back, wire, 'spans follow one another in one batch; read back, they encode as they were sent')
 })
