@@ -41,11 +41,12 @@ export async function tracingSideBySide ({ origin, tmp, start, log, params }) {
   const trials = []
   for (let t = 0; t < params.trials; t++) trials.push(await trial(t))
   const rows = TRACING_COST_ROWS.map(row => {
-    const own = trials.flatMap(tr => tr.offRounds.map((_, r) => mean(tr.perRow(row.name, r))))
-    const rounds = trials.flatMap(tr => tr.offRounds.map((off, r) => mean(tr.perRow(row.name, r)) / off))
+    // Per trial, each round's mean of this configuration's copies, and that over tracing off's.
+    const own = trials.map(tr => tr.offRounds.map((_, r) => mean(tr.perRow(row.name, r))))
+    const ratios = trials.map((tr, t) => own[t].map((v, r) => v / tr.offRounds[r]))
+    const rounds = ratios.flat()
     const copies = trials.flatMap(tr => tr.procs.flatMap((p, i) => p.row === row.name ? [median(tr.cpu[i].map((v, r) => v / tr.offRounds[r]))] : []))
-    const perTrial = trials.map(tr => median(tr.offRounds.map((off, r) => mean(tr.perRow(row.name, r)) / off)))
-    return { target: row.name, limit: row.limit ?? null, cpuUs: median(own), xOff: median(rounds), rounds, copies, perTrial }
+    return { target: row.name, limit: row.limit ?? null, cpuUs: median(own.flat()), xOff: median(rounds), rounds, copies, perTrial: ratios.map(median) }
   })
   return { trials: params.trials, copies: params.copies, rate: params.rate, connections: params.connections, seconds: params.seconds, rounds: params.rounds, warmupSeconds: params.warmupSeconds, origin: origin.kind, rows }
 
