@@ -7,7 +7,8 @@ import net from 'node:net'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t from 'tap'
-import { startProxy } from '../helpers.js'
+import { startProxy, type TestProxy } from '../helpers.js'
+import { timed, oneOfTwo, shown, type Timed } from '../timing.js'
 
 /** An origin that answers `/n/<i>` with `<i>` after `delayMs`, counting its open connections and requests in flight. */
 async function countingOrigin (delayMs = 0): Promise<{ url: string, maxConnections: () => number, maxInFlight: () => number, requests: () => number, close: () => Promise<void> }> {
@@ -132,25 +133,43 @@ t.test('max_per_origin: the origin never sees more connections; the rest wait th
 })
 
 t.test('max_queue_per_origin and the queue wait: past them, 503 with Proxy-Status connection_limit_reached', async t => {
-  const origin = await countingOrigin(1000)
-  const proxy = await startProxy({
-    routes: [{ origin: origin.url, connect_timeout: '300ms' }],
-    connections: { max_per_origin: 1, max_queue_per_origin: 1 }
-  })
-  t.teardown(async () => { await proxy.close(); await origin.close() })
-  const get = (i: number): Promise<{ status: number, ms: number, ray: string }> => new Promise((resolve, reject) => {
+  interface Answer { status: number, ms: number, ray: string }
+  const get = (proxy: TestProxy, i: number): Promise<Answer> => new Promise((resolve, reject) => {
     const start = performance.now()
     http.get(`${proxy.url}/n/${i}`, { agent: false, headers: { accept: 'application/json' } }, res => {
       res.resume()
       res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - start, ray: String(res.headers['cf-ray']).slice(0, 16) }))
     }).on('error', reject)
   })
-  const [first, queued, full] = await Promise.all([get(0), new Promise<Awaited<ReturnType<typeof get>>>(resolve => setTimeout(() => resolve(get(1)), 50)), new Promise<Awaited<ReturnType<typeof get>>>(resolve => setTimeout(() => resolve(get(2)), 100))])
-  t.equal(first.status, 200, 'the first rides the one connection')
-  t.equal(full.status, 503, 'the third finds the queue full: 503 at once')
-  t.ok(full.ms < 250, `at once (${full.ms.toFixed(0)} ms)`)
-  t.equal(queued.status, 503, 'the second waited its connect timeout for a slot, then 503')
-  t.ok(queued.ms >= 300 && queued.ms < 900, `after the 300 ms connect timeout (${queued.ms.toFixed(0)} ms)`)
-  const line = await proxy.waitForLog(l => l.msg === 'origin failure' && l.ray_id === queued.ray)
-  t.match(line, { edge_status: 503, phase: 'queue', error: { code: 'HPX_ERR_CONNECTION_LIMIT' } })
+  const after = (ms: number, ask: () => Promise<Answer>): Promise<Answer> => new Promise(resolve => setTimeout(() => resolve(ask()), ms))
+  // The measured step is the whole scenario, on an origin and a proxy of its own, so a
+  // retry starts from the same empty connection and queue.
+  const scenario = async (): Promise<Timed<{ first: Answer, queued: Answer, full: Answer }> & { proxy: TestProxy }> => {
+    const origin = await countingOrigin(1000)
+    const proxy = await startProxy({
+      routes: [{ origin: origin.url, connect_timeout: '300ms' }],
+      connections: { max_per_origin: 1, max_queue_per_origin: 1 }
+    })
+    t.teardown(async () => { await proxy.close(); await origin.close() })
+    const answers = await timed(async () => {
+      const [first, queued, full] = await Promise.all([get(proxy, 0), after(50, () => get(proxy, 1)), after(100, () => get(proxy, 2))])
+      return { first, queued, full }
+    })
+    return Object.assign(answers, { proxy })
+  }
+  type Run = Awaited<ReturnType<typeof scenario>>
+  const fullAtOnce = (r: Run): boolean => r.full.ms < 250 + r.late
+  const queuedOnTime = (r: Run): boolean => r.queued.ms < 900 + r.late
+  const tries = await oneOfTwo(await scenario(), scenario, r => fullAtOnce(r) && queuedOnTime(r))
+  const full = tries.map(r => ({ ms: r.full.ms, late: r.late }))
+  const queued = tries.map(r => ({ ms: r.queued.ms, late: r.late }))
+  t.ok(tries.every(r => r.queued.ms >= 300), `the second never before the 300 ms connect timeout: ${shown(queued)}`)
+  t.ok(tries.some(r => fullAtOnce(r) && queuedOnTime(r)), `the third at once (under 250 ms): ${shown(full)}; the second within 600 ms after the timeout: ${shown(queued)}`)
+  for (const { proxy, first, queued, full } of tries) {
+    t.equal(first.status, 200, 'the first rides the one connection')
+    t.equal(full.status, 503, 'the third finds the queue full: 503 at once')
+    t.equal(queued.status, 503, 'the second waited its connect timeout for a slot, then 503')
+    const line = await proxy.waitForLog(l => l.msg === 'origin failure' && l.ray_id === queued.ray)
+    t.match(line, { edge_status: 503, phase: 'queue', error: { code: 'HPX_ERR_CONNECTION_LIMIT' } })
+  }
 })

@@ -7,6 +7,7 @@ import { dial, type DialOptions } from '../../src/origin/dial.js'
 import { classify } from '../../src/status/classify.js'
 import { refusedOrigin, synDropOrigin } from '../../src/lab/faults.js'
 import type { DialError } from '../../src/status/errors.js'
+import { timed, oneOfTwo, shown, type Timed } from '../timing.js'
 
 const twoAddresses = ((_host: string, _opts: unknown, cb: (e: null, a: Array<{ address: string, family: number }>) => void) =>
   cb(null, [{ address: '::1', family: 6 }, { address: '127.0.0.1', family: 4 }])) as unknown as DialOptions['lookup']
@@ -43,14 +44,21 @@ t.test('two addresses, neither answers → 522 only when the connect timeout is 
   const port = Number(new URL(v4.url).port)
   const v6 = await synDropOrigin('::1', port)
   t.teardown(async () => { await v4.close(); await v6.close() })
-  const start = performance.now()
-  const err = await failure(dial({ protocol: 'http:', hostname: 'two.test', port }, options(700)))
-  const took = performance.now() - start
-  t.equal(err.code, 'HPX_ERR_CONNECT_TIMEOUT')
-  t.ok(took >= 700 && took < 800, `failed after ${took.toFixed(0)} ms (not after 250 or 500 ms)`)
-  t.same(err.attempts.map(a => [a.address, a.code]), [['::1', 'ETIMEDOUT'], ['127.0.0.1', 'ETIMEDOUT']])
-  t.ok((err.timings.connect_ms ?? 0) >= 700)
-  t.equal(classify(err, err.phase).status, 522)
+  const once = (): Promise<Timed<{ err: DialError, ms: number }>> => timed(async () => {
+    const start = performance.now()
+    const err = await failure(dial({ protocol: 'http:', hostname: 'two.test', port }, options(700)))
+    return { err, ms: performance.now() - start }
+  })
+  const onTime = (x: Timed<{ ms: number }>): boolean => x.ms < 800 + x.late
+  const tries = await oneOfTwo(await once(), once, onTime)
+  t.ok(tries.every(x => x.ms >= 700), `never before the 700 ms connect timeout (not after 250 or 500 ms): ${shown(tries)}`)
+  t.ok(tries.some(onTime), `failed within 100 ms after it: ${shown(tries)}`)
+  for (const { err } of tries) {
+    t.equal(err.code, 'HPX_ERR_CONNECT_TIMEOUT')
+    t.same(err.attempts.map(a => [a.address, a.code]), [['::1', 'ETIMEDOUT'], ['127.0.0.1', 'ETIMEDOUT']])
+    t.ok((err.timings.connect_ms ?? 0) >= 700)
+    t.equal(classify(err, err.phase).status, 522)
+  }
 })
 
 t.test('a slow first address does not stop a second one from winning', async t => {

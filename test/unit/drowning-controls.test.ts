@@ -13,6 +13,7 @@ import { tryAgain } from '../../src/edge/proxy-loop.js'
 import { classify } from '../../src/status/classify.js'
 import { ConnectFailedError, ConnectTimeoutError, OverloadedError, ResponseTimeoutError, type DialFacts } from '../../src/status/errors.js'
 import type { AdaptiveConfig } from '../../src/config/schema.js'
+import { timed, oneOfTwo, shown, type Timed } from '../timing.js'
 
 const settle = <T>(p: Promise<T>): Promise<{ value?: T, error?: unknown, at: number }> =>
   p.then(value => ({ value, at: performance.now() }), (error: unknown) => ({ error, at: performance.now() }))
@@ -276,13 +277,20 @@ t.test('adaptive concurrency: past the limit a request queues, gets the next fre
   t.ok(shed.at - arrived >= 80, `at queue_timeout, not before: ${(shed.at - arrived).toFixed(1)} ms`)
   t.match((shed.error as OverloadedError).details, /learned concurrency limit 1 reached/)
   t.equal(limiter.shed, 1)
-  const full = new AdaptiveLimit(knobs({ initialLimit: 1, minRttConcurrency: 1, maxQueue: 0 }))
-  full.acquire()
-  const at = performance.now()
-  const r = await settle(full.acquire() as Promise<void>)
-  t.ok(r.error instanceof OverloadedError && performance.now() - at < 50, 'a full queue sheds at once')
-  t.equal(classify(r.error, 'queue').status, 503)
-  t.equal(classify(r.error, 'queue').proxyStatus, 'connection_limit_reached')
+  const shedFull = (): Promise<Timed<{ error: unknown, ms: number }>> => timed(async () => {
+    const full = new AdaptiveLimit(knobs({ initialLimit: 1, minRttConcurrency: 1, maxQueue: 0 }))
+    full.acquire()
+    const at = performance.now()
+    const r = await settle(full.acquire() as Promise<void>)
+    return { error: r.error, ms: performance.now() - at }
+  })
+  const atOnce = (x: Timed<{ ms: number }>): boolean => x.ms < 50 + x.late
+  const tries = await oneOfTwo(await shedFull(), shedFull, atOnce)
+  t.ok(tries.every(r => r.error instanceof OverloadedError) && tries.some(atOnce), `a full queue sheds at once: ${shown(tries)}`)
+  for (const r of tries) {
+    t.equal(classify(r.error, 'queue').status, 503)
+    t.equal(classify(r.error, 'queue').proxyStatus, 'connection_limit_reached')
+  }
 })
 
 t.test('adaptive concurrency: a queued request whose client left leaves the queue, takes no slot and is not shed', async t => {
