@@ -1,5 +1,6 @@
 // The bench never runs in `npm test`; this only checks that its harness parses its
-// flags, starts every server, sends one request to each and stops them all.
+// flags, starts every server, sends one request to each and stops them all, and which
+// readings its verdicts judge.
 
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -95,4 +96,38 @@ t.test('bench refuses a variant without a name', async t => {
   const run = await runBench(['--variant', '--workers 2'], 10_000)
   t.equal(run.code, 2)
   t.match(run.stderr, /--variant wants name="<args>"/)
+})
+
+t.test("the verdicts: a traced row is judged on table 1c only, not against the floor or at saturation", async t => {
+  type Verdict = { target: string, ok: boolean | null }
+  const { evaluateTargets } = await import(new URL('../bench/lib/report.mjs', import.meta.url).href) as { evaluateTargets: (results: unknown) => Verdict[] }
+  const healthyRow = (target: string, kind: string, xFloor: number, xHighproxy: number | null = null): unknown =>
+    ({ target, kind, rounds: [1], cpuUs: 50 * xFloor, xFloor, xHighproxy })
+  const verdicts = evaluateTargets({
+    healthy: {
+      cases: [{
+        case: 'small',
+        label: '200 "ok" (2 B)',
+        rows: [
+          healthyRow('node floor', 'floor', 1),
+          healthyRow('highproxy', 'highproxy', 1.3),
+          healthyRow('highproxy (tracing 100%)', 'highproxy', 2.9, 2.2),
+          healthyRow('highproxy (tracing 1%)', 'highproxy', 1.6, 1.25)
+        ]
+      }]
+    },
+    tracingCost: {
+      rate: 1000,
+      rows: [
+        { target: 'tracing off', limit: null, rounds: [1], xOff: 1, cpuUs: 150 },
+        { target: 'tracing 1%', limit: 1.05, rounds: [1.07], xOff: 1.07, cpuUs: 160 },
+        { target: 'tracing 100%', limit: 1.35, rounds: [1.3], xOff: 1.3, cpuUs: 195 }
+      ]
+    }
+  })
+  t.same(verdicts.map(v => [v.target, v.ok]), [
+    ['200 "ok" (2 B): highproxy CPU/req ≤ 1.4× bare node floor', true],
+    ['2 B, side by side at 1,000 req/s: highproxy (tracing 1%) CPU/req ≤ 1.05× tracing off', false],
+    ['2 B, side by side at 1,000 req/s: highproxy (tracing 100%) CPU/req ≤ 1.35× tracing off', true]
+  ])
 })

@@ -186,6 +186,7 @@ export function markdown (results) {
 
 const verdict = (ok) => ok === null ? 'not measured' : ok ? 'reached' : 'NOT reached'
 const isHighproxy = r => r.kind === 'highproxy'
+const isTraced = r => /\btracing\b/.test(r.target)
 
 export function evaluateTargets (results) {
   const out = []
@@ -195,12 +196,16 @@ export function evaluateTargets (results) {
   for (const c of results.healthy?.cases ?? []) {
     if (!measuredRows(c.rows)) continue
     const floor = c.rows.find(r => r.target === 'node floor')
-    for (const r of c.rows.filter(isHighproxy)) {
+    // The floor targets are the proxy's; a traced row has targets of its own, against tracing off.
+    for (const r of c.rows.filter(r => isHighproxy(r) && !isTraced(r))) {
       add(`${c.label}: ${r.target} CPU/req ≤ ${limits[c.case]}× bare node floor`, `${x(r.xFloor)} (${us(r.cpuUs)} vs ${us(floor?.cpuUs)} µs)`, r.xFloor == null ? null : r.xFloor <= limits[c.case])
     }
   }
   // Tracing (issue 25), on the 2 B row: off costs nothing against the build before it,
-  // on costs a bounded share.
+  // on costs a bounded share. That share is judged on table 1c only: the saturation rows of
+  // table 1b are shown but not judged (a costlier process serves fewer requests a second,
+  // batches fewer writes per turn of its loop and costs more per request again; the same
+  // build read 1% at 0.96× to 1.25× there from run to run: docs/tracing.md).
   const small = results.healthy?.cases?.find(c => c.case === 'small')
   if (small !== undefined && measuredRows(small.rows)) {
     const row = name => small.rows.find(r => r.target === name)
@@ -208,10 +213,6 @@ export function evaluateTargets (results) {
     if (base !== undefined) {
       const off = base.xHighproxy == null ? null : 1 / base.xHighproxy
       add('2 B: highproxy (tracing off) CPU/req ≤ 1.02× the baseline build', `${x(off)} (${us(row('highproxy')?.cpuUs)} vs ${us(base.cpuUs)} µs)`, off === null ? null : off <= 1.02)
-    }
-    for (const [name, limit] of [['highproxy (tracing 100%)', 1.35], ['highproxy (tracing 1%)', 1.05]]) {
-      const r = row(name)
-      if (r !== undefined) add(`2 B at saturation: ${name} CPU/req ≤ ${limit}× tracing off`, `${x(r.xHighproxy)} (${us(r.cpuUs)} µs)`, r.xHighproxy == null ? null : r.xHighproxy <= limit)
     }
   }
   for (const r of results.tracingCost?.rows ?? []) {
