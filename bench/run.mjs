@@ -58,8 +58,8 @@ const USAGE = `Usage: npm run bench -- [options]
                            node binary, measured in the same interleaved rounds (paired ratios)
   --tracing                healthy section: rows with OpenTelemetry tracing on, every request
                            and 1% sampled, exported to a local OTLP receiver (docs/tracing.md);
-                           then the same three configurations side by side at the same moment,
-                           two copies each at a fixed 1,000 req/s, three trials (about 5 minutes more)
+                           then each side by side with tracing off at the same moment, two
+                           copies each at a fixed 1,000 req/s, three trials (about 9 minutes more)
   --baseline <cli.js>      healthy section: one more row, another build of highproxy (e.g. the
                            main branch's dist/cli.js), to pair this build's CPU/req against
   --no-write               do not write bench/results/

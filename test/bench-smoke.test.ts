@@ -88,7 +88,7 @@ t.test('bench --node: every Node row on that binary, named in the header; a path
     t.match(run.stdout, new RegExp(`\\| 200 "ok" \\(2 B\\) +\\| ${row.replace(/[/@()+.]/g, '\\$&')} +\\|`), `${row} row`)
   }
   // Tracing side by side: its copies were started (and stopped) and its rows are there.
-  t.match(run.stdout, '1c. Tracing side by side: 1 trial, each of 2 fresh copies of each configuration')
+  t.match(run.stdout, '1c. Tracing side by side: 1 trial, each of 2 fresh copies of a tracing configuration beside 2 of tracing off')
   for (const row of ['tracing off', 'tracing 1%', 'tracing 100%']) t.match(run.stdout, new RegExp(`\\| ${row} +\\|`), `${row} row`)
 })
 
