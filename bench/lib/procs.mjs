@@ -199,6 +199,16 @@ export function noiseMeter () {
   }
 }
 
+/** The machine's idle share (idle or waiting on I/O), in percent, from now until the returned function is called. */
+export function idleMeter () {
+  const a = cpuTicks()
+  return () => {
+    const b = cpuTicks()
+    const total = b.total - a.total
+    return total > 0 ? 100 * (total - (b.busy - a.busy) - (b.steal - a.steal)) / total : NaN
+  }
+}
+
 /** How many cores other processes keep busy, and how many the hypervisor steals, while the harness is idle for `ms`. */
 export async function busyCores (ms = 1000, cores = 1) {
   try {

@@ -47,7 +47,7 @@ function tracingCostTable (t) {
   return {
     title: `1c. Tracing side by side: ${t.trials} trial${t.trials > 1 ? 's' : ''}, each of ${t.copies} fresh copies of a tracing configuration beside ${t.copies} of tracing off (one group per configuration), loaded at once, each at a fixed ${num(t.rate)} req/s (${t.connections} connections; origin: ${t.origin}), ${t.rounds} rounds of ${t.seconds} s after ${t.warmupSeconds} s of warm-up; × off = CPU/req over its group's tracing off in the same round, median over the rounds of every trial; idle = the machine's, median over those rounds`,
     header: ['target', 'CPU µs/req', '× off', 'each trial × off', 'each copy × off', 'idle', 'per round'],
-    rows: t.rows.map(r => [r.target, us(r.cpuUs), x(r.xOff), r.perTrial.map(x).join(' '), r.copies.map(x).join(' '), r.idlePct == null || Number.isNaN(r.idlePct) ? DASH : `${r.idlePct.toFixed(0)}%`, r.rounds.map(v => v.toFixed(2)).join(' ')])
+    rows: t.rows.map(r => [r.target, us(r.cpuUs), x(r.xOff), r.perTrial.map(x).join(' '), r.copies.map(x).join(' '), r.idlePct == null ? DASH : `${r.idlePct.toFixed(0)}%`, r.rounds.map(v => v.toFixed(2)).join(' ')])
   }
 }
 

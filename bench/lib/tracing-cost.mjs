@@ -16,10 +16,11 @@
 //   thread, as before the export thread, V8 deoptimized 68 times in the first 10 s, once
 //   per 10 s after 30 s), so the rounds start after a warm-up of that length.
 
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { treeCpuUs } from './cpu.mjs'
 import { load, median } from './load.mjs'
+import { idleMeter } from './procs.mjs'
 import { fixedLoad } from './rate.mjs'
 import { otlpSink } from './servers.mjs'
 
@@ -94,9 +95,9 @@ export async function tracingSideBySide ({ origin, tmp, start, log, params }) {
         for (let s = 0; s < params.warmupSeconds; s += 5) await loadAll(5)
         for (let r = 0; r < params.rounds; r++) {
           const before = procs.map(p => treeCpuUs(p.proc.pid))
-          const machine = machineTicks()
+          const idlePct = idleMeter()
           const results = await loadAll(params.seconds)
-          idle.push(machine.idlePct())
+          idle.push(idlePct())
           procs.forEach((p, i) => cpu[i].push(results[i].requests > 0 ? (treeCpuUs(p.proc.pid) - before[i]) / results[i].requests : NaN))
           log(`  tracing side by side (${label}), trial ${t + 1}/${params.trials}, round ${r + 1}/${params.rounds}: ${group.map(row => `${row.name} ${mean(perRow(row.name, r)).toFixed(1)}`).join(', ')} µs CPU/req, machine ${idle[r].toFixed(0)}% idle`)
         }
@@ -106,18 +107,5 @@ export async function tracingSideBySide ({ origin, tmp, start, log, params }) {
     }
     const offRounds = cpu[0].map((_, r) => mean(perRow(off.name, r)))
     return { group, procs, cpu, idle, perRow, offRounds }
-  }
-}
-
-/** The machine's CPU ticks now; idlePct() then gives the share of them idle (or waiting on I/O) since. */
-function machineTicks () {
-  const read = () => readFileSync('/proc/stat', 'utf8').slice(0, 200).split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
-  const before = read()
-  return {
-    idlePct () {
-      const d = read().map((v, i) => v - (before[i] ?? 0))
-      const total = d.reduce((a, b) => a + b, 0)
-      return total > 0 ? 100 * ((d[3] ?? 0) + (d[4] ?? 0)) / total : NaN
-    }
   }
 }
