@@ -122,8 +122,10 @@ export async function startHighproxy (name, args, { extra = [], node = [], stdou
   // free port and listening on it lets another target pick the same one.
   const nodeArgs = await highproxyNodeFlags(node)
   const port = await freePort()
-  // A side listener on a fixed default port would collide between runs: give it a free one.
-  const admin = /--admin-port\b/.test(await highproxyHelp()) ? ['--admin-port', String(await freePort())] : []
+  // A side listener on a fixed default port would collide between runs: port 0, the kernel's
+  // pick at bind time (a port picked free in advance can be taken by any connection before
+  // highproxy binds it: a dry run once failed so). Nothing here asks the admin listener.
+  const admin = /--admin-port\b/.test(await highproxyHelp()) ? ['--admin-port', '0'] : []
   const tlsArgs = tls === null ? [] : ['--tls-cert', tls.cert, '--tls-key', tls.key]
   const proc = start(name, bin, [...nodeArgs, cli, ...args, ...tlsArgs, ...admin, '--port', String(port), '--log-format', 'json', ...extra], { stdout, raiseFdLimit })
   if (tls === null) await waitHttp(proc, port, readyPath)
