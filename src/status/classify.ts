@@ -14,7 +14,7 @@
 // same table. A pool-down error takes the status of the failure it wraps.
 
 import type { UnknownErrorCause } from './catalog.js'
-import { causeChain, type ErrorCode, type Phase, type StandIn } from './errors.js'
+import { PHASES, causeChain, type ErrorCode, type Phase, type StandIn } from './errors.js'
 
 /** IANA "HTTP Proxy-Status Error Types" (RFC 9209 §2.3) that an edge status can carry. */
 export type ProxyErrorType =
@@ -313,6 +313,9 @@ function matches (pattern: string, c: string): boolean {
 
 /** Every `code` in an error chain, innermost first. */
 function codesOf (err: unknown): string[] {
+  // Most edge-made errors (a connect timeout, a waiter's) are one error with one code.
+  const e = err as { code?: unknown, cause?: unknown, errors?: unknown } | null
+  if (e !== null && typeof e === 'object' && typeof e.code === 'string' && e.cause === undefined && e.errors === undefined) return [e.code]
   const codes: string[] = []
   for (const e of causeChain(err)) {
     const c = (e as { code?: unknown }).code
@@ -341,6 +344,24 @@ export function classify (err: unknown, phase: Phase): Classification {
     }
   }
   const codes = codesOf(err)
+  // The same codes in the same phase always read the same: a 522 storm classified one
+  // failure a thousand times, each a walk of the table with closures per row.
+  const key = codes.length === 1 ? codes[0] as string : codes.join('\n')
+  const seen = CLASSIFIED.get(phase) as Map<string, Classification>
+  const known = seen.get(key)
+  if (known !== undefined) return known
+  const c = Object.freeze(byTable(codes, phase))
+  // Codes come from errors, and a library may coin new ones: the memo stays small.
+  if (seen.size >= CLASSIFIED_MAX) seen.clear()
+  seen.set(key, c)
+  return c
+}
+
+/** The classifications made so far, per phase, by the codes they were made on: shared, so frozen. */
+const CLASSIFIED = new Map<Phase, Map<string, Classification>>(PHASES.map(p => [p, new Map()]))
+const CLASSIFIED_MAX = 256
+
+function byTable (codes: string[], phase: Phase): Classification {
   for (const rule of RULES) {
     if (rule.status === null || !rule.phases.includes(phase)) continue
     const found = codes.find(c => rule.codes.some(pattern => matches(pattern, c)))

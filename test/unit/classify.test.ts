@@ -144,3 +144,22 @@ t.test('every row reports a documented code, with the system code as the cause',
   t.match(classify({ code: 'HPX_ERR_CONNECT_TIMEOUT' }, 'connect'), { status: 522, errorCode: 'HPX_ERR_CONNECT_TIMEOUT', causeCode: null })
   for (const rule of RULES) t.ok(Object.hasOwn(ERROR_CODES, rule.error), `${rule.why}: ${rule.error} is documented`)
 })
+
+t.test('the same codes in the same phase are classified once: one shared, frozen answer', async t => {
+  const timeout = (): Error => Object.assign(new Error('no SYN-ACK'), { code: 'HPX_ERR_CONNECT_TIMEOUT' })
+  const first = classify(timeout(), 'connect')
+  t.equal(classify(timeout(), 'connect'), first, 'the same object for another error with the same code')
+  t.ok(Object.isFrozen(first), 'shared, so it cannot be changed by one reader for the others')
+  t.throws(() => { (first as { status: number }).status = 200 })
+  // The phase is part of what decides: a reset while connecting and one after are not the same answer.
+  const reset = (): Error => Object.assign(new Error('reset'), { code: 'ECONNRESET' })
+  t.not(classify(reset(), 'connect'), classify(reset(), 'response'))
+  t.equal(classify(reset(), 'response').status, 520)
+  // The chain's codes are the key, not only the outer one.
+  const wrapped = (code: string): Error => Object.assign(new Error('wrapped'), { code: 'UND_ERR_SOCKET', cause: Object.assign(new Error('inner'), { code }) })
+  t.not(classify(wrapped('ECONNRESET'), 'response'), classify(wrapped('EPIPE'), 'response'))
+  t.same(classify(wrapped('ECONNRESET'), 'response'), classify(wrapped('ECONNRESET'), 'response'))
+  // Codes a library coins are many: the memo stays bounded and answers the same after it is emptied.
+  for (let i = 0; i < 600; i++) classify(Object.assign(new Error('x'), { code: `E_COINED_${i}` }), 'connect')
+  t.same(classify(timeout(), 'connect'), first)
+})
