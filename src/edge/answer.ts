@@ -52,8 +52,9 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
   // status_rewrite changes the status line, never this: a client that knows only 502
   // still reads error=connection_timeout.
   const condition = answer.status >= 520 && answer.status <= 526 ? conditionOf(exchange) : null
+  const said = condition === null ? null : wordsOf(condition)
   before.push('proxy-status', edge.proxyStatus.forFailure(answer, behind?.error, exchange.pool?.config.name ?? null, behind?.receivedStatus ?? null,
-    condition === null ? null : `origin ${condition.condition}: ${condition.evidence}`))
+    said === null ? null : said.proxyStatus))
   const page = edge.pages.build({
     status: answer.status,
     cause: answer.cause,
@@ -61,7 +62,7 @@ export function answerError (edge: EdgeRuntime, exchange: Exchange, answer: Edge
     host: exchange.host,
     ray: exchange.ray,
     clientIp: exchange.client.ip,
-    ownerNote: condition === null ? null : `The origin appears to be ${condition.condition}: ${condition.evidence}.`,
+    ownerNote: said === null ? null : said.owner,
     traceId: exchange.trace === null ? null : exchange.trace.pageTraceId()
   }, before)
   const wire = exchange.route?.config.statusRewrite.get(answer.status) ?? answer.status
@@ -80,6 +81,31 @@ function conditionOf (exchange: Exchange): OriginCondition | null {
   const member = exchange.attempt?.member ?? (pool?.members.length === 1 ? pool.members[0] : undefined)
   const c = member?.health.condition
   return c !== undefined && (c.condition === 'drowning' || c.condition === 'down') && c.evidence !== '' ? c : null
+}
+
+/** A condition's words on a page and in Proxy-Status, made once per change of its evidence. */
+interface ConditionWords {
+  readonly condition: string
+  readonly evidence: string
+  readonly proxyStatus: string
+  readonly owner: string
+}
+
+const wordsByCondition = new WeakMap<OriginCondition, ConditionWords>()
+
+/** A storm's thousand answers tell the same condition: its words are built (and hashed, by Proxy-Status's cache) once. */
+function wordsOf (c: OriginCondition): ConditionWords {
+  let words = wordsByCondition.get(c)
+  if (words === undefined || words.condition !== c.condition || words.evidence !== c.evidence) {
+    words = {
+      condition: c.condition,
+      evidence: c.evidence,
+      proxyStatus: `origin ${c.condition}: ${c.evidence}`,
+      owner: `The origin appears to be ${c.condition}: ${c.evidence}.`
+    }
+    wordsByCondition.set(c, words)
+  }
+  return words
 }
 
 /** One failure line per failed attempt (or per answer without one: pool down, injected). */

@@ -101,6 +101,8 @@ export class ProxyStatus {
   private readonly failures = new Map<string, string>()
   /** Members with an origin condition's words (forFailure's `note`). */
   private readonly noted = new Map<string, string>()
+  /** The last failure's member and what it was made of. */
+  private last: { c: object, nextHop: string | null, receivedStatus: number | null, note: string | null, details: string | null, member: string } | null = null
 
   /** Our member for an answer the edge made itself. */
   forFailure (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null = null,
@@ -108,11 +110,25 @@ export class ProxyStatus {
     if (c.proxyStatus === 'dns_error' || c.proxyStatus === 'tls_alert_received') {
       return this.failure(note === null ? c : { proxyStatus: c.proxyStatus, why: `${c.why}; ${note}` }, err, nextHop, receivedStatus)
     }
+    const details = detailsOf(err)
+    // A storm answers one failure a thousand times: the same words as the last answer (the
+    // classification is shared, the condition's words made once) are its member again,
+    // without building and hashing a key.
+    const last = this.last
+    if (last !== null && last.c === c && last.nextHop === nextHop && last.receivedStatus === receivedStatus && last.note === note &&
+      last.details === details) return last.member
+    const member = this.cached(c, err, nextHop, receivedStatus, note, details)
+    this.last = { c, nextHop, receivedStatus, note, details, member }
+    return member
+  }
+
+  private cached (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null,
+    note: string | null, details: string | null): string {
     // The origin's condition, when it is drowning or down: its evidence carries counts that
     // change, so these members are kept apart, a bounded few. In a storm the window is full
     // and the words stop changing: the same member answers every request again.
     if (note !== null) {
-      const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}\n${note}\n${detailsOf(err) ?? ''}`
+      const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}\n${note}\n${details ?? ''}`
       let member = this.noted.get(key)
       if (member === undefined) {
         if (this.noted.size >= NOTED_MAX) this.noted.clear()
@@ -122,7 +138,7 @@ export class ProxyStatus {
       return member
     }
     // Extra details are edge-made words from bounded numbers (a cap, a limit): few keys.
-    const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}\n${detailsOf(err) ?? ''}`
+    const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}\n${details ?? ''}`
     let member = this.failures.get(key)
     if (member === undefined) {
       member = this.failure(c, err, nextHop, receivedStatus)
