@@ -283,45 +283,43 @@ export const pendingDials = (): number => pending
  *   the cap, the dial ends there (ClientAbortError) without a SYN
  */
 export async function dial (target: DialTarget, opts: DialOptions, gate: PendingConnects | null = null, owner: GateOwner | null = null): Promise<Dialled> {
+  // One async function, not a counting wrapper around another: each of a storm's thousand
+  // waiting dials holds its suspended frames for the whole connect timeout.
   pending++
   try {
-    return await dialPhases(target, opts, gate, owner)
+    const timings: DialTimings = { dns_ms: null, connect_ms: null, tls_ms: null }
+    const attempts: DialAttempt[] = []
+    const addresses = await resolve(target, opts, timings)
+    let budget = opts.connectTimeoutMs
+    if (gate !== null) {
+      const start = performance.now()
+      try {
+        const left = gate.enter(start, owner)
+        budget = typeof left === 'number' ? left : await left
+      } catch (err) {
+        if (err instanceof GateLeft) throw withoutStack(() => new ClientAbortError())
+        if (!(err instanceof GateTimeout)) throw err
+        // Its connect timeout ran out while it waited: a 522 with no SYN sent.
+        timings.connect_ms = since(start)
+        const where = { ...facts('connect', timings, attempts, target.port), address: addresses[0]?.address ?? null }
+        throw withoutStack(() => new ConnectTimeoutError(where, opts.connectTimeoutMs, err.waitedBehind))
+      }
+    }
+    const tcp = await new TcpRace(addresses, target, opts, timings, attempts, budget, gate).done
+    const socket = target.protocol === 'https:' ? await handshake(tcp, target, opts, timings, attempts) : tcp
+    const info: DialInfo = {
+      timings,
+      address: tcp.remoteAddress ?? '',
+      port: target.port,
+      localAddress: tcp.localAddress ?? null,
+      localPort: tcp.localPort ?? null,
+      attempts,
+      tls: socket instanceof tls.TLSSocket ? tlsFacts(socket) : null
+    }
+    return { socket, info }
   } finally {
     pending--
   }
-}
-
-async function dialPhases (target: DialTarget, opts: DialOptions, gate: PendingConnects | null, owner: GateOwner | null): Promise<Dialled> {
-  const timings: DialTimings = { dns_ms: null, connect_ms: null, tls_ms: null }
-  const attempts: DialAttempt[] = []
-  const addresses = await resolve(target, opts, timings)
-  let budget = opts.connectTimeoutMs
-  if (gate !== null) {
-    const start = performance.now()
-    try {
-      const left = gate.enter(start, owner)
-      budget = typeof left === 'number' ? left : await left
-    } catch (err) {
-      if (err instanceof GateLeft) throw withoutStack(() => new ClientAbortError())
-      if (!(err instanceof GateTimeout)) throw err
-      // Its connect timeout ran out while it waited: a 522 with no SYN sent.
-      timings.connect_ms = since(start)
-      const where = { ...facts('connect', timings, attempts, target.port), address: addresses[0]?.address ?? null }
-      throw withoutStack(() => new ConnectTimeoutError(where, opts.connectTimeoutMs, err.waitedBehind))
-    }
-  }
-  const tcp = await new TcpRace(addresses, target, opts, timings, attempts, budget, gate).done
-  const socket = target.protocol === 'https:' ? await handshake(tcp, target, opts, timings, attempts) : tcp
-  const info: DialInfo = {
-    timings,
-    address: tcp.remoteAddress ?? '',
-    port: target.port,
-    localAddress: tcp.localAddress ?? null,
-    localPort: tcp.localPort ?? null,
-    attempts,
-    tls: socket instanceof tls.TLSSocket ? tlsFacts(socket) : null
-  }
-  return { socket, info }
 }
 
 const defaultPort = (protocol: string): number => protocol === 'https:' ? 443 : 80
