@@ -21,7 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { HOST, busyCores, freePort, get, noiseMeter, rssBytes, startedPids, stopAll } from './lib/procs.mjs'
-import { load, median, percentile, within } from './lib/load.mjs'
+import { load, median, percentile, ratioOfSums, within } from './lib/load.mjs'
 import { wrk } from './lib/wrk.mjs'
 import { fixedLoad } from './lib/rate.mjs'
 import { TICK_US, cpuWindow, processTree } from './lib/cpu.mjs'
@@ -686,6 +686,8 @@ async function storm (results, ctx) {
       out.clean = mid.a
       out.floor = mid.b
       out.floorRatio = mid.value
+      // All rounds' CPU summed, with how far it can be trusted: one storm's CPU swings by half.
+      out.floorSums = ratioOfSums(out.rounds.map(p => [p.a.cpuPerRequest, p.b.cpuPerRequest]))
       log(`  storm CPU × the floor, round by round: ${out.rounds.map(p => p.value.toFixed(2)).join(' ')}; median ${mid.value.toFixed(2)}`)
       // The SYNs toward the origin are counted in a storm of their own: `ss` run every 100 ms
       // is a process started ten times a second on a 2-core machine, which moved the CPU,

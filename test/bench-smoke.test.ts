@@ -131,3 +131,21 @@ t.test("the verdicts: a traced row is judged on table 1c only, not against the f
     ['2 B, side by side at 1,000 req/s: highproxy (tracing 100%) CPU/req ≤ 1.35× tracing off', true]
   ])
 })
+
+t.test('the verdicts: the storm against the floor is the median paired round, shown with all rounds summed and their 95% interval', async t => {
+  type Verdict = { target: string, measured: string, ok: boolean | null }
+  const { evaluateTargets } = await import(new URL('../bench/lib/report.mjs', import.meta.url).href) as { evaluateTargets: (results: unknown) => Verdict[] }
+  const { ratioOfSums } = await import(new URL('../bench/lib/load.mjs', import.meta.url).href) as { ratioOfSums: (pairs: number[][]) => { value: number, low: number | null, high: number | null } }
+  const pairs = [[200, 160], [300, 150], [150, 170], [250, 140], [180, 200], [400, 180], [220, 160], [190, 210], [260, 150]]
+  const sums = ratioOfSums(pairs)
+  t.equal(sums.value, pairs.reduce((n, p) => n + (p[0] as number), 0) / pairs.reduce((n, p) => n + (p[1] as number), 0))
+  t.ok(sums.low !== null && sums.high !== null && sums.low < sums.value && sums.value < sums.high, 'the interval holds the figure')
+  t.same(ratioOfSums(pairs), sums, 'seeded: the same results read the same')
+  t.same(ratioOfSums([[1, 2]]), { value: 0.5, low: null, high: null }, 'no interval from one round')
+  const wave = (cpu: number): unknown => ({ cpuPerRequest: cpu, client: { sent: 1000, got522: 1000, early: 0, lost: 0, lateness: { p99: 120 } }, rssPerPending: 4096 })
+  const rounds = pairs.map(([a, b]) => ({ a: wave(a as number), b: wave(b as number), value: (a as number) / (b as number) }))
+  const verdicts = evaluateTargets({ storm: { clean: wave(220), floor: wave(160), floorRatio: 220 / 160, floorSums: sums, rounds, pendingCap: 64 } })
+  const storm = verdicts.find(v => v.target.includes('the Node storm floor'))
+  t.equal(storm?.ok, false)
+  t.match(storm?.measured, /^1\.38× \(median round: 220\.0 vs 160\.0 µs; paired rounds .*; all rounds summed 1\.41×, 95% interval 1\.\d\d×–1\.\d\d×\)$/)
+})

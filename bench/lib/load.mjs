@@ -20,6 +20,39 @@ export function median (values) {
   return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
 }
 
+/**
+ * Σa / Σb over paired rounds ([a, b] each), with a 95% bootstrap interval: the rounds
+ * resampled with replacement 2,000 times. A fixed seed, so that one set of results always
+ * reads the same. Where single rounds scatter widely (a storm's CPU by half either way), the
+ * interval says how far the figure can be trusted.
+ */
+export function ratioOfSums (pairs, resamples = 2000) {
+  const sum = (xs, i) => xs.reduce((n, p) => n + p[i], 0)
+  const value = sum(pairs, 0) / sum(pairs, 1)
+  if (pairs.length < 2) return { value, low: null, high: null }
+  let seed = 0x9e3779b9
+  // mulberry32: a small PRNG; Math.random cannot be seeded.
+  const random = () => {
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const ratios = new Float64Array(resamples)
+  for (let r = 0; r < resamples; r++) {
+    let a = 0
+    let b = 0
+    for (let i = 0; i < pairs.length; i++) {
+      const p = pairs[Math.floor(random() * pairs.length)]
+      a += p[0]
+      b += p[1]
+    }
+    ratios[r] = a / b
+  }
+  ratios.sort()
+  return { value, low: percentile(ratios, 2.5), high: percentile(ratios, 97.5) }
+}
+
 class Samples {
   constructor () { this.chunks = []; this.current = new Float64Array(65536); this.n = 0; this.total = 0 }
   push (v) {

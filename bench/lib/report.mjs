@@ -241,7 +241,8 @@ export function evaluateTargets (results) {
     add('522 storm: ≤ 8 KiB RSS per pending connect', kib(s.clean.rssPerPending), s.clean.rssPerPending == null ? null : s.clean.rssPerPending <= 8 * 1024)
     if (s.floor !== undefined) {
       const xf = s.floorRatio ?? s.clean.cpuPerRequest / s.floor.cpuPerRequest
-      const each = s.rounds === undefined ? '' : `; paired rounds ${s.rounds.map(p => x(p.value ?? p.ratio)).join(' ')}`
+      const sums = s.floorSums === undefined || s.floorSums.low === null ? '' : `; all rounds summed ${x(s.floorSums.value)}, 95% interval ${x(s.floorSums.low)}–${x(s.floorSums.high)}`
+      const each = s.rounds === undefined ? '' : `; paired rounds ${s.rounds.map(p => x(p.value ?? p.ratio)).join(' ')}${sums}`
       add('522 storm (issue 22): CPU per storm request ≤ 1.0× the Node storm floor', `${x(xf)} (median round: ${us(s.clean.cpuPerRequest)} vs ${us(s.floor.cpuPerRequest)} µs${each})`, xf <= 1.0)
     }
     const n = s.nginx?.loaded
