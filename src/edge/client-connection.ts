@@ -38,7 +38,8 @@ export class ClientConnection {
 
   private constructor (private readonly carrier: Carrier, private readonly serial: boolean,
     private readonly maxWaiting: number, private readonly runner: ExchangeRunner) {
-    carrier.once('close', () => this.close())
+    // 'close' comes once: `on` spares the wrapper `once` makes per connection.
+    carrier.on('close', () => this.close())
   }
 
   static of (carrier: Carrier, serial: boolean, maxWaiting: number, runner: ExchangeRunner): ClientConnection {

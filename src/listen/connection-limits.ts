@@ -29,14 +29,15 @@ export function limitConnections (server: Server, limits: ClientLimits, opts: Re
   server.on('connection', (socket: Socket) => {
     if (open >= limits.maxConnections) { refuse(socket, 503, 5); return }
     open++
-    socket.once('close', closed)
+    // 'close' comes once: `on` spares the wrapper `once` makes per connection.
+    socket.on('close', closed)
     // Off by default: without it, no address lookup and no map per connection.
     if (limits.maxConnectionsPerIp === 0) return
     const ip = socket.remoteAddress ?? ''
     const fromIp = (perIp.get(ip) ?? 0) + 1
     if (fromIp > limits.maxConnectionsPerIp) { refuse(socket, 429, 10); return }
     perIp.set(ip, fromIp)
-    socket.once('close', () => {
+    socket.on('close', () => {
       const left = (perIp.get(ip) ?? 1) - 1
       if (left === 0) perIp.delete(ip)
       else perIp.set(ip, left)
