@@ -115,6 +115,7 @@ export class ClientConnection {
 
   /** Every request not answered yet gets its access line; the active one's attempt is cancelled. */
   private close (): void {
+    if (this.closed) return
     this.closed = true
     this.owner.release()
     if (this.active !== null) this.runner.abandon(this.active)

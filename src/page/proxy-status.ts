@@ -102,23 +102,24 @@ export class ProxyStatus {
   /** Members with an origin condition's words (forFailure's `note`). */
   private readonly noted = new Map<string, string>()
   /** The last failure's member and what it was made of. */
-  private last: { c: object, nextHop: string | null, receivedStatus: number | null, note: string | null, details: string | null, member: string } | null = null
+  private last: { proxyStatus: string | null, why: string, nextHop: string | null, receivedStatus: number | null, note: string | null,
+    details: string | null, member: string } | null = null
 
   /** Our member for an answer the edge made itself. */
   forFailure (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null = null,
     note: string | null = null): string {
-    if (c.proxyStatus === 'dns_error' || c.proxyStatus === 'tls_alert_received') {
-      return this.failure(note === null ? c : { proxyStatus: c.proxyStatus, why: `${c.why}; ${note}` }, err, nextHop, receivedStatus)
-    }
     const details = detailsOf(err)
+    if (c.proxyStatus === 'dns_error' || c.proxyStatus === 'tls_alert_received') {
+      return this.failure(note === null ? c : { proxyStatus: c.proxyStatus, why: `${c.why}; ${note}` }, err, nextHop, receivedStatus, details)
+    }
     // A storm answers one failure a thousand times: the same words as the last answer (the
-    // classification is shared, the condition's words made once) are its member again,
-    // without building and hashing a key.
+    // condition's words are made once per change) are its member again, without building
+    // and hashing a key. (The two types above take parameters from the error itself.)
     const last = this.last
-    if (last !== null && last.c === c && last.nextHop === nextHop && last.receivedStatus === receivedStatus && last.note === note &&
-      last.details === details) return last.member
+    if (last !== null && last.proxyStatus === c.proxyStatus && last.why === c.why && last.nextHop === nextHop &&
+      last.receivedStatus === receivedStatus && last.note === note && last.details === details) return last.member
     const member = this.cached(c, err, nextHop, receivedStatus, note, details)
-    this.last = { c, nextHop, receivedStatus, note, details, member }
+    this.last = { proxyStatus: c.proxyStatus, why: c.why, nextHop, receivedStatus, note, details, member }
     return member
   }
 
@@ -132,7 +133,7 @@ export class ProxyStatus {
       let member = this.noted.get(key)
       if (member === undefined) {
         if (this.noted.size >= NOTED_MAX) this.noted.clear()
-        member = this.failure({ proxyStatus: c.proxyStatus, why: `${c.why}; ${note}` }, err, nextHop, receivedStatus)
+        member = this.failure({ proxyStatus: c.proxyStatus, why: `${c.why}; ${note}` }, err, nextHop, receivedStatus, details)
         this.noted.set(key, member)
       }
       return member
@@ -141,20 +142,20 @@ export class ProxyStatus {
     const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}\n${details ?? ''}`
     let member = this.failures.get(key)
     if (member === undefined) {
-      member = this.failure(c, err, nextHop, receivedStatus)
+      member = this.failure(c, err, nextHop, receivedStatus, details)
       this.failures.set(key, member)
     }
     return member
   }
 
-  private failure (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null): string {
+  private failure (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null,
+    extra: string | null): string {
     const params: Params = new Map()
     if (c.proxyStatus !== null) params.set('error', new Token(c.proxyStatus))
     if (nextHop !== null) params.set('next-hop', nextHop)
     if (receivedStatus !== null) params.set('received-status', receivedStatus)
     typeParams(c, err, params)
     // The why is the table's own text, never anything a client sent; so are the extra details.
-    const extra = detailsOf(err)
     params.set('details', (extra === null ? c.why : `${c.why}; ${extra}`).replace(/\u2013/g, '-').replace(/[^\x20-\x7e]/g, ''))
     return this.member(params)
   }

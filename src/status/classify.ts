@@ -333,7 +333,8 @@ export function classify (err: unknown, phase: Phase): Classification {
     const rule = RULES.find(r => r.status === null && r.codes.includes(own)) as Rule
     const { cause, causePhase } = err as StandIn
     const stood = classify(cause, causePhase)
-    return {
+    // Frozen like every other answer: no reader may change what another reads.
+    return Object.freeze({
       ...stood,
       proxyStatus: rule.proxyStatus ?? stood.proxyStatus,
       code: own,
@@ -341,13 +342,16 @@ export function classify (err: unknown, phase: Phase): Classification {
       // What it stands for: the real fault's code (an injected one's) or the last failure's.
       causeCode: stood.code,
       why: `${rule.why}: ${stood.why}`
-    }
+    })
   }
   const codes = codesOf(err)
   // The same codes in the same phase always read the same: a 522 storm classified one
   // failure a thousand times, each a walk of the table with closures per row.
-  const key = codes.length === 1 ? codes[0] as string : codes.join('\n')
-  const seen = CLASSIFIED.get(phase) as Map<string, Classification>
+  const seen = CLASSIFIED.get(phase)
+  // A phase the table does not know (a caller of the public API): its 502, not memoized.
+  if (seen === undefined) return byTable(codes, phase)
+  // No code at all is a key of its own, apart from a code that is the empty string.
+  const key = codes.length === 1 ? codes[0] as string : codes.length === 0 ? '\0' : codes.join('\n')
   const known = seen.get(key)
   if (known !== undefined) return known
   const c = Object.freeze(byTable(codes, phase))
