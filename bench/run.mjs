@@ -20,7 +20,7 @@ import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { HOST, busyCores, freePort, get, noiseMeter, rssBytes, startedPids, stopAll } from './lib/procs.mjs'
+import { HOST, busyCores, get, noiseMeter, rssBytes, startedPids, stopAll } from './lib/procs.mjs'
 import { load, median, percentile, ratioOfSums, within } from './lib/load.mjs'
 import { wrk } from './lib/wrk.mjs'
 import { fixedLoad } from './lib/rate.mjs'
@@ -785,7 +785,10 @@ const atMedian = rounds => [...rounds].sort((x, y) => x.value - y.value)[Math.fl
 
 async function errorPages (results, ctx) {
   const origin = await ctx.origin()
-  const refused = await freePort() // bound, then released: nothing listens there
+  // Outside the ephemeral range: a port picked free there (bound, then released) was taken
+  // by a server another section started at the same time, and "521" got its 200.
+  const { refusedPort } = await import(pathToFileURL(path.join(ROOT, 'dist', 'lab', 'loopback.js')).href)
+  const refused = await refusedPort()
   const bad = await hp('highproxy (521)', ['--origin', `http://${HOST}:${refused}`])
   const good = await hp('highproxy (200)', ['--origin', origin.url])
   try {

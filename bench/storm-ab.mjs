@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Paired A/B of the 522 storm's CPU: two highproxy builds and the Node storm floor, each
 // stormed in turn, round by round, so that every round's ratios were taken under the same
-// load of a shared machine. The median of each ratio over the rounds is the figure.
+// load of a shared machine. The median of each ratio over the rounds is the figure, and the
+// rounds summed with their 95% bootstrap interval says how far it can be trusted.
 //
 //   node bench/storm-ab.mjs --base <dir of another checkout, built> [--rounds 7] [--concurrency 1000]
 //                           [--base-args="<highproxy args>"] [--this-args="<highproxy args>"]
@@ -32,6 +33,7 @@ import { parseArgs } from 'node:util'
 import { freePort, start, stopAll } from './lib/procs.mjs'
 import { cpuWindow } from './lib/cpu.mjs'
 import { runStorm } from './lib/storm.mjs'
+import { ratioOfSums } from './lib/load.mjs'
 import { highproxyNodeFlags, startNodeServer } from './lib/servers.mjs'
 import { splitArgs } from './lib/args.mjs'
 
@@ -128,6 +130,12 @@ try {
   }
   process.stdout.write(`median over ${rounds} rounds: base/floor ${median(rows.map(r => r.base.cpu / r.floor.cpu)).toFixed(2)}, ` +
     `this/floor ${median(rows.map(r => r.this.cpu / r.floor.cpu)).toFixed(2)}, this/base ${median(rows.map(r => r.this.cpu / r.base.cpu)).toFixed(2)}\n`)
+  // One storm's CPU scatters by half either way: the rounds summed, with their 95% interval.
+  const summed = (a, b) => {
+    const s = ratioOfSums(rows.map(r => [r[a].cpu, r[b].cpu]))
+    return `${a}/${b} ${s.value?.toFixed(2)}${s.low === null ? '' : ` (${s.low.toFixed(2)}–${s.high.toFixed(2)})`}`
+  }
+  process.stdout.write(`all rounds summed: ${summed('base', 'floor')}, ${summed('this', 'floor')}, ${summed('this', 'base')}\n`)
 } finally {
   await stopAll()
   await dead.close()

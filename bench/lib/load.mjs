@@ -20,16 +20,21 @@ export function median (values) {
   return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
 }
 
+const MIN_ROUNDS_FOR_INTERVAL = 5
+
 /**
- * Σa / Σb over paired rounds ([a, b] each), with a 95% bootstrap interval: the rounds
+ * Σa / Σb over paired rounds ([a, b] each), with a 95% bootstrap interval (from 5 rounds): the rounds
  * resampled with replacement 2,000 times. A fixed seed, so that one set of results always
  * reads the same. Where single rounds scatter widely (a storm's CPU by half either way), the
  * interval says how far the figure can be trusted.
  */
-export function ratioOfSums (pairs, resamples = 2000) {
+export function ratioOfSums (rounds, resamples = 2000) {
+  // A round with a reading missing is no round (as median() drops such values).
+  const pairs = rounds.filter(p => Number.isFinite(p[0]) && Number.isFinite(p[1]))
   const sum = (xs, i) => xs.reduce((n, p) => n + p[i], 0)
-  const value = sum(pairs, 0) / sum(pairs, 1)
-  if (pairs.length < 2) return { value, low: null, high: null }
+  const value = pairs.length === 0 ? null : sum(pairs, 0) / sum(pairs, 1)
+  // Fewer rounds than this resample into an interval that means nothing.
+  if (pairs.length < MIN_ROUNDS_FOR_INTERVAL) return { value, low: null, high: null }
   let seed = 0x9e3779b9
   // mulberry32: a small PRNG; Math.random cannot be seeded.
   const random = () => {
