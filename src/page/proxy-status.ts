@@ -81,8 +81,15 @@ function typeParams (c: Pick<Classification, 'proxyStatus'>, err: unknown, param
   }
 }
 
-/** How many members with a condition's words are kept at most. */
-const NOTED_MAX = 256
+/**
+ * How many failure members are kept at most: the table's texts and the pools make few, but
+ * an origin's condition carries counts that change.
+ */
+const FAILURES_MAX = 256
+
+/** A failure's words with the origin's condition after them, when there is one. */
+const withNote = (c: Pick<Classification, 'proxyStatus' | 'why'>, note: string | null): Pick<Classification, 'proxyStatus' | 'why'> =>
+  note === null ? c : { proxyStatus: c.proxyStatus, why: `${c.why}; ${note}` }
 
 export class ProxyStatus {
   private readonly name: Token | string
@@ -95,12 +102,10 @@ export class ProxyStatus {
 
   /**
    * Members of failures whose type takes no parameter from the error: they depend only on
-   * table texts and the pool, so there are few of them, and a 522 storm serialized the
-   * same one a thousand times.
+   * table texts, the pool, the edge's details and the origin's condition, so there are few
+   * of them, and a 522 storm serialized the same one a thousand times.
    */
   private readonly failures = new Map<string, string>()
-  /** Members with an origin condition's words (forFailure's `note`). */
-  private readonly noted = new Map<string, string>()
   /** The last failure's member and what it was made of. */
   private last: { proxyStatus: string | null, why: string, nextHop: string | null, receivedStatus: number | null, note: string | null,
     details: string | null, member: string } | null = null
@@ -110,7 +115,7 @@ export class ProxyStatus {
     note: string | null = null): string {
     const details = detailsOf(err)
     if (c.proxyStatus === 'dns_error' || c.proxyStatus === 'tls_alert_received') {
-      return this.failure(note === null ? c : { proxyStatus: c.proxyStatus, why: `${c.why}; ${note}` }, err, nextHop, receivedStatus, details)
+      return this.failure(withNote(c, note), err, nextHop, receivedStatus, details)
     }
     // A storm answers one failure a thousand times: the same words as the last answer (the
     // condition's words are made once per change) are its member again, without building
@@ -118,33 +123,14 @@ export class ProxyStatus {
     const last = this.last
     if (last !== null && last.proxyStatus === c.proxyStatus && last.why === c.why && last.nextHop === nextHop &&
       last.receivedStatus === receivedStatus && last.note === note && last.details === details) return last.member
-    const member = this.cached(c, err, nextHop, receivedStatus, note, details)
-    this.last = { proxyStatus: c.proxyStatus, why: c.why, nextHop, receivedStatus, note, details, member }
-    return member
-  }
-
-  private cached (c: Pick<Classification, 'proxyStatus' | 'why'>, err: unknown, nextHop: string | null, receivedStatus: number | null,
-    note: string | null, details: string | null): string {
-    // The origin's condition, when it is drowning or down: its evidence carries counts that
-    // change, so these members are kept apart, a bounded few. In a storm the window is full
-    // and the words stop changing: the same member answers every request again.
-    if (note !== null) {
-      const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}\n${note}\n${details ?? ''}`
-      let member = this.noted.get(key)
-      if (member === undefined) {
-        if (this.noted.size >= NOTED_MAX) this.noted.clear()
-        member = this.failure({ proxyStatus: c.proxyStatus, why: `${c.why}; ${note}` }, err, nextHop, receivedStatus, details)
-        this.noted.set(key, member)
-      }
-      return member
-    }
-    // Extra details are edge-made words from bounded numbers (a cap, a limit): few keys.
-    const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}\n${details ?? ''}`
+    const key = `${c.proxyStatus ?? ''}\n${c.why}\n${nextHop ?? ''}\n${receivedStatus ?? ''}\n${note ?? ''}\n${details ?? ''}`
     let member = this.failures.get(key)
     if (member === undefined) {
-      member = this.failure(c, err, nextHop, receivedStatus, details)
+      if (this.failures.size >= FAILURES_MAX) this.failures.clear()
+      member = this.failure(withNote(c, note), err, nextHop, receivedStatus, details)
       this.failures.set(key, member)
     }
+    this.last = { proxyStatus: c.proxyStatus, why: c.why, nextHop, receivedStatus, note, details, member }
     return member
   }
 
